@@ -1,0 +1,1 @@
+//! secure-ipc-benches: benchmark helpers (see benches/).

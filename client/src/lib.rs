@@ -1,0 +1,1 @@
+//! secure-ipc client crate: empty for now; the API lands with the data path.

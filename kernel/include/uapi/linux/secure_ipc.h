@@ -1,0 +1,703 @@
+/* SPDX-License-Identifier: ((GPL-2.0-only WITH Linux-syscall-note) OR MIT) */
+/*
+ * secure_ipc: sealed shared-memory channels between host and container
+ * processes on one kernel.
+ *
+ * This header is the single source of truth for the user/kernel ABI. The
+ * Rust mirror (ring/src/abi.rs) asserts every size and offset below at
+ * compile time, and a test compiles a C program against this file and
+ * compares both views.
+ */
+#ifndef _UAPI_LINUX_SECURE_IPC_H
+#define _UAPI_LINUX_SECURE_IPC_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <linux/ioctl.h>
+#else
+#include <linux/types.h>
+#include <sys/ioctl.h>
+#endif
+
+/**
+ * DOC: overview
+ *
+ * A channel has a name and two endpoints: the *owner* (the file that
+ * issued %SIPC_IOC_CREATE) and the *peer* (the file that issued
+ * %SIPC_IOC_ATTACH). Each endpoint is one open file of /dev/secure_ipc.
+ * Each direction is a single-producer single-consumer stream.
+ *
+ * Every endpoint maps two rings from its own file (mmap offsets below):
+ *
+ * - TX: user space produces plaintext messages, the kernel consumes them
+ *   on %SIPC_IOC_SEND, seals them (AES-256-GCM) into the direction's
+ *   sealed store (kernel memory that is never mapped) and frees the slots.
+ * - RX: the kernel produces on %SIPC_IOC_RECV by opening sealed records
+ *   into free RX slots with a stamped &struct sipc_rx_desc; user space
+ *   consumes them.
+ *
+ * A ring mapping is: one header page (&struct sipc_ring_hdr), the
+ * descriptor array (``entries`` descriptors, padded to a page), then the
+ * slot array (``entries`` slots of ``slot_size`` bytes). Message i of the
+ * ring lives in descriptor and slot ``i & (entries - 1)``: descriptors
+ * carry no addresses, so nothing in them can point out of the ring.
+ */
+
+/**
+ * DOC: memory ordering protocol
+ *
+ * Indices are free-running __u32 counters; the number of filled entries is
+ * ``prod - cons`` (mod 2^32) and must never exceed ``entries``. Each index
+ * and each flags word has exactly one writer (see &struct sipc_ring_hdr).
+ * The reader of the other side's index reads it once per operation and
+ * validates it before use.
+ *
+ * [O1] Producer publish: write the slot and its descriptor, then
+ *      store-release ``prod``. Pairs with [O2].
+ * [O2] Consumer observe: load-acquire ``prod``, check
+ *      ``prod - cons <= entries``, then read descriptors and slots of
+ *      ``[cons, prod)``. Pairs with [O1].
+ * [O3] Consumer release: finish reading the slots, then store-release
+ *      ``cons``. Pairs with [O4].
+ * [O4] Producer room: load-acquire ``cons``, check
+ *      ``prod - cons <= entries``, then reuse slots up to ``cons + entries``.
+ *      Pairs with [O3].
+ * [O5] Consumer sleep (no lost wake-up): set %SIPC_FLAG_NEED_WAKEUP in
+ *      ``cons_flags``; full barrier (smp_mb / SeqCst fence); re-check
+ *      ``prod`` (and, on an RX ring, ``store_prod``); sleep on the doorbell
+ *      only if still empty; clear the flag once awake. Pairs with [O6].
+ * [O6] Producer wake: after [O1], full barrier, then read ``cons_flags``;
+ *      if %SIPC_FLAG_NEED_WAKEUP is set, signal the consumer's doorbell.
+ *      Either the consumer's re-check in [O5] sees the new ``prod`` or the
+ *      producer sees the flag: the two full barriers forbid both misses
+ *      (the store-buffering litmus test).
+ * [O7] Producer waiting for room: the same as [O5]/[O6] with the roles
+ *      swapped: ``prod_flags`` NEED_WAKEUP, full barrier, re-check ``cons``
+ *      (TX ring: ``store_cons``); the consumer after [O3] issues a full
+ *      barrier and reads ``prod_flags``.
+ * [O8] Hang-up: an endpoint sets %SIPC_FLAG_CLOSED in the flags word it
+ *      owns with a store-release after its last publish/release; the other
+ *      side load-acquires the flags word and, for a consumer, drains what
+ *      was published before the flag, then reports the hang-up.
+ * [O9] Kernel status line: the kernel store-releases ``store_prod``,
+ *      ``store_cons`` and ``status``; user space load-acquires them. They
+ *      are hints for polling and sleeping: the ioctls and poll() are
+ *      authoritative.
+ */
+
+/**
+ * DOC: errno table
+ *
+ * ===========  ===========================================================
+ * EINVAL       bad argument: unknown flag bit, non-zero reserved field,
+ *              bad name, geometry not a power of two or out of range,
+ *              struct size smaller than the first published version
+ * E2BIG        struct larger than the kernel knows with a non-zero tail
+ * EFAULT       argument pointer not readable/writable
+ * ENOTTY       unknown ioctl number
+ * EEXIST       CREATE of a name that exists
+ * ENOENT       ATTACH to a name that does not exist
+ * EBUSY        ATTACH to a channel that has a peer; CREATE/ATTACH on a
+ *              file that is already an endpoint
+ * ENOTCONN     SEND/RECV/read/write/mmap on a file that is not an
+ *              endpoint, or an owner before the first peer attached
+ * EPIPE        the other endpoint closed and everything it sealed was
+ *              received (RECV/read), or it closed (SEND/write)
+ * EAGAIN       nothing to do and O_NONBLOCK (read/write)
+ * EMSGSIZE     write larger than slot_size; read buffer smaller than the
+ *              next message (the message stays queued)
+ * EBADMSG      a sealed record failed authentication; it is dropped,
+ *              counted and never delivered
+ * EACCES       the channel's policy refused this opener; CREATE from a
+ *              namespace that the module does not allow
+ * EKEYREJECTED identity proof missing or wrong
+ * EPROTO       a ring index or descriptor written by user space is out of
+ *              range (the ring is left as it was; nothing is sealed)
+ * ENOSPC       the module's channel or memory limit is reached
+ * ENOMEM       allocation failure
+ * EOVERFLOW    the sequence space of a direction is exhausted
+ * ===========  ===========================================================
+ */
+
+/* ------------------------------------------------------------------ */
+/* Constants                                                           */
+/* ------------------------------------------------------------------ */
+
+/** SIPC_ABI_VERSION - bumped on any incompatible change */
+#define SIPC_ABI_VERSION	1
+
+/** SIPC_RING_MAGIC - ``magic`` of every ring header ("SIPC" little-endian) */
+#define SIPC_RING_MAGIC		0x43504953U
+
+/** SIPC_NAME_MAX - channel name buffer, including the terminating NUL */
+#define SIPC_NAME_MAX		32
+
+#define SIPC_MIN_SLOT_SIZE	64U
+#define SIPC_MAX_SLOT_SIZE	65536U
+#define SIPC_MIN_ENTRIES	2U
+#define SIPC_MAX_ENTRIES	32768U
+
+/** SIPC_KEY_LEN - X25519 public key, PSK and proof length */
+#define SIPC_KEY_LEN		32
+/** SIPC_TAG_LEN - AES-GCM tag length */
+#define SIPC_TAG_LEN		16
+/** SIPC_SALT_LEN - per-direction nonce salt; nonce = salt || le64(seq) */
+#define SIPC_SALT_LEN		4
+#define SIPC_NONCE_LEN		12
+
+/** SIPC_RING_HDR_SIZE - the header occupies exactly one 4 KiB page */
+#define SIPC_RING_HDR_SIZE	4096U
+
+/* mmap offsets (io_uring style): pass as the offset argument of mmap(2) */
+#define SIPC_OFF_TX_RING	0x00000000ULL
+#define SIPC_OFF_RX_RING	0x10000000ULL
+
+/* Ring kinds, in sipc_ring_hdr.kind */
+#define SIPC_RING_TX		1
+#define SIPC_RING_RX		2
+
+/* Directions (in the sealed record header) */
+#define SIPC_DIR_OWNER_TO_PEER	0
+#define SIPC_DIR_PEER_TO_OWNER	1
+
+/* Flags words: prod_flags / cons_flags (writer: the side that owns them) */
+#define SIPC_FLAG_NEED_WAKEUP	(1U << 0)	/* owner sleeps on its doorbell */
+#define SIPC_FLAG_CLOSED	(1U << 1)	/* owner hung up; final */
+
+/* Kernel status word (sipc_ring_hdr.status; writer: kernel) */
+#define SIPC_STATUS_PEER_ATTACHED	(1U << 0)
+#define SIPC_STATUS_PEER_CLOSED		(1U << 1)	/* peer gone; drain, then EPIPE */
+#define SIPC_STATUS_ERROR		(1U << 2)	/* EPROTO seen on this ring */
+
+/* Feature bits reported by SIPC_IOC_INFO */
+#define SIPC_FEAT_MMAP_RINGS	(1ULL << 0)
+#define SIPC_FEAT_READ_WRITE	(1ULL << 1)
+#define SIPC_FEAT_DOORBELL	(1ULL << 2)
+#define SIPC_FEAT_X25519	(1ULL << 3)
+#define SIPC_FEAT_IDENTITY	(1ULL << 4)
+#define SIPC_FEAT_PSK		(1ULL << 5)
+#define SIPC_FEAT_REKEY		(1ULL << 6)
+#define SIPC_FEAT_TEST_HOOKS	(1ULL << 63)	/* built with SIPC_TEST_HOOKS */
+
+/* ------------------------------------------------------------------ */
+/* Shared ring layout                                                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * struct sipc_ring_hdr - first page of every ring mapping
+ *
+ * Line 0 is written once by the kernel before the ring is mapped and never
+ * again; each later field sits on its own 128-byte line (no false sharing
+ * between the two sides) and has exactly one writer, named per field. All
+ * multi-byte fields are in the CPU's native byte order.
+ *
+ * @magic: %SIPC_RING_MAGIC. Writer: kernel, once.
+ * @abi_version: %SIPC_ABI_VERSION. Writer: kernel, once.
+ * @kind: %SIPC_RING_TX or %SIPC_RING_RX. Writer: kernel, once.
+ * @entries: number of descriptors and slots, a power of two. Writer:
+ *	kernel, once.
+ * @slot_size: bytes per slot, a power of two. Writer: kernel, once.
+ * @desc_size: bytes per descriptor (16 for TX, 64 for RX). Writer:
+ *	kernel, once.
+ * @desc_offset: offset of the descriptor array from the start of the
+ *	mapping (%SIPC_RING_HDR_SIZE). Writer: kernel, once.
+ * @slots_offset: offset of the slot array from the start of the mapping,
+ *	page aligned. Writer: kernel, once.
+ * @ring_bytes: total length of the mapping. Writer: kernel, once.
+ * @reserved0: zero.
+ * @prod: producer index. Writer: the producer (TX: user; RX: kernel).
+ * @pad1: zero.
+ * @cons: consumer index. Writer: the consumer (TX: kernel; RX: user).
+ * @pad2: zero.
+ * @prod_flags: %SIPC_FLAG_* of the producer. Writer: the producer.
+ * @pad3: zero.
+ * @cons_flags: %SIPC_FLAG_* of the consumer. Writer: the consumer.
+ * @pad4: zero.
+ * @store_prod: records sealed into the direction's sealed store so far
+ *	(free-running). Writer: kernel (the sending endpoint's SEND path).
+ * @store_cons: records opened out of the sealed store so far. Writer:
+ *	kernel (the receiving endpoint's RECV path).
+ * @store_entries: capacity of the sealed store. Writer: kernel, once.
+ * @status: %SIPC_STATUS_* bits. Writer: kernel.
+ * @pad5: zero.
+ * @reserved: zero; pads the header to one page.
+ *
+ * On a TX ring the store_* fields describe the outgoing sealed store (the
+ * producer waits for ``store_prod - store_cons < store_entries``); on an RX
+ * ring they describe the incoming one (records are waiting while
+ * ``store_prod != store_cons``).
+ */
+struct sipc_ring_hdr {
+	/* line 0: geometry, kernel-written once */
+	__u32 magic;
+	__u16 abi_version;
+	__u16 kind;
+	__u32 entries;
+	__u32 slot_size;
+	__u32 desc_size;
+	__u32 desc_offset;
+	__u64 slots_offset;
+	__u64 ring_bytes;
+	__u8  reserved0[88];
+	/* line 1 */
+	__u32 prod;
+	__u8  pad1[124];
+	/* line 2 */
+	__u32 cons;
+	__u8  pad2[124];
+	/* line 3 */
+	__u32 prod_flags;
+	__u8  pad3[124];
+	/* line 4 */
+	__u32 cons_flags;
+	__u8  pad4[124];
+	/* line 5: kernel status */
+	__u32 store_prod;
+	__u32 store_cons;
+	__u32 store_entries;
+	__u32 status;
+	__u8  pad5[112];
+	__u8  reserved[3328];
+};
+
+/**
+ * struct sipc_tx_desc - a message user space asks the kernel to send
+ * @len: payload bytes in the slot, 0..slot_size. Writer: user.
+ * @type: application message type, opaque to the kernel. Writer: user.
+ * @flags: must be zero (EPROTO otherwise). Writer: user.
+ * @reserved: must be zero (EPROTO otherwise). Writer: user.
+ *
+ * The kernel reads each field once (READ_ONCE) before checking it.
+ */
+struct sipc_tx_desc {
+	__u32 len;
+	__u16 type;
+	__u16 flags;
+	__u64 reserved;
+};
+
+/**
+ * struct sipc_rx_desc - a received message, stamped by the kernel
+ * @seq: sequence number in this direction, from 0, strictly increasing by
+ *	one per record. Writer: kernel.
+ * @timestamp_ns: CLOCK_MONOTONIC at the sender's SEND/write. Writer: kernel.
+ * @len: payload bytes in the slot. Writer: kernel.
+ * @type: the sender's message type. Writer: kernel.
+ * @flags: zero for now. Writer: kernel.
+ * @sender_pid: sending endpoint's opener tgid, in the receiver's pid
+ *	namespace (0 if not visible there). Writer: kernel.
+ * @sender_uid: opener's uid in the receiver's user namespace (overflowuid
+ *	if unmapped). Writer: kernel.
+ * @sender_gid: opener's gid, likewise. Writer: kernel.
+ * @epoch: key epoch the record was sealed under. Writer: kernel.
+ * @reserved: zero. Writer: kernel.
+ */
+struct sipc_rx_desc {
+	__u64 seq;
+	__u64 timestamp_ns;
+	__u32 len;
+	__u16 type;
+	__u16 flags;
+	__u32 sender_pid;
+	__u32 sender_uid;
+	__u32 sender_gid;
+	__u32 epoch;
+	__u8  reserved[24];
+};
+
+/**
+ * struct sipc_record_hdr - sealed record header, the AES-GCM AAD
+ * @channel_id: 64-bit channel identifier chosen at create.
+ * @seq: sequence number in this direction.
+ * @timestamp_ns: commit timestamp (CLOCK_MONOTONIC).
+ * @epoch: key epoch.
+ * @len: plaintext length; the ciphertext has the same length and is
+ *	followed by a %SIPC_TAG_LEN tag.
+ * @type: message type.
+ * @direction: %SIPC_DIR_OWNER_TO_PEER or %SIPC_DIR_PEER_TO_OWNER.
+ * @version: record format version, 1.
+ * @reserved: zero.
+ *
+ * Both backends use this format: the AAD is these 40 bytes, every field
+ * little-endian; the nonce is the direction's 4-byte salt followed by
+ * le64(seq). The kernel keeps records in its sealed store; the userspace
+ * backend places them in the shared ring. See docs/record-format.md.
+ */
+struct sipc_record_hdr {
+	__u64 channel_id;
+	__u64 seq;
+	__u64 timestamp_ns;
+	__u32 epoch;
+	__u32 len;
+	__u16 type;
+	__u8  direction;
+	__u8  version;
+	__u32 reserved;
+};
+
+/* ------------------------------------------------------------------ */
+/* ioctls                                                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every ioctl argument struct starts with __u32 size = sizeof(the struct as
+ * the caller knows it). The kernel accepts any size >= the first published
+ * size (the *_SIZE_VER0 constants); a larger struct whose unknown tail is
+ * not all zero fails with E2BIG (copy_struct_from_user). Output structs are
+ * written up to min(size, kernel's size).
+ */
+
+/**
+ * struct sipc_info - SIPC_IOC_INFO: what this module supports
+ * @size: sizeof(struct sipc_info). In.
+ * @abi_version: %SIPC_ABI_VERSION. Out.
+ * @features: %SIPC_FEAT_* bits. Out.
+ * @min_slot_size: smallest slot size accepted by CREATE. Out.
+ * @max_slot_size: largest slot size accepted by CREATE (module param). Out.
+ * @min_entries: smallest slot count. Out.
+ * @max_entries: largest slot count (module param). Out.
+ * @max_channels: channel limit (module param). Out.
+ * @nr_channels: channels that exist now. Out.
+ * @max_channel_bytes: pinned-bytes limit per channel (module param). Out.
+ * @rekey_records: default records per key epoch. Out.
+ * @reserved: zero. Out.
+ */
+struct sipc_info {
+	__u32 size;
+	__u32 abi_version;
+	__u64 features;
+	__u32 min_slot_size;
+	__u32 max_slot_size;
+	__u32 min_entries;
+	__u32 max_entries;
+	__u32 max_channels;
+	__u32 nr_channels;
+	__u64 max_channel_bytes;
+	__u64 rekey_records;
+	__u64 reserved[4];
+};
+
+/* Policy flags (sipc_create.flags) */
+#define SIPC_POLICY_UID		(1U << 0)	/* peer's fsuid must equal peer_uid */
+#define SIPC_POLICY_GID		(1U << 1)	/* peer's fsgid or a supplementary gid */
+#define SIPC_POLICY_PIDNS	(1U << 2)	/* peer's pid ns inode == peer_pidns_ino */
+#define SIPC_POLICY_IDENTITY	(1U << 3)	/* peer proves identity_pub */
+#define SIPC_CREATE_PSK		(1U << 4)	/* psk is valid */
+#define SIPC_CREATE_FLAGS_ALL	0x1fU
+
+/**
+ * struct sipc_create - SIPC_IOC_CREATE: make this file a channel owner
+ * @size: sizeof(struct sipc_create). In.
+ * @flags: %SIPC_POLICY_* and %SIPC_CREATE_PSK. In.
+ * @name: NUL-terminated, 1..31 bytes of ``[A-Za-z0-9._-]``. In.
+ * @entries: slots per ring, a power of two. In.
+ * @slot_size: bytes per slot, a power of two. In.
+ * @peer_uid: uid (in the creator's user namespace) with %SIPC_POLICY_UID. In.
+ * @peer_gid: gid with %SIPC_POLICY_GID. In.
+ * @peer_pidns_ino: pid-namespace inode number with %SIPC_POLICY_PIDNS
+ *	(as stat(2) shows /proc/PID/ns/pid). In.
+ * @identity_pub: X25519 public key the peer must prove with
+ *	%SIPC_POLICY_IDENTITY. In.
+ * @psk: optional pre-shared key with %SIPC_CREATE_PSK; copied, mixed into
+ *	the key schedule, zeroized; never returned. In.
+ * @rekey_records: records per key epoch, 0 = module default. In.
+ * @rekey_bytes: bytes per key epoch, 0 = module default. In.
+ * @channel_id: the channel's id (the AAD's channel_id). Out.
+ * @tx_ring_bytes: length to mmap at %SIPC_OFF_TX_RING. Out.
+ * @rx_ring_bytes: length to mmap at %SIPC_OFF_RX_RING. Out.
+ * @reserved: zero. In.
+ */
+struct sipc_create {
+	__u32 size;
+	__u32 flags;
+	char  name[SIPC_NAME_MAX];
+	__u32 entries;
+	__u32 slot_size;
+	__u32 peer_uid;
+	__u32 peer_gid;
+	__u64 peer_pidns_ino;
+	__u8  identity_pub[SIPC_KEY_LEN];
+	__u8  psk[SIPC_KEY_LEN];
+	__u64 rekey_records;
+	__u64 rekey_bytes;
+	__u64 channel_id;
+	__u64 tx_ring_bytes;
+	__u64 rx_ring_bytes;
+	__u64 reserved[4];
+};
+
+/**
+ * struct sipc_challenge - SIPC_IOC_CHALLENGE: first half of an identity
+ * attach
+ * @size: sizeof(struct sipc_challenge). In.
+ * @flags: zero. In.
+ * @name: channel to attach to. In.
+ * @kernel_pub: the kernel's fresh ephemeral X25519 public key for this
+ *	attach attempt; valid for one %SIPC_IOC_ATTACH on this file. Out.
+ * @nonce: 32 random bytes bound into the proof transcript. Out.
+ * @reserved: zero.
+ *
+ * The proof is HMAC-SHA256(key = HKDF(X25519(identity_priv, kernel_pub)),
+ * transcript) as specified in docs/key-schedule.md; a challenge is consumed
+ * by the next ATTACH, successful or not, so a proof cannot be replayed.
+ */
+struct sipc_challenge {
+	__u32 size;
+	__u32 flags;
+	char  name[SIPC_NAME_MAX];
+	__u8  kernel_pub[SIPC_KEY_LEN];
+	__u8  nonce[SIPC_KEY_LEN];
+	__u64 reserved[2];
+};
+
+#define SIPC_ATTACH_PROOF	(1U << 0)	/* proof is valid (needs CHALLENGE) */
+#define SIPC_ATTACH_PSK		(1U << 1)	/* psk is valid */
+#define SIPC_ATTACH_FLAGS_ALL	0x3U
+
+/**
+ * struct sipc_attach - SIPC_IOC_ATTACH: make this file the channel's peer
+ * @size: sizeof(struct sipc_attach). In.
+ * @flags: %SIPC_ATTACH_*. In.
+ * @name: channel name. In.
+ * @proof: identity proof with %SIPC_ATTACH_PROOF. In.
+ * @psk: pre-shared key with %SIPC_ATTACH_PSK. In.
+ * @entries: the channel's slot count. Out.
+ * @slot_size: the channel's slot size. Out.
+ * @channel_id: the channel's id. Out.
+ * @tx_ring_bytes: length to mmap at %SIPC_OFF_TX_RING. Out.
+ * @rx_ring_bytes: length to mmap at %SIPC_OFF_RX_RING. Out.
+ * @reserved: zero. In.
+ */
+struct sipc_attach {
+	__u32 size;
+	__u32 flags;
+	char  name[SIPC_NAME_MAX];
+	__u8  proof[SIPC_KEY_LEN];
+	__u8  psk[SIPC_KEY_LEN];
+	__u32 entries;
+	__u32 slot_size;
+	__u64 channel_id;
+	__u64 tx_ring_bytes;
+	__u64 rx_ring_bytes;
+	__u64 reserved[4];
+};
+
+/**
+ * struct sipc_doorbell - SIPC_IOC_SET_DOORBELL: register an eventfd
+ * @size: sizeof(struct sipc_doorbell). In.
+ * @flags: zero. In.
+ * @eventfd: eventfd to signal, or -1 to remove the doorbell. In.
+ * @reserved: zero. In.
+ *
+ * The kernel signals it when data arrives while RX ``cons_flags`` has
+ * NEED_WAKEUP, when sealed-store room appears while TX ``prod_flags`` has
+ * NEED_WAKEUP, and when the other endpoint hangs up.
+ */
+struct sipc_doorbell {
+	__u32 size;
+	__u32 flags;
+	__s32 eventfd;
+	__u32 reserved;
+};
+
+/**
+ * struct sipc_peer_cred - SIPC_IOC_PEER_CRED: who the other endpoint is
+ * @size: sizeof(struct sipc_peer_cred). In.
+ * @flags: zero. In.
+ * @pid: the other opener's tgid in the caller's pid namespace (0 if not
+ *	visible). Out.
+ * @uid: its fsuid at open, in the caller's user namespace. Out.
+ * @gid: its fsgid at open, in the caller's user namespace. Out.
+ * @identity_verified: 1 if it proved the channel's pinned identity. Out.
+ * @pidns_ino: its pid namespace inode number. Out.
+ * @userns_ino: its user namespace inode number. Out.
+ * @reserved: zero.
+ *
+ * Attested by the kernel from the opener's credentials (file->f_cred).
+ * ENOTCONN when there is no other endpoint.
+ */
+struct sipc_peer_cred {
+	__u32 size;
+	__u32 flags;
+	__u32 pid;
+	__u32 uid;
+	__u32 gid;
+	__u32 identity_verified;
+	__u64 pidns_ino;
+	__u64 userns_ino;
+	__u64 reserved[2];
+};
+
+/**
+ * struct sipc_stats - SIPC_IOC_STATS: this endpoint's counters
+ * @size: sizeof(struct sipc_stats). In.
+ * @flags: zero. In.
+ * @sealed_msgs: records this endpoint sealed (SEND/write). Out.
+ * @sealed_bytes: plaintext bytes sealed. Out.
+ * @opened_msgs: records opened for this endpoint (RECV/read). Out.
+ * @opened_bytes: plaintext bytes opened. Out.
+ * @badmsg: records that failed authentication. Out.
+ * @store_full: SEND calls that stopped because the sealed store was full. Out.
+ * @doorbells_signalled: doorbell signals sent to this endpoint. Out.
+ * @doorbells_suppressed: signals skipped because NEED_WAKEUP was clear. Out.
+ * @eproto: EPROTO events on this endpoint's rings. Out.
+ * @rekeys: key epochs advanced (both directions). Out.
+ * @attach_refused: refused attaches to this channel (owner only). Out.
+ * @tx_fill: filled TX entries now. Out.
+ * @rx_fill: filled RX entries now. Out.
+ * @store_out_fill: records waiting in the outgoing sealed store. Out.
+ * @store_in_fill: records waiting in the incoming sealed store. Out.
+ * @tx_epoch: current sealing epoch. Out.
+ * @rx_epoch: current opening epoch. Out.
+ * @reserved: zero.
+ */
+struct sipc_stats {
+	__u32 size;
+	__u32 flags;
+	__u64 sealed_msgs;
+	__u64 sealed_bytes;
+	__u64 opened_msgs;
+	__u64 opened_bytes;
+	__u64 badmsg;
+	__u64 store_full;
+	__u64 doorbells_signalled;
+	__u64 doorbells_suppressed;
+	__u64 eproto;
+	__u64 rekeys;
+	__u64 attach_refused;
+	__u32 tx_fill;
+	__u32 rx_fill;
+	__u32 store_out_fill;
+	__u32 store_in_fill;
+	__u32 tx_epoch;
+	__u32 rx_epoch;
+	__u64 reserved[4];
+};
+
+#define SIPC_REKEY_TX		(1U << 0)	/* ratchet the sealing key now */
+#define SIPC_REKEY_FLAGS_ALL	0x1U
+
+/**
+ * struct sipc_rekey - SIPC_IOC_REKEY: ratchet this endpoint's sending key
+ * @size: sizeof(struct sipc_rekey). In.
+ * @flags: %SIPC_REKEY_TX. In.
+ * @new_epoch: the sealing epoch after the call. Out.
+ * @reserved: zero.
+ *
+ * Only the sending direction can be ratcheted by its sender; the receiver
+ * follows the epoch carried in each record and erases old keys.
+ */
+struct sipc_rekey {
+	__u32 size;
+	__u32 flags;
+	__u32 new_epoch;
+	__u32 reserved;
+};
+
+/**
+ * struct sipc_test_keys - SIPC_IOC_TEST_KEYS: test builds only
+ * @size: sizeof(struct sipc_test_keys). In.
+ * @flags: zero. In.
+ * @tx_key: current sealing key. Out.
+ * @tx_salt: sealing nonce salt. Out.
+ * @tx_epoch: its epoch. Out.
+ *
+ * Exists only when the module is built with SIPC_TEST_HOOKS=1 (then
+ * %SIPC_FEAT_TEST_HOOKS is set); a normal build returns ENOTTY. It lets the
+ * guest tests open a kernel-sealed record with an independent AES-GCM.
+ */
+struct sipc_test_keys {
+	__u32 size;
+	__u32 flags;
+	__u8  tx_key[SIPC_KEY_LEN];
+	__u8  tx_salt[SIPC_SALT_LEN];
+	__u32 tx_epoch;
+};
+
+/**
+ * struct sipc_test_sealed - SIPC_IOC_TEST_PEEK_SEALED: test builds only
+ * @size: sizeof(struct sipc_test_sealed). In.
+ * @flags: zero. In.
+ * @buf: user pointer receiving the oldest record of the outgoing sealed
+ *	store: &struct sipc_record_hdr, ciphertext, tag. In.
+ * @buf_len: its length. In.
+ * @record_len: bytes written. Out.
+ * @reserved: zero.
+ */
+struct sipc_test_sealed {
+	__u32 size;
+	__u32 flags;
+	__u64 buf;
+	__u32 buf_len;
+	__u32 record_len;
+	__u64 reserved;
+};
+
+/* "0xBC" is not listed in Documentation/userspace-api/ioctl/ioctl-number.rst */
+#define SIPC_IOC_MAGIC		0xBC
+
+#define SIPC_IOC_INFO		_IO(SIPC_IOC_MAGIC, 0x00)	/* struct sipc_info */
+#define SIPC_IOC_CREATE		_IO(SIPC_IOC_MAGIC, 0x01)	/* struct sipc_create */
+#define SIPC_IOC_CHALLENGE	_IO(SIPC_IOC_MAGIC, 0x02)	/* struct sipc_challenge */
+#define SIPC_IOC_ATTACH		_IO(SIPC_IOC_MAGIC, 0x03)	/* struct sipc_attach */
+#define SIPC_IOC_SEND		_IO(SIPC_IOC_MAGIC, 0x04)	/* no argument; returns count */
+#define SIPC_IOC_RECV		_IO(SIPC_IOC_MAGIC, 0x05)	/* no argument; returns count */
+#define SIPC_IOC_SET_DOORBELL	_IO(SIPC_IOC_MAGIC, 0x06)	/* struct sipc_doorbell */
+#define SIPC_IOC_PEER_CRED	_IO(SIPC_IOC_MAGIC, 0x07)	/* struct sipc_peer_cred */
+#define SIPC_IOC_STATS		_IO(SIPC_IOC_MAGIC, 0x08)	/* struct sipc_stats */
+#define SIPC_IOC_REKEY		_IO(SIPC_IOC_MAGIC, 0x09)	/* struct sipc_rekey */
+#define SIPC_IOC_TEST_KEYS	_IO(SIPC_IOC_MAGIC, 0x40)	/* test builds only */
+#define SIPC_IOC_TEST_PEEK_SEALED _IO(SIPC_IOC_MAGIC, 0x41)	/* test builds only */
+
+/* First published sizes: smaller structs get EINVAL */
+#define SIPC_INFO_SIZE_VER0		88
+#define SIPC_CREATE_SIZE_VER0		200
+#define SIPC_CHALLENGE_SIZE_VER0	120
+#define SIPC_ATTACH_SIZE_VER0		168
+#define SIPC_DOORBELL_SIZE_VER0		16
+#define SIPC_PEER_CRED_SIZE_VER0	56
+#define SIPC_STATS_SIZE_VER0		152
+#define SIPC_REKEY_SIZE_VER0		16
+#define SIPC_TEST_KEYS_SIZE_VER0	48
+#define SIPC_TEST_SEALED_SIZE_VER0	32
+
+/* Self-checks: no architecture-dependent padding in any shared struct. */
+#ifdef __KERNEL__
+#define __SIPC_ASSERT(c, m) _Static_assert(c, m)
+#else
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define __SIPC_ASSERT(c, m) _Static_assert(c, m)
+#elif defined(__cplusplus) && __cplusplus >= 201103L
+#define __SIPC_ASSERT(c, m) static_assert(c, m)
+#else
+#define __SIPC_CAT2(a, b) a##b
+#define __SIPC_CAT(a, b) __SIPC_CAT2(a, b)
+#define __SIPC_ASSERT(c, m) \
+	typedef char __SIPC_CAT(__sipc_assert_, __LINE__)[(c) ? 1 : -1] \
+		__attribute__((unused))
+#endif
+#endif
+
+__SIPC_ASSERT(sizeof(struct sipc_ring_hdr) == SIPC_RING_HDR_SIZE, "ring hdr");
+__SIPC_ASSERT(sizeof(struct sipc_tx_desc) == 16, "tx desc");
+__SIPC_ASSERT(sizeof(struct sipc_rx_desc) == 64, "rx desc");
+__SIPC_ASSERT(sizeof(struct sipc_record_hdr) == 40, "record hdr");
+__SIPC_ASSERT(sizeof(struct sipc_info) == SIPC_INFO_SIZE_VER0, "info");
+__SIPC_ASSERT(sizeof(struct sipc_create) == SIPC_CREATE_SIZE_VER0, "create");
+__SIPC_ASSERT(sizeof(struct sipc_challenge) == SIPC_CHALLENGE_SIZE_VER0, "challenge");
+__SIPC_ASSERT(sizeof(struct sipc_attach) == SIPC_ATTACH_SIZE_VER0, "attach");
+__SIPC_ASSERT(sizeof(struct sipc_doorbell) == SIPC_DOORBELL_SIZE_VER0, "doorbell");
+__SIPC_ASSERT(sizeof(struct sipc_peer_cred) == SIPC_PEER_CRED_SIZE_VER0, "peer cred");
+__SIPC_ASSERT(sizeof(struct sipc_stats) == SIPC_STATS_SIZE_VER0, "stats");
+__SIPC_ASSERT(sizeof(struct sipc_rekey) == SIPC_REKEY_SIZE_VER0, "rekey");
+__SIPC_ASSERT(sizeof(struct sipc_test_keys) == SIPC_TEST_KEYS_SIZE_VER0, "test keys");
+__SIPC_ASSERT(sizeof(struct sipc_test_sealed) == SIPC_TEST_SEALED_SIZE_VER0, "test sealed");
+__SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod) == 128, "prod line");
+__SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, cons) == 256, "cons line");
+__SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod_flags) == 384, "prod_flags line");
+__SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, cons_flags) == 512, "cons_flags line");
+__SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, store_prod) == 640, "status line");
+
+#undef __SIPC_ASSERT
+
+#endif /* _UAPI_LINUX_SECURE_IPC_H */

@@ -1,0 +1,1 @@
+//! secure-ipc-ring: placeholder, being written.
