@@ -1,0 +1,85 @@
+//! Small helpers shared by the xtask steps.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+/// The workspace root (the parent of `xtask/`).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Runs a command in the workspace root, echoing it; Err on a non-zero exit.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    cmd.current_dir(root());
+    eprintln!("+ {}", show(cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", show(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed with {status}", show(cmd)))
+    }
+}
+
+/// The command line as a shell user would type it.
+pub fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Is `prog` on PATH?
+pub fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog} >/dev/null 2>&1"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Named steps with a final `N passed, N failed` line.
+#[derive(Default)]
+pub struct Steps {
+    passed: Vec<String>,
+    failed: Vec<(String, String)>,
+}
+
+impl Steps {
+    /// Runs one step, timing it and recording its outcome.
+    pub fn step(&mut self, name: &str, f: impl FnOnce() -> Result<(), String>) {
+        eprintln!("==> {name}");
+        let t = Instant::now();
+        match f() {
+            Ok(()) => {
+                eprintln!("==> {name}: ok ({:.1}s)", t.elapsed().as_secs_f64());
+                self.passed.push(name.to_string());
+            }
+            Err(e) => {
+                eprintln!("==> {name}: FAILED ({:.1}s): {e}", t.elapsed().as_secs_f64());
+                self.failed.push((name.to_string(), e));
+            }
+        }
+    }
+
+    /// Prints the summary; Err if any step failed.
+    pub fn finish(self) -> Result<(), String> {
+        for (name, e) in &self.failed {
+            println!("FAILED: {name}: {e}");
+        }
+        println!("{} passed, {} failed", self.passed.len(), self.failed.len());
+        if self.failed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} step(s) failed", self.failed.len()))
+        }
+    }
+}
