@@ -16,5 +16,6 @@ pub fn unit_tests() -> Result<(), String> {
 pub fn run_all(_args: &[String]) -> Result<(), String> {
     let mut steps = Steps::default();
     steps.step("host: unit and integration tests", unit_tests);
+    crate::android::register(&mut steps);
     steps.finish()
 }

@@ -5,6 +5,7 @@
 //! QEMU guests. Each step prints its outcome; the run ends with
 //! `N passed, N failed`.
 
+mod android;
 mod host;
 mod util;
 
@@ -16,6 +17,8 @@ usage: cargo xtask <command> [options]
 commands:
   test            everything: host tests, ABI check, loom, Miri (and the VM tests once they exist)
   host-test       the host part of `test` only
+  android-test    only the Android/packaging steps of `test`
+  install         DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   help            this text
 ";
 
@@ -29,6 +32,8 @@ fn main() -> ExitCode {
     let result = match cmd.as_str() {
         "test" => host::run_all(rest),
         "host-test" => host::run_all(rest),
+        "android-test" => android::run_all(rest),
+        "install" => android::install(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
