@@ -44,9 +44,12 @@ pub const REQUIRED_SEALS: libc::c_int = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW 
 
 /// A memfd of `len` bytes sealed against shrinking, growing and re-sealing.
 pub fn sealed_memfd(name: &str, len: usize) -> io::Result<OwnedFd> {
-    let cname = CString::new(format!("secure_ipc:{name}")).map_err(|_| io::ErrorKind::InvalidInput)?;
+    let cname =
+        CString::new(format!("secure_ipc:{name}")).map_err(|_| io::ErrorKind::InvalidInput)?;
     // SAFETY: cname is a valid NUL-terminated string for the call's duration.
-    let fd = owned(unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?;
+    let fd = owned(unsafe {
+        libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
     // SAFETY: plain syscall on a descriptor we own.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
     // SAFETY: plain syscall on a descriptor we own.
@@ -82,18 +85,29 @@ impl Mapping {
     pub fn new(fd: &OwnedFd, len: usize) -> io::Result<Arc<Self>> {
         // SAFETY: a fresh mapping chosen by the kernel; no existing memory is affected.
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
+        let ptr =
+            NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
         Ok(Arc::new(Self { ptr, len }))
     }
 
     fn at(&self, off: usize, len: usize) -> Result<NonNull<u8>, LayoutError> {
         if off.checked_add(len).is_none_or(|end| end > self.len) {
-            return Err(LayoutError::MappingTooSmall { needed: (off + len) as u64, mapped: self.len });
+            return Err(LayoutError::MappingTooSmall {
+                needed: (off + len) as u64,
+                mapped: self.len,
+            });
         }
         // SAFETY: off + len <= self.len, so the result stays inside the mapping.
         Ok(unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(off)) })
@@ -101,14 +115,22 @@ impl Mapping {
 
     /// Writes a fresh ring header (layout `l`) at `off`. Call before the
     /// mapping is shared with anyone.
-    pub fn init_ring(&self, off: usize, l: &secure_ipc_ring::RingLayout) -> Result<(), LayoutError> {
+    pub fn init_ring(
+        &self,
+        off: usize,
+        l: &secure_ipc_ring::RingLayout,
+    ) -> Result<(), LayoutError> {
         let base = self.at(off, l.ring_bytes())?;
         // SAFETY: the range is inside our private, not yet shared mapping.
         unsafe { l.init(base, l.ring_bytes(), RingKind::Tx) }
     }
 
     /// The producer half of the ring at `off..off+len`; keeps the mapping alive.
-    pub fn producer(self: &Arc<Self>, off: usize, len: usize) -> Result<Producer<TxDesc>, LayoutError> {
+    pub fn producer(
+        self: &Arc<Self>,
+        off: usize,
+        len: usize,
+    ) -> Result<Producer<TxDesc>, LayoutError> {
         let base = self.at(off, len)?;
         // SAFETY: the range is inside this mapping, which the producer keeps
         // alive (keep_alive below); this process is the ring's only producer
@@ -119,7 +141,11 @@ impl Mapping {
     }
 
     /// The consumer half of the ring at `off..off+len`; keeps the mapping alive.
-    pub fn consumer(self: &Arc<Self>, off: usize, len: usize) -> Result<Consumer<TxDesc>, LayoutError> {
+    pub fn consumer(
+        self: &Arc<Self>,
+        off: usize,
+        len: usize,
+    ) -> Result<Consumer<TxDesc>, LayoutError> {
         let base = self.at(off, len)?;
         // SAFETY: as in `producer`, with this process the only consumer.
         let mut c = unsafe { Consumer::<TxDesc>::from_raw(base, len, RingKind::Tx)? };
@@ -134,7 +160,9 @@ impl Mapping {
                 // SAFETY: in bounds and 4-aligned (ring offsets are page
                 // aligned, the words sit at 128 and 256); an atomic load is
                 // the only way this module reads a shared index.
-                Ok(p) => unsafe { AtomicU32::from_ptr(p.as_ptr().cast::<u32>()) }.load(Ordering::Relaxed),
+                Ok(p) => {
+                    unsafe { AtomicU32::from_ptr(p.as_ptr().cast::<u32>()) }.load(Ordering::Relaxed)
+                }
                 Err(_) => 0,
             }
         };
@@ -185,11 +213,22 @@ pub struct Ready {
 pub fn poll(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<Ready>> {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd { fd, events: libc::POLLIN | libc::POLLRDHUP, revents: 0 })
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        })
         .collect();
     let ms = match timeout {
         None => -1,
-        Some(d) => d.as_millis().min(i32::MAX as u128) as libc::c_int + if d.subsec_nanos() % 1_000_000 != 0 { 1 } else { 0 },
+        Some(d) => {
+            d.as_millis().min(i32::MAX as u128) as libc::c_int
+                + if d.subsec_nanos() % 1_000_000 != 0 {
+                    1
+                } else {
+                    0
+                }
+        }
     };
     // SAFETY: p is a valid array of p.len() pollfds.
     let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
@@ -203,7 +242,8 @@ pub fn poll(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<Ready>> 
     Ok(p.iter()
         .map(|x| Ready {
             readable: x.revents & libc::POLLIN != 0,
-            hangup: x.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR | libc::POLLNVAL) != 0,
+            hangup: x.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR | libc::POLLNVAL)
+                != 0,
         })
         .collect())
 }
@@ -226,7 +266,10 @@ fn sockaddr(addr: &SockAddr<'_>) -> io::Result<(libc::sockaddr_un, libc::socklen
     };
     // Path sockets need room for the terminating NUL.
     if offset + bytes.len() + (1 - offset) > sa.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
     }
     for (i, b) in bytes.iter().enumerate() {
         sa.sun_path[offset + i] = *b as libc::c_char;
@@ -249,7 +292,13 @@ pub fn listen(addr: &SockAddr<'_>) -> io::Result<OwnedFd> {
     let fd = seqpacket()?;
     let (sa, len) = sockaddr(addr)?;
     // SAFETY: sa is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_un).cast(), len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
     // SAFETY: plain syscall.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 8) })?;
     Ok(fd)
@@ -260,23 +309,45 @@ pub fn connect(addr: &SockAddr<'_>) -> io::Result<OwnedFd> {
     let fd = seqpacket()?;
     let (sa, len) = sockaddr(addr)?;
     // SAFETY: sa is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::connect(fd.as_raw_fd(), (&sa as *const libc::sockaddr_un).cast(), len) })?;
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
     Ok(fd)
 }
 
 /// Accepts one connection (close-on-exec).
 pub fn accept(fd: &OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: null address pointers are allowed by accept4.
-    owned(unsafe { libc::accept4(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) })
+    owned(unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    })
 }
 
 /// Sets the receive and send timeouts of a socket.
 pub fn set_timeouts(fd: &OwnedFd, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
         // SAFETY: tv is a valid timeval of the size we pass.
         cvt(unsafe {
-            libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, opt, (&tv as *const libc::timeval).cast(), size_of::<libc::timeval>() as libc::socklen_t)
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&tv as *const libc::timeval).cast(),
+                size_of::<libc::timeval>() as libc::socklen_t,
+            )
         })?;
     }
     Ok(())
@@ -285,10 +356,22 @@ pub fn set_timeouts(fd: &OwnedFd, t: Duration) -> io::Result<()> {
 /// The other end's credentials (`SO_PEERCRED`): pid, uid, gid as this
 /// process's namespaces see them, captured at connect/listen time.
 pub fn peer_cred(fd: &OwnedFd) -> io::Result<(u32, u32, u32)> {
-    let mut c = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
     let mut len = size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: c and len are valid for writing a ucred.
-    cvt(unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut c as *mut libc::ucred).cast(), &mut len) })?;
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut c as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
     Ok((c.pid.max(0) as u32, c.uid, c.gid))
 }
 
@@ -298,9 +381,12 @@ pub const MAX_FDS: usize = 8;
 /// Sends one packet, with `fds` attached as `SCM_RIGHTS`.
 pub fn send_packet(sock: &OwnedFd, data: &[u8], fds: &[&OwnedFd]) -> io::Result<()> {
     assert!(fds.len() <= MAX_FDS);
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
     let mut cbuf = [0u64; 16]; // 128 bytes, 8-aligned: room for CMSG_SPACE(8 fds)
-    // SAFETY: msghdr is plain data; all zero is valid.
+                               // SAFETY: msghdr is plain data; all zero is valid.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
@@ -326,7 +412,10 @@ pub fn send_packet(sock: &OwnedFd, data: &[u8], fds: &[&OwnedFd]) -> io::Result<
     // SAFETY: msg describes valid buffers for the call's duration.
     let n = cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
     if n != data.len() {
-        return Err(io::Error::new(io::ErrorKind::WriteZero, "short packet write"));
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "short packet write",
+        ));
     }
     Ok(())
 }
@@ -334,7 +423,10 @@ pub fn send_packet(sock: &OwnedFd, data: &[u8], fds: &[&OwnedFd]) -> io::Result<
 /// Receives one packet into `buf` (returns its length; 0 = the other end
 /// closed) and any descriptors attached to it.
 pub fn recv_packet(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cbuf = [0u64; 16];
     // SAFETY: msghdr is plain data; all zero is valid.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -361,7 +453,10 @@ pub fn recv_packet(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Own
         }
     }
     if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "oversized rendezvous packet"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "oversized rendezvous packet",
+        ));
     }
     Ok((n, fds))
 }

@@ -164,7 +164,8 @@ impl Counters {
         if b.len() != 8 + 13 * 8 || &b[..8] != MAGIC_STATS_REPLY {
             return None;
         }
-        let f = |i: usize| u64::from_le_bytes(b[8 + i * 8..16 + i * 8].try_into().unwrap_or([0; 8]));
+        let f =
+            |i: usize| u64::from_le_bytes(b[8 + i * 8..16 + i * 8].try_into().unwrap_or([0; 8]));
         Some(Stats {
             sealed_msgs: f(0),
             sealed_bytes: f(1),
@@ -288,10 +289,14 @@ impl TxSession {
 
     fn commit(&mut self, len: usize, msg_type: u16) -> Result<(), Error> {
         let ts = monotonic_ns();
-        let (hdr, tag, rekeyed) = self.sealer.seal_next(msg_type, ts, &mut self.staging[..len])?;
+        let (hdr, tag, rekeyed) = self
+            .sealer
+            .seal_next(msg_type, ts, &mut self.staging[..len])?;
         if rekeyed {
             self.counters.rekeys.fetch_add(1, Ordering::Relaxed);
-            self.counters.tx_epoch.store(self.sealer.epoch(), Ordering::Relaxed);
+            self.counters
+                .tx_epoch
+                .store(self.sealer.epoch(), Ordering::Relaxed);
         }
         let mut slot = match self.producer.reserve() {
             Ok(s) => s,
@@ -301,13 +306,22 @@ impl TxSession {
         };
         let bad = |_| proto("record larger than the slot");
         slot.write_payload(0, &hdr.to_le_bytes()).map_err(bad)?;
-        slot.write_payload(HEADER_LEN, &self.staging[..len]).map_err(bad)?;
+        slot.write_payload(HEADER_LEN, &self.staging[..len])
+            .map_err(bad)?;
         slot.write_payload(HEADER_LEN + len, &tag).map_err(bad)?;
-        let desc = TxDesc { len: (OVERHEAD + len) as u32, type_: msg_type, flags: 0, reserved: 0 };
-        slot.commit(desc).map_err(|_| proto("record larger than the slot"))?;
+        let desc = TxDesc {
+            len: (OVERHEAD + len) as u32,
+            type_: msg_type,
+            flags: 0,
+            reserved: 0,
+        };
+        slot.commit(desc)
+            .map_err(|_| proto("record larger than the slot"))?;
         self.unpublished += 1;
         self.counters.sealed_msgs.fetch_add(1, Ordering::Relaxed);
-        self.counters.sealed_bytes.fetch_add(len as u64, Ordering::Relaxed);
+        self.counters
+            .sealed_bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -315,11 +329,17 @@ impl TxSession {
         let n = std::mem::take(&mut self.unpublished);
         if self.producer.publish() {
             sys::eventfd_signal(&self.their_data);
-            self.counters.doorbells_signalled.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .doorbells_signalled
+                .fetch_add(1, Ordering::Relaxed);
         } else if n > 0 {
-            self.counters.doorbells_suppressed.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .doorbells_suppressed
+                .fetch_add(1, Ordering::Relaxed);
         }
-        self.counters.tx_fill.store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
+        self.counters
+            .tx_fill
+            .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
         if self.link.gone.load(Ordering::Relaxed) {
             return Err(Error::PeerClosed);
         }
@@ -386,11 +406,17 @@ impl RxSession {
             slot.release();
             if self.consumer.producer_wants_wakeup() {
                 sys::eventfd_signal(&self.their_room);
-                self.counters.doorbells_signalled.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .doorbells_signalled
+                    .fetch_add(1, Ordering::Relaxed);
             }
-            self.counters.rx_fill.store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
+            self.counters
+                .rx_fill
+                .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
             let opened = match copied {
-                Ok(n) if n == rec_len && rec_len >= OVERHEAD => self.opener.open_next(&mut self.buf[..rec_len]),
+                Ok(n) if n == rec_len && rec_len >= OVERHEAD => {
+                    self.opener.open_next(&mut self.buf[..rec_len])
+                }
                 _ => {
                     // Keep the sequence accounting: this record is spent.
                     let mut spent = [0u8; 0];
@@ -401,11 +427,15 @@ impl RxSession {
             match opened {
                 Ok((hdr, jumped)) => {
                     if jumped > 0 {
-                        self.counters.rekeys.fetch_add(jumped as u64, Ordering::Relaxed);
+                        self.counters
+                            .rekeys
+                            .fetch_add(jumped as u64, Ordering::Relaxed);
                         self.counters.rx_epoch.store(hdr.epoch, Ordering::Relaxed);
                     }
                     self.counters.opened_msgs.fetch_add(1, Ordering::Relaxed);
-                    self.counters.opened_bytes.fetch_add(hdr.len as u64, Ordering::Relaxed);
+                    self.counters
+                        .opened_bytes
+                        .fetch_add(hdr.len as u64, Ordering::Relaxed);
                     let meta = MessageMeta {
                         seq: hdr.seq,
                         timestamp_ns: hdr.timestamp_ns,
@@ -535,11 +565,14 @@ impl UsRx {
 /// Waits on the pending slot's condvar for the listener to attach a peer.
 fn wait_attach(p: &Pending, deadline: Option<Instant>, tx: bool) {
     let Ok(guard) = p.slot.lock() else { return };
-    let ready = |g: &(Option<TxSession>, Option<RxSession>)| if tx { g.0.is_some() } else { g.1.is_some() };
+    let ready =
+        |g: &(Option<TxSession>, Option<RxSession>)| if tx { g.0.is_some() } else { g.1.is_some() };
     if ready(&guard) {
         return;
     }
-    let t = deadline.map(|d| d.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(3600));
+    let t = deadline
+        .map(|d| d.saturating_duration_since(Instant::now()))
+        .unwrap_or(Duration::from_secs(3600));
     let _ = p.ready.wait_timeout_while(guard, t, |g| !ready(g));
 }
 
@@ -685,8 +718,13 @@ impl Geometry {
         if (slot_size as usize) <= OVERHEAD {
             return Err(Error::InvalidGeometry);
         }
-        let layout = RingLayout::new::<TxDesc>(slots, slot_size).map_err(|_| Error::InvalidGeometry)?;
-        Ok(Self { slots, slot_size, layout })
+        let layout =
+            RingLayout::new::<TxDesc>(slots, slot_size).map_err(|_| Error::InvalidGeometry)?;
+        Ok(Self {
+            slots,
+            slot_size,
+            layout,
+        })
     }
     fn ring_bytes(&self) -> usize {
         self.layout.ring_bytes()
@@ -736,7 +774,14 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
     let max = p.geo.max_payload();
     let tx = TxSession {
         producer,
-        sealer: Sealer::new(k.channel_id, tx_dir, tx_key, tx_salt, p.opts.rekey_records, p.opts.rekey_bytes),
+        sealer: Sealer::new(
+            k.channel_id,
+            tx_dir,
+            tx_key,
+            tx_salt,
+            p.opts.rekey_records,
+            p.opts.rekey_bytes,
+        ),
         staging: vec![0u8; max],
         max_payload: max,
         link: p.link.clone(),
@@ -768,23 +813,38 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
 /// pid-namespace and user-namespace inode numbers of a process (0 if unknown).
 fn ns_inodes(pid: u32) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
-    let ino = |what: &str| std::fs::metadata(format!("/proc/{pid}/ns/{what}")).map(|m| m.ino()).unwrap_or(0);
+    let ino = |what: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/{what}"))
+            .map(|m| m.ino())
+            .unwrap_or(0)
+    };
     (ino("pid"), ino("user"))
 }
 
 /// Supplementary groups of a process, as this process's user namespace sees them.
 fn groups_of(pid: u32) -> Vec<u32> {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return Vec::new() };
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
     s.lines()
         .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|x| x.parse().ok()).collect())
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn peer_credentials_of(sock: &OwnedFd) -> Result<PeerCredentials, Error> {
     let (pid, uid, gid) = sys::peer_cred(sock)?;
     let (pidns_ino, userns_ino) = ns_inodes(pid);
-    Ok(PeerCredentials { cred: Credentials { pid, uid, gid }, pidns_ino, userns_ino, identity_verified: false })
+    Ok(PeerCredentials {
+        cred: Credentials { pid, uid, gid },
+        pidns_ino,
+        userns_ino,
+        identity_verified: false,
+    })
 }
 
 /// The policy check of an attach, from the connecting socket's credentials.
@@ -811,7 +871,14 @@ fn recv_exact(sock: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), E
     match sys::recv_packet(sock, buf) {
         Ok((0, _)) => Err(proto("the other side closed the rendezvous socket")),
         Ok(r) => Ok(r),
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => Err(Error::TimedOut),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(Error::TimedOut)
+        }
         Err(e) => Err(Error::Io(e)),
     }
 }
@@ -890,7 +957,9 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         path,
     };
     let fd = pending.stop.as_raw_fd();
-    std::thread::Builder::new().name(format!("sipc-listen-{name}")).spawn(move || listener.run())?;
+    std::thread::Builder::new()
+        .name(format!("sipc-listen-{name}"))
+        .spawn(move || listener.run())?;
     Ok(Endpoint {
         tx: Box::new(UsTx {
             state: TxState::Waiting(pending.clone()),
@@ -899,7 +968,12 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             counters: counters.clone(),
             fd,
         }),
-        rx: Box::new(UsRx { state: RxState::Waiting(pending), max_payload: max, counters, fd }),
+        rx: Box::new(UsRx {
+            state: RxState::Waiting(pending),
+            max_payload: max,
+            counters,
+            fd,
+        }),
     })
 }
 
@@ -917,7 +991,9 @@ impl Listener {
             if !ready[0].readable {
                 continue;
             }
-            let Ok(sock) = sys::accept(&self.listen) else { continue };
+            let Ok(sock) = sys::accept(&self.listen) else {
+                continue;
+            };
             if sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT).is_err() {
                 continue;
             }
@@ -959,7 +1035,9 @@ impl Listener {
         }
         match self.handshake(&sock, peer) {
             Ok(session) => {
-                let Some(pending) = self.pending.upgrade() else { return Ok(false) };
+                let Some(pending) = self.pending.upgrade() else {
+                    return Ok(false);
+                };
                 let link = session.tx.link.clone();
                 let Session { tx, rx } = session;
                 if let Ok(mut g) = pending.slot.lock() {
@@ -1013,10 +1091,18 @@ impl Listener {
         let proof: [u8; 32] = buf[44..76].try_into().map_err(|_| proto("KEYS"))?;
         let peer_confirm: [u8; 32] = buf[76..108].try_into().map_err(|_| proto("KEYS"))?;
 
-        let eph = Zeroizing::new(owner_secret.diffie_hellman(&PublicKey::from(peer_pub)).to_bytes());
+        let eph = Zeroizing::new(
+            owner_secret
+                .diffie_hellman(&PublicKey::from(peer_pub))
+                .to_bytes(),
+        );
         let id_dh = match &self.opts.policy.identity_pub {
             Some(id_pub) => {
-                let dh = Zeroizing::new(owner_secret.diffie_hellman(&PublicKey::from(*id_pub)).to_bytes());
+                let dh = Zeroizing::new(
+                    owner_secret
+                        .diffie_hellman(&PublicKey::from(*id_pub))
+                        .to_bytes(),
+                );
                 let t = keys::proof_transcript(&self.name32, &owner_pub, &nonce, id_pub);
                 if !keys::ct_eq(&keys::identity_proof(&dh, &t), &proof) {
                     return Err(Error::IdentityRejected);
@@ -1043,9 +1129,18 @@ impl Listener {
         let rb = self.geo.ring_bytes();
         let memfd = sys::sealed_memfd(&self.name, 2 * rb)?;
         let mapping = Mapping::new(&memfd, 2 * rb)?;
-        mapping.init_ring(0, &self.geo.layout).map_err(|e| Error::Protocol(e.to_string()))?;
-        mapping.init_ring(rb, &self.geo.layout).map_err(|e| Error::Protocol(e.to_string()))?;
-        let (o_data, o_room, p_data, p_room) = (sys::eventfd()?, sys::eventfd()?, sys::eventfd()?, sys::eventfd()?);
+        mapping
+            .init_ring(0, &self.geo.layout)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        mapping
+            .init_ring(rb, &self.geo.layout)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let (o_data, o_room, p_data, p_room) = (
+            sys::eventfd()?,
+            sys::eventfd()?,
+            sys::eventfd()?,
+            sys::eventfd()?,
+        );
         let mut accept = MAGIC_ACCEPT.to_vec();
         accept.extend_from_slice(&k.owner_confirm);
         sys::send_packet(sock, &accept, &[&memfd, &o_data, &o_room, &p_data, &p_room])?;
@@ -1057,12 +1152,20 @@ impl Listener {
             p2o_key: Zeroizing::new(k.p2o_key),
             p2o_salt: k.p2o_salt,
         };
-        let link = Arc::new(Link { sock: sock.try_clone()?, gone: AtomicBool::new(false) });
+        let link = Arc::new(Link {
+            sock: sock.try_clone()?,
+            gone: AtomicBool::new(false),
+        });
         build_session(SessionParts {
             owner: true,
             geo: &self.geo,
             mapping,
-            bells: Bells { my_data: o_data, my_room: o_room, their_data: p_data, their_room: p_room },
+            bells: Bells {
+                my_data: o_data,
+                my_room: o_room,
+                their_data: p_data,
+                their_room: p_room,
+            },
             keys,
             link,
             counters: self.counters.clone(),
@@ -1086,21 +1189,28 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let mut buf = [0u8; 256];
     let (n, _) = recv_exact(&sock, &mut buf)?;
     if n == 12 && &buf[..8] == MAGIC_REFUSE {
-        return Err(refusal_error(u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])));
+        return Err(refusal_error(u32::from_le_bytes([
+            buf[8], buf[9], buf[10], buf[11],
+        ])));
     }
     if n != 8 + 4 + 4 + 4 + 8 + 32 + 32 || &buf[..8] != MAGIC_HELLO {
         return Err(proto("malformed HELLO packet"));
     }
     let u32_at = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
     let flags = u32_at(8);
-    let geo = Geometry::new(u32_at(12), u32_at(16)).map_err(|_| proto("HELLO geometry out of range"))?;
+    let geo =
+        Geometry::new(u32_at(12), u32_at(16)).map_err(|_| proto("HELLO geometry out of range"))?;
     let channel_id = u64::from_le_bytes(buf[20..28].try_into().map_err(|_| proto("HELLO"))?);
     let owner_pub: [u8; 32] = buf[28..60].try_into().map_err(|_| proto("HELLO"))?;
     let nonce: [u8; 32] = buf[60..92].try_into().map_err(|_| proto("HELLO"))?;
 
     let peer_secret = StaticSecret::random_from_rng(OsRng);
     let peer_pub = PublicKey::from(&peer_secret).to_bytes();
-    let eph = Zeroizing::new(peer_secret.diffie_hellman(&PublicKey::from(owner_pub)).to_bytes());
+    let eph = Zeroizing::new(
+        peer_secret
+            .diffie_hellman(&PublicKey::from(owner_pub))
+            .to_bytes(),
+    );
     drop(peer_secret);
     let (proof, id_dh) = match (&opts.identity, flags & HELLO_IDENTITY != 0) {
         (Some(id), true) => {
@@ -1127,7 +1237,9 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 
     let (n, mut fds) = recv_exact(&sock, &mut buf)?;
     if n == 12 && &buf[..8] == MAGIC_REFUSE {
-        return Err(refusal_error(u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])));
+        return Err(refusal_error(u32::from_le_bytes([
+            buf[8], buf[9], buf[10], buf[11],
+        ])));
     }
     if n != 8 + 32 || &buf[..8] != MAGIC_ACCEPT || fds.len() != 5 {
         return Err(proto("malformed ACCEPT packet"));
@@ -1144,7 +1256,9 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let rb = geo.ring_bytes();
     let (size, seals) = sys::memfd_size_and_seals(&memfd)?;
     if size != 2 * rb as u64 || seals & sys::REQUIRED_SEALS != sys::REQUIRED_SEALS {
-        return Err(proto("the shared memory is not a sealed memfd of the announced size"));
+        return Err(proto(
+            "the shared memory is not a sealed memfd of the announced size",
+        ));
     }
     let mapping = Mapping::new(&memfd, 2 * rb)?;
     let mut peer = peer_credentials_of(&sock)?;
@@ -1157,12 +1271,20 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         p2o_salt: k.p2o_salt,
     };
     let counters = Arc::new(Counters::default());
-    let link = Arc::new(Link { sock, gone: AtomicBool::new(false) });
+    let link = Arc::new(Link {
+        sock,
+        gone: AtomicBool::new(false),
+    });
     let session = build_session(SessionParts {
         owner: false,
         geo: &geo,
         mapping,
-        bells: Bells { my_data: p_data, my_room: p_room, their_data: o_data, their_room: o_room },
+        bells: Bells {
+            my_data: p_data,
+            my_room: p_room,
+            their_data: o_data,
+            their_room: o_room,
+        },
         keys,
         link,
         counters: counters.clone(),
@@ -1180,7 +1302,12 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             counters: counters.clone(),
             fd: tx_fd,
         }),
-        rx: Box::new(UsRx { state: RxState::Ready(session.rx), max_payload: max, counters, fd: rx_fd }),
+        rx: Box::new(UsRx {
+            state: RxState::Ready(session.rx),
+            max_payload: max,
+            counters,
+            fd: rx_fd,
+        }),
     })
 }
 
@@ -1193,7 +1320,9 @@ pub fn query_stats(name: &str, opts: &Options) -> Result<Stats, Error> {
     let mut buf = [0u8; 256];
     let (n, _) = recv_exact(&sock, &mut buf)?;
     if n == 12 && &buf[..8] == MAGIC_REFUSE {
-        return Err(refusal_error(u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])));
+        return Err(refusal_error(u32::from_le_bytes([
+            buf[8], buf[9], buf[10], buf[11],
+        ])));
     }
     Counters::from_wire(&buf[..n]).ok_or_else(|| proto("malformed stats reply"))
 }
