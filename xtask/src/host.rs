@@ -15,6 +15,7 @@ pub fn unit_tests() -> Result<(), String> {
 /// Adds every host step to `steps` (`cargo xtask test` adds the VM tests after them).
 pub fn add_steps(steps: &mut Steps, _args: &[String]) {
     steps.step("host: unit and integration tests", unit_tests);
+    crate::android::register(steps);
 }
 
 /// Runs every host step and prints the summary.

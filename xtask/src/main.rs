@@ -5,6 +5,7 @@
 //! QEMU guests on Debian's 6.1 and 6.12 kernels. Each step prints its
 //! outcome; the run ends with `N passed, N failed`.
 
+mod android;
 mod deps;
 mod host;
 mod initramfs;
@@ -26,6 +27,8 @@ commands:
                      load the module in a guest, run CMD in /extra (DIR's files), exit with its status
   vm-shell [--kernel K] [--extra DIR]
                      interactive guest shell with the module loaded (Ctrl-A X quits)
+  android-test       only the Android/packaging steps of `test`
+  install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   help               this text
 ";
 
@@ -52,6 +55,8 @@ fn main() -> ExitCode {
         "vm-shell" => deps::ensure()
             .and_then(|()| vm::parse_args(rest, "6.12"))
             .and_then(|a| vm::vm_shell(&a)),
+        "android-test" => android::run_all(rest),
+        "install" => android::install(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

@@ -454,7 +454,7 @@ pub fn boot(k: &Kernel, initrd: &Path, name: &str, timeout: Duration, echo: bool
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let log_path = k.work_dir().join(format!("{name}.log"));
-    eprintln!("==> booting {} ({how}); log: {}", k.version, log_path.display());
+    eprintln!("==> booting {} ({}: {how}); log: {}", k.series, k.version, log_path.display());
     let start = Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     let stdout = child.stdout.take().unwrap();
