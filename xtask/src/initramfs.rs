@@ -284,7 +284,10 @@ mod tests {
 
     #[test]
     fn module_names_are_normalised() {
-        assert_eq!(module_name("kernel/arch/x86/crypto/aesni-intel.ko.xz"), "aesni_intel");
+        assert_eq!(
+            module_name("kernel/arch/x86/crypto/aesni-intel.ko.xz"),
+            "aesni_intel"
+        );
         assert_eq!(module_name("kernel/crypto/gcm.ko"), "gcm");
     }
 
@@ -305,7 +308,12 @@ mod tests {
                 ("c", "k/c.ko", vec![]),
             ]
             .into_iter()
-            .map(|(n, p, d)| (n.to_string(), (p.to_string(), d.into_iter().map(String::from).collect())))
+            .map(|(n, p, d)| {
+                (
+                    n.to_string(),
+                    (p.to_string(), d.into_iter().map(String::from).collect()),
+                )
+            })
             .collect(),
             builtin: ["x".to_string()].into_iter().collect(),
         };

@@ -64,7 +64,10 @@ impl Steps {
                 self.passed.push(name.to_string());
             }
             Err(e) => {
-                eprintln!("==> {name}: FAILED ({:.1}s): {e}", t.elapsed().as_secs_f64());
+                eprintln!(
+                    "==> {name}: FAILED ({:.1}s): {e}",
+                    t.elapsed().as_secs_f64()
+                );
                 self.failed.push((name.to_string(), e));
             }
         }

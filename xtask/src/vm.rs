@@ -75,7 +75,10 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
             .map(|n| n["linux-headers-".len()..].to_string())
             .filter(|v| {
                 Path::new("/boot").join(format!("vmlinuz-{v}")).exists()
-                    && Path::new("/lib/modules").join(v).join("modules.dep").exists()
+                    && Path::new("/lib/modules")
+                        .join(v)
+                        .join("modules.dep")
+                        .exists()
             })
             .max_by_key(|v| version_key(v))
             .ok_or_else(|| {
@@ -97,9 +100,11 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
 
 fn is_build_product(name: &str) -> bool {
     name.starts_with('.')
-        || [".o", ".ko", ".mod", ".mod.c", ".cmd", ".o.d", ".symvers", ".order"]
-            .iter()
-            .any(|s| name.ends_with(s))
+        || [
+            ".o", ".ko", ".mod", ".mod.c", ".cmd", ".o.d", ".symvers", ".order",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
 }
 
 /// Mirrors the module sources into `dst`, rewriting only changed files so
@@ -140,7 +145,10 @@ pub enum Variant {
 pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
     let src = root().join("kernel");
     if !src.join("Kbuild").exists() {
-        return Err(format!("{} has no Kbuild: the module is missing", src.display()));
+        return Err(format!(
+            "{} has no Kbuild: the module is missing",
+            src.display()
+        ));
     }
     let (dir, hooks) = match v {
         Variant::Normal => ("kmod", "0"),
@@ -186,7 +194,10 @@ pub fn extract_vmlinux(k: &Kernel) -> Option<PathBuf> {
             Some(out)
         }
         Err(e) => {
-            eprintln!("note: cannot extract vmlinux from {}: {e}; booting the bzImage", k.image.display());
+            eprintln!(
+                "note: cannot extract vmlinux from {}: {e}; booting the bzImage",
+                k.image.display()
+            );
             None
         }
     }
@@ -224,7 +235,10 @@ fn unpack_bzimage(image: &Path) -> Result<Vec<u8>, String> {
     let _ = fs::remove_file(&tmp);
     let out = out.map_err(|e| format!("cannot run {tool}: {e}"))?;
     if !out.status.success() || !out.stdout.starts_with(b"\x7fELF") {
-        return Err(format!("{tool} -dc: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{tool} -dc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok(out.stdout)
 }
@@ -348,21 +362,39 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     let ko = fs::read(&normal).map_err(|e| format!("{}: {e}", normal.display()))?;
 
     let db = ModuleDb::load(&k.modules)?;
-    let mut names: Vec<String> = initramfs::CRYPTO_MODULES.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = initramfs::CRYPTO_MODULES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     names.extend(guest.extra_modules.iter().map(|s| s.to_string()));
     names.extend(initramfs::ko_depends(&ko));
     let resolved = db.resolve(&names);
     if !resolved.absent.is_empty() {
-        eprintln!("note: {}: modules neither built in nor shipped: {}", k.version, resolved.absent.join(" "));
+        eprintln!(
+            "note: {}: modules neither built in nor shipped: {}",
+            k.version,
+            resolved.absent.join(" ")
+        );
     }
 
     let mut c = Cpio::default();
-    for d in ["bin", "dev", "proc", "sys", "tmp", "root", "extra", "etc/sipc", "lib/sipc/deps"] {
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "root",
+        "extra",
+        "etc/sipc",
+        "lib/sipc/deps",
+    ] {
         c.dir(d);
     }
     c.chardev("dev/console", 0o600, 5, 1);
     c.chardev("dev/null", 0o666, 1, 3);
-    let busybox = fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox (busybox-static): {e}"))?;
+    let busybox =
+        fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox (busybox-static): {e}"))?;
     c.file("bin/busybox", 0o755, &busybox);
     c.file("init", 0o755, INIT.as_bytes());
     c.file("etc/sipc/run.sh", 0o644, run_script(&guest.mode).as_bytes());
@@ -381,7 +413,14 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
         for rel in db.resolve(&[opt.to_string()]).paths {
             let data = db.read_module(&rel, &cache)?;
             let base = rel.rsplit('/').next().unwrap_or(&rel);
-            c.file(&format!("lib/sipc/opt/{}.ko", base.split(".ko").next().unwrap_or(base)), 0o644, &data);
+            c.file(
+                &format!(
+                    "lib/sipc/opt/{}.ko",
+                    base.split(".ko").next().unwrap_or(base)
+                ),
+                0o644,
+                &data,
+            );
         }
     }
     c.file("lib/sipc/secure_ipc.ko", 0o644, &ko);
@@ -434,36 +473,61 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
         None => (k.image.clone(), "bzImage"),
     };
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", accel, "-cpu", cpu, "-m", "1G", "-nodefaults", "-no-reboot"])
-        .args(["-smp", &smp.to_string()])
-        .args(["-display", "none"])
-        .arg("-kernel")
-        .arg(image)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.args([
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-m",
+        "1G",
+        "-nodefaults",
+        "-no-reboot",
+    ])
+    .args(["-smp", &smp.to_string()])
+    .args(["-display", "none"])
+    .arg("-kernel")
+    .arg(image)
+    .arg("-initrd")
+    .arg(initrd)
+    .args(["-append", "console=ttyS0 quiet panic=-1"])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     (cmd, format!("{accel_name}, {how}, {smp} CPUs"))
 }
 
 /// Boots the guest, streaming the console to the terminal and to `log_path`.
-pub fn boot(k: &Kernel, initrd: &Path, name: &str, timeout: Duration, echo: bool) -> Result<Outcome, String> {
+pub fn boot(
+    k: &Kernel,
+    initrd: &Path,
+    name: &str,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Outcome, String> {
     let (mut cmd, how) = qemu_cmd(k, initrd, 2);
     cmd.args(["-serial", "stdio", "-monitor", "none"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let log_path = k.work_dir().join(format!("{name}.log"));
-    eprintln!("==> booting {} ({}: {how}); log: {}", k.series, k.version, log_path.display());
+    eprintln!(
+        "==> booting {} ({}: {how}); log: {}",
+        k.series,
+        k.version,
+        log_path.display()
+    );
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
     let stdout = child.stdout.take().unwrap();
-    let mut file = fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let mut file =
+        fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
         for line in BufReader::new(stdout).split(b'\n') {
             let Ok(line) = line else { break };
-            let line = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
             let _ = writeln!(file, "{line}");
             if echo {
                 println!("  | {line}");
@@ -491,7 +555,13 @@ pub fn boot(k: &Kernel, initrd: &Path, name: &str, timeout: Duration, echo: bool
         Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
         _ => None,
     };
-    Ok(Outcome { status, timed_out, log, elapsed: start.elapsed(), log_path })
+    Ok(Outcome {
+        status,
+        timed_out,
+        log,
+        elapsed: start.elapsed(),
+        log_path,
+    })
 }
 
 /// Lines of a kernel log that mean the kernel is unhappy.
@@ -530,12 +600,13 @@ fn parse_test_line(line: &str) -> Option<(String, Result<(), String>)> {
     let rest = line.strip_prefix("test ")?;
     let (name, verdict) = rest.split_once(" ... ")?;
     if verdict.starts_with("ok") {
-        Some((name.to_string(), Ok(())))
-    } else if let Some(why) = verdict.strip_prefix("FAILED") {
-        Some((name.to_string(), Err(why.trim_start_matches([' ', ':']).to_string())))
-    } else {
-        None
+        return Some((name.to_string(), Ok(())));
     }
+    let why = verdict.strip_prefix("FAILED")?;
+    Some((
+        name.to_string(),
+        Err(why.trim_start_matches([' ', ':']).to_string()),
+    ))
 }
 
 /// Options shared by the vm-* commands.
@@ -563,14 +634,21 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
     };
     let mut it = args.iter();
     while let Some(x) = it.next() {
-        let mut val = |what: &str| it.next().cloned().ok_or_else(|| format!("{x} needs {what}"));
+        let mut val = |what: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{x} needs {what}"))
+        };
         match x.as_str() {
             "--kernel" => a.kernel = val("6.1, 6.12 or all")?,
             "--filter" => a.filter = Some(val("a test name")?),
             "--extra" => a.extra = Some(PathBuf::from(val("a directory")?)),
             "--timeout" => {
                 let v = val("seconds")?;
-                a.timeout = Duration::from_secs(v.parse().map_err(|_| format!("--timeout {v}: not a number"))?);
+                a.timeout = Duration::from_secs(
+                    v.parse()
+                        .map_err(|_| format!("--timeout {v}: not a number"))?,
+                );
             }
             "--" => {
                 a.cmd = it.cloned().collect();
@@ -593,7 +671,10 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
     let kernels = find_kernels(&a.kernel)?;
     let t = Instant::now();
     let bins = build_guest_bins("sipc-guest-tests", &["sipc-guest-tests"])?;
-    eprintln!("==> guest test binaries built ({:.1}s)", t.elapsed().as_secs_f64());
+    eprintln!(
+        "==> guest test binaries built ({:.1}s)",
+        t.elapsed().as_secs_f64()
+    );
     let mut runner_args = Vec::new();
     if let Some(f) = &a.filter {
         runner_args.extend(["--filter".to_string(), f.clone()]);
@@ -615,13 +696,20 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
                 continue;
             }
         };
-        eprintln!("==> {v}: module built, initramfs packed ({:.1}s)", t.elapsed().as_secs_f64());
+        eprintln!(
+            "==> {v}: module built, initramfs packed ({:.1}s)",
+            t.elapsed().as_secs_f64()
+        );
         let o = boot(k, &initrd, "vm-test", a.timeout, true)?;
         let mut summary = false;
         let (mut np, mut nf) = (0, 0);
         for line in &o.log {
             if let Some((name, r)) = parse_test_line(line) {
-                if r.is_ok() { np += 1 } else { nf += 1 }
+                if r.is_ok() {
+                    np += 1
+                } else {
+                    nf += 1
+                }
                 steps.record(&format!("{v}: {name}"), r);
             }
             summary |= line.ends_with(" failed") && line.contains(" passed, ");
@@ -634,7 +722,10 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             if o.timed_out {
                 Err(format!("timeout after {}s{}", a.timeout.as_secs(), show()))
             } else if o.status.is_none() {
-                Err(format!("the guest stopped without reporting (panic?){}", show()))
+                Err(format!(
+                    "the guest stopped without reporting (panic?){}",
+                    show()
+                ))
             } else if !summary {
                 Err(format!("the test runner printed no summary{}", show()))
             } else {
@@ -673,7 +764,11 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
         }
         eprintln!(
             "==> {v}: {np} passed, {nf} failed; guest {} ({:.1}s)",
-            if guest_ok && healthy { "healthy" } else { "NOT healthy" },
+            if guest_ok && healthy {
+                "healthy"
+            } else {
+                "NOT healthy"
+            },
             t.elapsed().as_secs_f64()
         );
     }
@@ -698,18 +793,30 @@ pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
         let o = boot(&k, &initrd, "vm-run", a.timeout, true)?;
         let trouble = kernel_trouble(&o.log);
         if !trouble.is_empty() {
-            eprintln!("{}: kernel trouble in the log:\n{}", k.version, trouble.join("\n"));
+            eprintln!(
+                "{}: kernel trouble in the log:\n{}",
+                k.version,
+                trouble.join("\n")
+            );
             last = 125;
         }
         match o.status {
             Some(s) => {
-                eprintln!("==> {}: exit status {s} ({:.1}s)", k.version, o.elapsed.as_secs_f64());
+                eprintln!(
+                    "==> {}: exit status {s} ({:.1}s)",
+                    k.version,
+                    o.elapsed.as_secs_f64()
+                );
                 if last == 0 {
                     last = s;
                 }
             }
             None => {
-                eprintln!("==> {}: the guest did not report (timeout or panic)\n{}", k.version, tail(&o.log, 40));
+                eprintln!(
+                    "==> {}: the guest did not report (timeout or panic)\n{}",
+                    k.version,
+                    tail(&o.log, 40)
+                );
                 last = 124;
             }
         }
@@ -732,7 +839,9 @@ pub fn vm_shell(a: &VmArgs) -> Result<(), String> {
     let (mut cmd, how) = qemu_cmd(&k, &initrd, 2);
     cmd.args(["-serial", "mon:stdio"]);
     eprintln!("==> {} ({how}); Ctrl-A X quits QEMU", k.version);
-    let _ = cmd.status().map_err(|e| format!("cannot start qemu: {e}"))?;
+    let _ = cmd
+        .status()
+        .map_err(|e| format!("cannot start qemu: {e}"))?;
     Ok(())
 }
 
@@ -742,7 +851,10 @@ mod tests {
 
     #[test]
     fn runner_lines_are_parsed() {
-        assert_eq!(parse_test_line("test a_b ... ok (0.1s)"), Some(("a_b".into(), Ok(()))));
+        assert_eq!(
+            parse_test_line("test a_b ... ok (0.1s)"),
+            Some(("a_b".into(), Ok(())))
+        );
         assert_eq!(
             parse_test_line("test x ... FAILED (0.2s): got EINVAL"),
             Some(("x".into(), Err("(0.2s): got EINVAL".into())))

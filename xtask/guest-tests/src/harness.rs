@@ -32,7 +32,12 @@ pub struct Test {
 impl Test {
     /// A test that needs the normal module and finishes within 60 s.
     pub const fn new(name: &'static str, run: fn() -> TestResult) -> Self {
-        Self { name, needs: Needs::Module, timeout_s: 60, run }
+        Self {
+            name,
+            needs: Needs::Module,
+            timeout_s: 60,
+            run,
+        }
     }
 
     /// The same test with another module build.
@@ -60,14 +65,23 @@ macro_rules! check {
 pub fn expect_errno<T: std::fmt::Debug>(r: Result<T, Errno>, want: i32, what: &str) -> TestResult {
     match r {
         Err(Errno(e)) if e == want => Ok(()),
-        Err(e) => Err(format!("{what}: expected {}, got {e}", sys::errno_name(want))),
-        Ok(v) => Err(format!("{what}: expected {}, got success ({v:?})", sys::errno_name(want))),
+        Err(e) => Err(format!(
+            "{what}: expected {}, got {e}",
+            sys::errno_name(want)
+        )),
+        Ok(v) => Err(format!(
+            "{what}: expected {}, got success ({v:?})",
+            sys::errno_name(want)
+        )),
     }
 }
 
 /// INFO with a correctly sized struct.
 pub fn info(f: &std::fs::File) -> Result<abi::Info, String> {
-    let mut i = abi::Info { size: std::mem::size_of::<abi::Info>() as u32, ..Default::default() };
+    let mut i = abi::Info {
+        size: std::mem::size_of::<abi::Info>() as u32,
+        ..Default::default()
+    };
     sys::ioctl_struct(f, abi::SIPC_IOC_INFO, &mut i).map_err(|e| format!("SIPC_IOC_INFO: {e}"))?;
     Ok(i)
 }
@@ -113,7 +127,10 @@ pub fn unload_module() -> TestResult {
     if module_loaded() {
         sh("rmmod", &["secure_ipc"])?;
     }
-    check!(!module_loaded(), "/sys/module/secure_ipc still exists after rmmod");
+    check!(
+        !module_loaded(),
+        "/sys/module/secure_ipc still exists after rmmod"
+    );
     Ok(())
 }
 

@@ -103,7 +103,11 @@ fn run_all(filter: Option<&str>) -> ExitCode {
     }
     // The last step of every run: a leaked reference makes this fail.
     let start = Instant::now();
-    report("module_unloads_after_all_tests", start, harness::unload_module());
+    report(
+        "module_unloads_after_all_tests",
+        start,
+        harness::unload_module(),
+    );
     println!("{passed} passed, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
@@ -140,8 +144,15 @@ fn spawn_test(me: &std::path::Path, t: &Test) -> Result<(), String> {
     let output = output.trim().replace('\n', " | ");
     match status {
         Some(s) if s.success() => Ok(()),
-        Some(s) => Err(if output.is_empty() { format!("{s}") } else { output }),
-        None => Err(format!("timed out after {}s; output: {output}", t.timeout_s)),
+        Some(s) => Err(if output.is_empty() {
+            format!("{s}")
+        } else {
+            output
+        }),
+        None => Err(format!(
+            "timed out after {}s; output: {output}",
+            t.timeout_s
+        )),
     }
 }
 

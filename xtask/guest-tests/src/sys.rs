@@ -13,7 +13,12 @@ pub struct Errno(pub i32);
 
 impl std::fmt::Display for Errno {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", errno_name(self.0), std::io::Error::from_raw_os_error(self.0))
+        write!(
+            f,
+            "{} ({})",
+            errno_name(self.0),
+            std::io::Error::from_raw_os_error(self.0)
+        )
     }
 }
 
@@ -59,7 +64,9 @@ pub fn ioctl_ptr(f: &File, nr: u32, arg: *mut u8) -> Result<i32, Errno> {
     // pointer gives EFAULT, it is never dereferenced in this process.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), nr as _, arg) };
     if r < 0 {
-        Err(Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+        Err(Errno(
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+        ))
     } else {
         Ok(r)
     }
