@@ -1,0 +1,181 @@
+//! Android and packaging steps: DKMS builds of the module for every
+//! installed kernel, `cargo xtask install`.
+
+use crate::util::{have, root, run, show, Steps};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// DKMS package name and module name (must match kernel/dkms.conf).
+const DKMS_NAME: &str = "secure-ipc";
+const MODULE_NAME: &str = "secure_ipc";
+
+/// Registers the Android/packaging steps of `cargo xtask test`.
+pub fn register(steps: &mut Steps) {
+    steps.step("android: dkms build", dkms_build);
+}
+
+/// `cargo xtask android-test`: only the steps registered here.
+pub fn run_all(_args: &[String]) -> Result<(), String> {
+    let mut steps = Steps::default();
+    register(&mut steps);
+    steps.finish()
+}
+
+/// `cargo xtask install [args]`: the DKMS install on this host (root only),
+/// by kernel/install.sh, which checks for root itself.
+pub fn install(args: &[String]) -> Result<(), String> {
+    run(Command::new(root().join("kernel/install.sh")).args(args))
+}
+
+/// Installs a Debian package when `prog` is missing (as `cargo xtask deps` does).
+fn ensure_tool(prog: &str, package: &str) -> Result<(), String> {
+    if have(prog) {
+        return Ok(());
+    }
+    run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", package]))
+}
+
+/// Reads `KEY="value"` from kernel/dkms.conf.
+fn dkms_conf_value(key: &str) -> Result<String, String> {
+    let path = root().join("kernel/dkms.conf");
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(|v| v.trim_matches('"').to_string())
+        .ok_or_else(|| format!("{}: no {key}= line", path.display()))
+}
+
+/// Kernels with an installed build tree (`/lib/modules/<ver>/build`).
+fn installed_kernels() -> Result<Vec<String>, String> {
+    let mut kernels = Vec::new();
+    let entries = fs::read_dir("/lib/modules").map_err(|e| format!("/lib/modules: {e}"))?;
+    for entry in entries.flatten() {
+        if entry.path().join("build/Makefile").is_file() {
+            kernels.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    kernels.sort();
+    if kernels.is_empty() {
+        return Err("no kernel build tree under /lib/modules/*/build \
+                    (Debian: apt-get install linux-headers-amd64)"
+            .into());
+    }
+    Ok(kernels)
+}
+
+/// Runs `dkms` against a scratch tree under target/, never /var/lib/dkms.
+fn dkms(tree: &Path, src: &Path, args: &[&str]) -> Result<(), String> {
+    run(Command::new("dkms")
+        .args(args)
+        .arg("--dkmstree")
+        .arg(tree)
+        .arg("--sourcetree")
+        .arg(src))
+}
+
+/// `dkms add` + `dkms build` of kernel/ for every installed kernel, in a
+/// scratch DKMS tree under target/dkms/, then `dkms remove`. Checks that each
+/// build produced a module whose vermagic names that kernel.
+fn dkms_build() -> Result<(), String> {
+    ensure_tool("dkms", "dkms")?;
+    // dkms sources dkms.conf with bash and carries on after a syntax error.
+    run(Command::new("bash").args(["-n", "kernel/dkms.conf"]))?;
+    let version = dkms_conf_value("PACKAGE_VERSION")?;
+    let name = dkms_conf_value("PACKAGE_NAME")?;
+    if name != DKMS_NAME {
+        return Err(format!(
+            "kernel/dkms.conf: PACKAGE_NAME is {name}, expected {DKMS_NAME}"
+        ));
+    }
+    let cargo_version = env!("CARGO_PKG_VERSION");
+    if version != cargo_version {
+        return Err(format!(
+            "kernel/dkms.conf: PACKAGE_VERSION {version} differs from the workspace version \
+             {cargo_version} (root Cargo.toml): update dkms.conf"
+        ));
+    }
+    let scratch = root().join("target/dkms");
+    let src = scratch.join("src");
+    let tree = scratch.join("tree");
+    let remove = || {
+        if tree.join(DKMS_NAME).join(&version).exists() {
+            dkms(
+                &tree,
+                &src,
+                &["remove", "-m", DKMS_NAME, "-v", &version, "--all"],
+            )?;
+        }
+        Ok::<(), String>(())
+    };
+    // A previous run that was interrupted leaves its tree behind; whatever
+    // `dkms remove` cannot undo there, the directory removal below does.
+    let _ = remove();
+    let _ = fs::remove_dir_all(&scratch);
+    fs::create_dir_all(&tree).map_err(|e| format!("{}: {e}", tree.display()))?;
+    let staged = src.join(format!("{DKMS_NAME}-{version}"));
+    run(Command::new(root().join("kernel/install.sh"))
+        .arg("--stage")
+        .arg(&staged))?;
+
+    let result = (|| {
+        dkms(&tree, &src, &["add", "-m", DKMS_NAME, "-v", &version])?;
+        let kernels = installed_kernels()?;
+        for k in &kernels {
+            dkms(
+                &tree,
+                &src,
+                &["build", "-m", DKMS_NAME, "-v", &version, "-k", k],
+            )?;
+            check_built_module(&tree, &version, k)?;
+        }
+        eprintln!("dkms build ok for: {}", kernels.join(", "));
+        Ok(())
+    })();
+    let cleanup = remove();
+    let _ = fs::remove_dir_all(&scratch);
+    result.and(cleanup)
+}
+
+/// The built module for kernel `k` exists and was built for `k`.
+fn check_built_module(tree: &Path, version: &str, k: &str) -> Result<(), String> {
+    let dir: PathBuf = tree.join(DKMS_NAME).join(version).join(k);
+    let module = find_module(&dir).ok_or_else(|| {
+        format!(
+            "dkms reported success but no {MODULE_NAME}.ko* under {}",
+            dir.display()
+        )
+    })?;
+    let mut cmd = Command::new("modinfo");
+    cmd.args(["-F", "vermagic"]).arg(&module);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", show(&cmd)))?;
+    let vermagic = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() || vermagic.split_whitespace().next() != Some(k) {
+        return Err(format!(
+            "{}: vermagic `{}` does not name kernel {k}",
+            module.display(),
+            vermagic.trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Finds `secure_ipc.ko` (possibly compressed) below `dir`.
+fn find_module(dir: &Path) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_module(&path) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| {
+            n.to_string_lossy()
+                .starts_with(&format!("{MODULE_NAME}.ko"))
+        }) {
+            return Some(path);
+        }
+    }
+    None
+}
