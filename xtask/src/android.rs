@@ -79,6 +79,8 @@ fn dkms(tree: &Path, src: &Path, args: &[&str]) -> Result<(), String> {
 /// build produced a module whose vermagic names that kernel.
 fn dkms_build() -> Result<(), String> {
     ensure_tool("dkms", "dkms")?;
+    // dkms sources dkms.conf with bash and carries on after a syntax error.
+    run(Command::new("bash").args(["-n", "kernel/dkms.conf"]))?;
     let version = dkms_conf_value("PACKAGE_VERSION")?;
     let name = dkms_conf_value("PACKAGE_NAME")?;
     if name != DKMS_NAME {

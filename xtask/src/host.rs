@@ -12,9 +12,15 @@ pub fn unit_tests() -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--all-targets"]))
 }
 
-/// Runs every host step; with `--no-vm`-style filtering left to the caller.
-pub fn run_all(_args: &[String]) -> Result<(), String> {
-    let mut steps = Steps::default();
+/// Adds every host step to `steps` (`cargo xtask test` adds the VM tests after them).
+pub fn add_steps(steps: &mut Steps, _args: &[String]) {
     steps.step("host: unit and integration tests", unit_tests);
+    crate::android::register(steps);
+}
+
+/// Runs every host step and prints the summary.
+pub fn run_all(args: &[String]) -> Result<(), String> {
+    let mut steps = Steps::default();
+    add_steps(&mut steps, args);
     steps.finish()
 }

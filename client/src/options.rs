@@ -1,0 +1,264 @@
+//! Channel options and the small value types of the public API.
+
+use crate::Error;
+use secure_ipc_ring::abi;
+use std::fmt;
+use std::path::PathBuf;
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+/// Which implementation carries the channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The kernel backend when `/dev/secure_ipc` can be opened, else userspace.
+    #[default]
+    Auto,
+    /// `/dev/secure_ipc`: keys and sealing in the kernel.
+    Kernel,
+    /// memfd rings shared over a Unix-socket rendezvous; sealing in user space.
+    Userspace,
+}
+
+/// How a blocking call waits for data or room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitPolicy {
+    /// Spin on the ring indices and never sleep: lowest latency, one CPU busy.
+    BusyPoll,
+    /// Sleep on the doorbell at once.
+    Block,
+    /// Spin `spins` times, then sleep on the doorbell.
+    SpinThenBlock {
+        /// Empty polls before sleeping.
+        spins: u32,
+    },
+}
+
+impl Default for WaitPolicy {
+    fn default() -> Self {
+        WaitPolicy::SpinThenBlock { spins: 2000 }
+    }
+}
+
+/// Who may attach to a channel; every `Some` field must match.
+///
+/// The same policy type drives both backends: the kernel checks the
+/// attaching file's credentials, the userspace backend the connecting
+/// socket's `SO_PEERCRED`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerPolicy {
+    /// Peer uid, as the owner's user namespace sees it.
+    pub uid: Option<u32>,
+    /// Peer gid (primary or supplementary), as the owner sees it.
+    pub gid: Option<u32>,
+    /// Inode number of the peer's pid namespace (`stat -L -c %i /proc/PID/ns/pid`).
+    pub pidns_ino: Option<u64>,
+    /// X25519 public key whose private key the peer must prove it holds.
+    pub identity_pub: Option<[u8; 32]>,
+}
+
+/// Options of [`crate::Channel::create`] and [`crate::Channel::attach`] (a builder).
+#[derive(Clone)]
+pub struct Options {
+    pub(crate) backend: Backend,
+    pub(crate) slots: u32,
+    pub(crate) slot_size: u32,
+    pub(crate) policy: PeerPolicy,
+    pub(crate) identity: Option<StaticSecret>,
+    pub(crate) psk: Option<Zeroizing<[u8; 32]>>,
+    pub(crate) wait: WaitPolicy,
+    pub(crate) socket_dir: Option<PathBuf>,
+    pub(crate) rekey_records: u64,
+    pub(crate) rekey_bytes: u64,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("backend", &self.backend)
+            .field("slots", &self.slots)
+            .field("slot_size", &self.slot_size)
+            .field("policy", &self.policy)
+            .field("identity", &self.identity.as_ref().map(|_| "<secret>"))
+            .field("psk", &self.psk.as_ref().map(|_| "<secret>"))
+            .field("wait", &self.wait)
+            .field("socket_dir", &self.socket_dir)
+            .field("rekey_records", &self.rekey_records)
+            .field("rekey_bytes", &self.rekey_bytes)
+            .finish()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Default records per key epoch: far below the AES-GCM usage limits.
+pub const DEFAULT_REKEY_RECORDS: u64 = 1 << 24;
+/// Default plaintext bytes per key epoch (64 GiB).
+pub const DEFAULT_REKEY_BYTES: u64 = 1 << 36;
+
+impl Options {
+    /// `Auto` backend, 256 slots of 4096 bytes, `SpinThenBlock`, no policy.
+    pub fn new() -> Self {
+        Self {
+            backend: Backend::Auto,
+            slots: 256,
+            slot_size: 4096,
+            policy: PeerPolicy::default(),
+            identity: None,
+            psk: None,
+            wait: WaitPolicy::default(),
+            socket_dir: None,
+            rekey_records: DEFAULT_REKEY_RECORDS,
+            rekey_bytes: DEFAULT_REKEY_BYTES,
+        }
+    }
+    /// Chooses the backend.
+    pub fn backend(mut self, b: Backend) -> Self {
+        self.backend = b;
+        self
+    }
+    /// Slots per direction, a power of two (create only).
+    pub fn slots(mut self, n: u32) -> Self {
+        self.slots = n;
+        self
+    }
+    /// Bytes per slot, a power of two in 64..=65536 (create only). The
+    /// largest message is a little smaller: see `Sender::max_message_size`.
+    pub fn slot_size(mut self, n: u32) -> Self {
+        self.slot_size = n;
+        self
+    }
+    /// Who may attach (create only).
+    pub fn policy(mut self, p: PeerPolicy) -> Self {
+        self.policy = p;
+        self
+    }
+    /// The identity key the attacher proves (attach only).
+    pub fn identity(mut self, s: StaticSecret) -> Self {
+        self.identity = Some(s);
+        self
+    }
+    /// A 32-byte pre-shared key mixed into the key schedule (both sides).
+    pub fn psk(mut self, k: [u8; 32]) -> Self {
+        self.psk = Some(Zeroizing::new(k));
+        self
+    }
+    /// How blocking calls wait.
+    pub fn wait(mut self, w: WaitPolicy) -> Self {
+        self.wait = w;
+        self
+    }
+    /// Userspace backend: put the rendezvous socket in this directory as
+    /// `NAME.sock` instead of the abstract socket `@secure_ipc/NAME`.
+    pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.socket_dir = Some(dir.into());
+        self
+    }
+    /// Records per key epoch before the sender ratchets its key (create/attach).
+    pub fn rekey_records(mut self, n: u64) -> Self {
+        self.rekey_records = n.max(1);
+        self
+    }
+    /// Plaintext bytes per key epoch before the sender ratchets its key.
+    pub fn rekey_bytes(mut self, n: u64) -> Self {
+        self.rekey_bytes = n.max(1);
+        self
+    }
+
+    /// An all-zero PSK would mean "no PSK" in the key schedule: refuse it.
+    pub(crate) fn check_psk(&self) -> Result<(), Error> {
+        match &self.psk {
+            Some(k) if k.iter().all(|b| *b == 0) => Err(Error::InvalidArgument(
+                "an all-zero pre-shared key is not allowed",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the geometry against the ABI limits.
+    pub(crate) fn check_geometry(&self) -> Result<(), Error> {
+        let ok_slots = self.slots.is_power_of_two()
+            && (abi::SIPC_MIN_ENTRIES..=abi::SIPC_MAX_ENTRIES).contains(&self.slots);
+        let ok_size = self.slot_size.is_power_of_two()
+            && (abi::SIPC_MIN_SLOT_SIZE..=abi::SIPC_MAX_SLOT_SIZE).contains(&self.slot_size);
+        if ok_slots && ok_size {
+            Ok(())
+        } else {
+            Err(Error::InvalidGeometry)
+        }
+    }
+}
+
+/// Checks a channel name and returns it NUL-padded to [`abi::SIPC_NAME_MAX`] bytes.
+pub fn encode_name(name: &str) -> Result<[u8; abi::SIPC_NAME_MAX], Error> {
+    let b = name.as_bytes();
+    if b.is_empty()
+        || b.len() >= abi::SIPC_NAME_MAX
+        || !b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    {
+        return Err(Error::InvalidName);
+    }
+    let mut out = [0u8; abi::SIPC_NAME_MAX];
+    out[..b.len()].copy_from_slice(b);
+    Ok(out)
+}
+
+/// Sender credentials stamped on every message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Sender's process id in the receiver's pid namespace (0 if not visible).
+    pub pid: u32,
+    /// Sender's uid in the receiver's user namespace.
+    pub uid: u32,
+    /// Sender's gid in the receiver's user namespace.
+    pub gid: u32,
+}
+
+/// Who the other endpoint is, attested by the kernel or by `SO_PEERCRED`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// pid, uid and gid as this process sees them.
+    pub cred: Credentials,
+    /// Inode number of its pid namespace (0 if unknown).
+    pub pidns_ino: u64,
+    /// Inode number of its user namespace (0 if unknown).
+    pub userns_ino: u64,
+    /// It proved the channel's pinned identity key.
+    pub identity_verified: bool,
+}
+
+/// Counters of one endpoint (both of its directions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Records this endpoint sealed.
+    pub sealed_msgs: u64,
+    /// Plaintext bytes sealed.
+    pub sealed_bytes: u64,
+    /// Records opened for this endpoint.
+    pub opened_msgs: u64,
+    /// Plaintext bytes opened.
+    pub opened_bytes: u64,
+    /// Records that failed authentication (dropped).
+    pub auth_failures: u64,
+    /// Times a sender found the ring full.
+    pub full_events: u64,
+    /// Doorbell signals sent to this endpoint (kernel) / by this endpoint (userspace).
+    pub doorbells_signalled: u64,
+    /// Signals skipped because the other side was not sleeping.
+    pub doorbells_suppressed: u64,
+    /// Key epochs advanced (both directions).
+    pub rekeys: u64,
+    /// Filled entries of the outgoing ring now.
+    pub tx_fill: u32,
+    /// Filled entries of the incoming ring now.
+    pub rx_fill: u32,
+    /// Current sealing epoch.
+    pub tx_epoch: u32,
+    /// Current opening epoch.
+    pub rx_epoch: u32,
+}
