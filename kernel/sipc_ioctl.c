@@ -9,10 +9,13 @@
 #include <linux/fs.h>
 #include <linux/uaccess.h>
 #include <linux/minmax.h>
+#include <linux/string.h>
 #include <linux/secure_ipc.h>
 
 #include "sipc_main.h"
 #include "sipc_ioctl.h"
+#include "sipc_channel.h"
+#include "sipc_data.h"
 
 /*
  * Arguments larger than a page are refused outright: the kernel would
@@ -69,7 +72,8 @@ int sipc_copy_struct_out(void __user *uarg, const void *src, size_t ksize,
 
 static u64 sipc_features(void)
 {
-	u64 features = 0;
+	u64 features = SIPC_FEAT_MMAP_RINGS | SIPC_FEAT_READ_WRITE |
+		       SIPC_FEAT_DOORBELL;
 
 	if (sipc_test_hooks())
 		features |= SIPC_FEAT_TEST_HOOKS;
@@ -96,20 +100,168 @@ static long sipc_ioctl_info(void __user *uarg)
 	info.min_entries = SIPC_MIN_ENTRIES;
 	info.max_entries = sipc_max_entries;
 	info.max_channels = sipc_max_channels;
-	info.nr_channels = 0;
+	info.nr_channels = sipc_channel_count();
 	info.max_channel_bytes = sipc_max_channel_bytes;
 	info.rekey_records = sipc_rekey_records;
 
 	return sipc_copy_struct_out(uarg, &info, sizeof(info), usize);
 }
 
+static long sipc_ioctl_create(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_create arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_CREATE_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_channel_create(ep, &arg);
+	/* The PSK never leaves the kernel again, not even back to its owner. */
+	memzero_explicit(arg.psk, sizeof(arg.psk));
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+
+static long sipc_ioctl_attach(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_attach arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_ATTACH_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_channel_attach(ep, &arg);
+	memzero_explicit(arg.psk, sizeof(arg.psk));
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+
+static long sipc_ioctl_doorbell(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_doorbell arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_DOORBELL_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	if (arg.flags || arg.reserved)
+		return -EINVAL;
+	return sipc_doorbell_set(ep, arg.eventfd);
+}
+
+static long sipc_ioctl_peer_cred(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_peer_cred arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_PEER_CRED_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	if (arg.flags || arg.reserved[0] || arg.reserved[1])
+		return -EINVAL;
+	ret = sipc_endpoint_peer_cred(ep, &arg);
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+
+static long sipc_ioctl_stats(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_stats arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_STATS_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	if (arg.flags)
+		return -EINVAL;
+	memset(&arg, 0, sizeof(arg));
+	arg.size = usize;
+	ret = sipc_endpoint_stats(ep, &arg);
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+
+#ifdef SIPC_TEST_HOOKS
+static long sipc_ioctl_test_keys(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_test_keys arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_TEST_KEYS_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_test_keys(ep, &arg);
+	if (!ret)
+		ret = sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+	memzero_explicit(&arg, sizeof(arg));
+	return ret;
+}
+
+static long sipc_ioctl_test_peek(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_test_sealed arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_TEST_SEALED_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_test_peek_sealed(ep, &arg);
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+#endif
+
 long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
+	struct sipc_endpoint *ep = file->private_data;
 	void __user *uarg = (void __user *)arg;
 
 	switch (cmd) {
 	case SIPC_IOC_INFO:
 		return sipc_ioctl_info(uarg);
+	case SIPC_IOC_CREATE:
+		return sipc_ioctl_create(ep, uarg);
+	case SIPC_IOC_ATTACH:
+		return sipc_ioctl_attach(ep, uarg);
+	case SIPC_IOC_SEND:
+		return sipc_send(ep);
+	case SIPC_IOC_RECV:
+		return sipc_recv(ep);
+	case SIPC_IOC_SET_DOORBELL:
+		return sipc_ioctl_doorbell(ep, uarg);
+	case SIPC_IOC_PEER_CRED:
+		return sipc_ioctl_peer_cred(ep, uarg);
+	case SIPC_IOC_STATS:
+		return sipc_ioctl_stats(ep, uarg);
+	case SIPC_IOC_CHALLENGE:
+	case SIPC_IOC_REKEY:
+		/* Known numbers whose feature bit this build does not set. */
+		return -EOPNOTSUPP;
+#ifdef SIPC_TEST_HOOKS
+	case SIPC_IOC_TEST_KEYS:
+		return sipc_ioctl_test_keys(ep, uarg);
+	case SIPC_IOC_TEST_PEEK_SEALED:
+		return sipc_ioctl_test_peek(ep, uarg);
+#endif
 	default:
 		return -ENOTTY;
 	}

@@ -16,6 +16,9 @@
 #include "compat.h"
 #include "sipc_main.h"
 #include "sipc_ioctl.h"
+#include "sipc_channel.h"
+#include "sipc_crypto.h"
+#include "sipc_data.h"
 
 #define SIPC_DEVICE_NAME "secure_ipc"
 
@@ -52,6 +55,11 @@ module_param_named(max_channel_bytes, sipc_max_channel_bytes, ulong, 0444);
 MODULE_PARM_DESC(max_channel_bytes,
 		 "memory (rings + sealed stores, both endpoints) one channel may pin (default 64 MiB)");
 
+bool sipc_allow_ns_create;
+module_param_named(allow_ns_create, sipc_allow_ns_create, bool, 0444);
+MODULE_PARM_DESC(allow_ns_create,
+		 "allow CREATE from openers outside the initial user and pid namespaces (default N)");
+
 unsigned long sipc_rekey_records = 1UL << 24;
 module_param_named(rekey_records, sipc_rekey_records, ulong, 0444);
 MODULE_PARM_DESC(rekey_records, "default records per key epoch (default 2^24)");
@@ -63,19 +71,31 @@ static struct device *sipc_device;
 
 static int sipc_open(struct inode *inode, struct file *file)
 {
-	file->private_data = NULL;
+	file->private_data = sipc_endpoint_open(file);
+	if (!file->private_data)
+		return -ENOMEM;
 	return stream_open(inode, file);
 }
 
 static int sipc_release(struct inode *inode, struct file *file)
 {
+	sipc_endpoint_release(file->private_data);
 	return 0;
+}
+
+static int sipc_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return sipc_endpoint_mmap(file->private_data, vma);
 }
 
 static const struct file_operations sipc_fops = {
 	.owner = THIS_MODULE,
 	.open = sipc_open,
 	.release = sipc_release,
+	.read = sipc_read,
+	.write = sipc_write,
+	.poll = sipc_poll,
+	.mmap = sipc_mmap,
 	.unlocked_ioctl = sipc_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 };
@@ -199,6 +219,10 @@ static int __init sipc_init(void)
 
 	if (!sipc_params_valid())
 		return -EINVAL;
+
+	ret = sipc_crypto_init();
+	if (ret)
+		return ret;
 
 	ret = sipc_device_create();
 	if (ret) {

@@ -13,6 +13,7 @@ extern unsigned int sipc_max_entries;
 extern unsigned int sipc_max_channels;
 extern unsigned long sipc_max_channel_bytes;
 extern unsigned long sipc_rekey_records;
+extern bool sipc_allow_ns_create;
 
 /*
  * SIPC_TEST_HOOKS (make ... SIPC_TEST_HOOKS=1) compiles the test-only

@@ -454,6 +454,27 @@ pub const SIPC_IOC_TEST_KEYS: u32 = io(0x40);
 /// Test builds only: copy out the oldest sealed record.
 pub const SIPC_IOC_TEST_PEEK_SEALED: u32 = io(0x41);
 
+/// First published size of [`Info`]; smaller structs get EINVAL.
+pub const SIPC_INFO_SIZE_VER0: u32 = 88;
+/// First published size of [`Create`].
+pub const SIPC_CREATE_SIZE_VER0: u32 = 200;
+/// First published size of [`Challenge`].
+pub const SIPC_CHALLENGE_SIZE_VER0: u32 = 120;
+/// First published size of [`Attach`].
+pub const SIPC_ATTACH_SIZE_VER0: u32 = 168;
+/// First published size of [`Doorbell`].
+pub const SIPC_DOORBELL_SIZE_VER0: u32 = 16;
+/// First published size of [`PeerCred`].
+pub const SIPC_PEER_CRED_SIZE_VER0: u32 = 56;
+/// First published size of [`Stats`].
+pub const SIPC_STATS_SIZE_VER0: u32 = 152;
+/// First published size of [`Rekey`].
+pub const SIPC_REKEY_SIZE_VER0: u32 = 16;
+/// First published size of [`TestKeys`].
+pub const SIPC_TEST_KEYS_SIZE_VER0: u32 = 48;
+/// First published size of [`TestSealed`].
+pub const SIPC_TEST_SEALED_SIZE_VER0: u32 = 32;
+
 macro_rules! assert_layout {
     ($t:ty, $size:expr, $($field:ident == $off:expr),* $(,)?) => {
         const _: () = assert!(core::mem::size_of::<$t>() == $size);
@@ -461,37 +482,198 @@ macro_rules! assert_layout {
     };
 }
 
-assert_layout!(RingHeader, 4096,
-    magic == 0, abi_version == 4, kind == 6, entries == 8, slot_size == 12, desc_size == 16,
-    desc_offset == 20, slots_offset == 24, ring_bytes == 32, prod == 128, cons == 256,
-    prod_flags == 384, cons_flags == 512, store_prod == 640, store_cons == 644,
-    store_entries == 648, status == 652, reserved == 768);
+assert_layout!(
+    RingHeader,
+    4096,
+    magic == 0,
+    abi_version == 4,
+    kind == 6,
+    entries == 8,
+    slot_size == 12,
+    desc_size == 16,
+    desc_offset == 20,
+    slots_offset == 24,
+    ring_bytes == 32,
+    prod == 128,
+    cons == 256,
+    prod_flags == 384,
+    cons_flags == 512,
+    store_prod == 640,
+    store_cons == 644,
+    store_entries == 648,
+    status == 652,
+    reserved == 768
+);
 assert_layout!(TxDesc, 16, len == 0, type_ == 4, flags == 6, reserved == 8);
-assert_layout!(RxDesc, 64, seq == 0, timestamp_ns == 8, len == 16, type_ == 20, flags == 22,
-    sender_pid == 24, sender_uid == 28, sender_gid == 32, epoch == 36, reserved == 40);
-assert_layout!(RecordHeader, 40, channel_id == 0, seq == 8, timestamp_ns == 16, epoch == 24,
-    len == 28, type_ == 32, direction == 34, version == 35, reserved == 36);
-assert_layout!(Info, 88, size == 0, abi_version == 4, features == 8, min_slot_size == 16,
-    max_slot_size == 20, min_entries == 24, max_entries == 28, max_channels == 32,
-    nr_channels == 36, max_channel_bytes == 40, rekey_records == 48, reserved == 56);
-assert_layout!(Create, 200, size == 0, flags == 4, name == 8, entries == 40, slot_size == 44,
-    peer_uid == 48, peer_gid == 52, peer_pidns_ino == 56, identity_pub == 64, psk == 96,
-    rekey_records == 128, rekey_bytes == 136, channel_id == 144, tx_ring_bytes == 152,
-    rx_ring_bytes == 160, reserved == 168);
-assert_layout!(Challenge, 120, size == 0, flags == 4, name == 8, kernel_pub == 40, nonce == 72,
-    reserved == 104);
-assert_layout!(Attach, 168, size == 0, flags == 4, name == 8, proof == 40, psk == 72,
-    entries == 104, slot_size == 108, channel_id == 112, tx_ring_bytes == 120,
-    rx_ring_bytes == 128, reserved == 136);
-assert_layout!(Doorbell, 16, size == 0, flags == 4, eventfd == 8, reserved == 12);
-assert_layout!(PeerCred, 56, size == 0, flags == 4, pid == 8, uid == 12, gid == 16,
-    identity_verified == 20, pidns_ino == 24, userns_ino == 32, reserved == 40);
-assert_layout!(Stats, 152, size == 0, flags == 4, sealed_msgs == 8, sealed_bytes == 16,
-    opened_msgs == 24, opened_bytes == 32, badmsg == 40, store_full == 48,
-    doorbells_signalled == 56, doorbells_suppressed == 64, eproto == 72, rekeys == 80,
-    attach_refused == 88, tx_fill == 96, rx_fill == 100, store_out_fill == 104,
-    store_in_fill == 108, tx_epoch == 112, rx_epoch == 116, reserved == 120);
-assert_layout!(Rekey, 16, size == 0, flags == 4, new_epoch == 8, reserved == 12);
-assert_layout!(TestKeys, 48, size == 0, flags == 4, tx_key == 8, tx_salt == 40, tx_epoch == 44);
-assert_layout!(TestSealed, 32, size == 0, flags == 4, buf == 8, buf_len == 16,
-    record_len == 20, reserved == 24);
+assert_layout!(
+    RxDesc,
+    64,
+    seq == 0,
+    timestamp_ns == 8,
+    len == 16,
+    type_ == 20,
+    flags == 22,
+    sender_pid == 24,
+    sender_uid == 28,
+    sender_gid == 32,
+    epoch == 36,
+    reserved == 40
+);
+assert_layout!(
+    RecordHeader,
+    40,
+    channel_id == 0,
+    seq == 8,
+    timestamp_ns == 16,
+    epoch == 24,
+    len == 28,
+    type_ == 32,
+    direction == 34,
+    version == 35,
+    reserved == 36
+);
+assert_layout!(
+    Info,
+    88,
+    size == 0,
+    abi_version == 4,
+    features == 8,
+    min_slot_size == 16,
+    max_slot_size == 20,
+    min_entries == 24,
+    max_entries == 28,
+    max_channels == 32,
+    nr_channels == 36,
+    max_channel_bytes == 40,
+    rekey_records == 48,
+    reserved == 56
+);
+assert_layout!(
+    Create,
+    200,
+    size == 0,
+    flags == 4,
+    name == 8,
+    entries == 40,
+    slot_size == 44,
+    peer_uid == 48,
+    peer_gid == 52,
+    peer_pidns_ino == 56,
+    identity_pub == 64,
+    psk == 96,
+    rekey_records == 128,
+    rekey_bytes == 136,
+    channel_id == 144,
+    tx_ring_bytes == 152,
+    rx_ring_bytes == 160,
+    reserved == 168
+);
+assert_layout!(
+    Challenge,
+    120,
+    size == 0,
+    flags == 4,
+    name == 8,
+    kernel_pub == 40,
+    nonce == 72,
+    reserved == 104
+);
+assert_layout!(
+    Attach,
+    168,
+    size == 0,
+    flags == 4,
+    name == 8,
+    proof == 40,
+    psk == 72,
+    entries == 104,
+    slot_size == 108,
+    channel_id == 112,
+    tx_ring_bytes == 120,
+    rx_ring_bytes == 128,
+    reserved == 136
+);
+assert_layout!(
+    Doorbell,
+    16,
+    size == 0,
+    flags == 4,
+    eventfd == 8,
+    reserved == 12
+);
+assert_layout!(
+    PeerCred,
+    56,
+    size == 0,
+    flags == 4,
+    pid == 8,
+    uid == 12,
+    gid == 16,
+    identity_verified == 20,
+    pidns_ino == 24,
+    userns_ino == 32,
+    reserved == 40
+);
+assert_layout!(
+    Stats,
+    152,
+    size == 0,
+    flags == 4,
+    sealed_msgs == 8,
+    sealed_bytes == 16,
+    opened_msgs == 24,
+    opened_bytes == 32,
+    badmsg == 40,
+    store_full == 48,
+    doorbells_signalled == 56,
+    doorbells_suppressed == 64,
+    eproto == 72,
+    rekeys == 80,
+    attach_refused == 88,
+    tx_fill == 96,
+    rx_fill == 100,
+    store_out_fill == 104,
+    store_in_fill == 108,
+    tx_epoch == 112,
+    rx_epoch == 116,
+    reserved == 120
+);
+assert_layout!(
+    Rekey,
+    16,
+    size == 0,
+    flags == 4,
+    new_epoch == 8,
+    reserved == 12
+);
+assert_layout!(
+    TestKeys,
+    48,
+    size == 0,
+    flags == 4,
+    tx_key == 8,
+    tx_salt == 40,
+    tx_epoch == 44
+);
+assert_layout!(
+    TestSealed,
+    32,
+    size == 0,
+    flags == 4,
+    buf == 8,
+    buf_len == 16,
+    record_len == 20,
+    reserved == 24
+);
+
+// The first published sizes are the sizes of the first version's structs.
+const _: () = assert!(core::mem::size_of::<Info>() == SIPC_INFO_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Create>() == SIPC_CREATE_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Challenge>() == SIPC_CHALLENGE_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Attach>() == SIPC_ATTACH_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Doorbell>() == SIPC_DOORBELL_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<PeerCred>() == SIPC_PEER_CRED_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Stats>() == SIPC_STATS_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Rekey>() == SIPC_REKEY_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestKeys>() == SIPC_TEST_KEYS_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestSealed>() == SIPC_TEST_SEALED_SIZE_VER0 as usize);

@@ -2,12 +2,16 @@
 //!
 //! `cargo xtask test` is the one command that checks everything: host tests
 //! (unit, the C/Rust ABI cross-check, loom, Miri) and the kernel module in
-//! QEMU guests. Each step prints its outcome; the run ends with
-//! `N passed, N failed`.
+//! QEMU guests on Debian's 6.1 and 6.12 kernels. Each step prints its
+//! outcome; the run ends with `N passed, N failed`.
 
 mod android;
+mod bench;
+mod deps;
 mod host;
+mod initramfs;
 mod util;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -15,11 +19,20 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  test            everything: host tests, ABI check, loom, Miri (and the VM tests once they exist)
-  host-test       the host part of `test` only
-  android-test    only the Android/packaging steps of `test`
-  install         DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
-  help            this text
+  test               everything: host tests, then vm-test --kernel all
+  host-test          the host part of `test` only
+  deps               install what the kernel tests need (Debian packages, musl target)
+  vm-test [--kernel 6.1|6.12|all] [--filter NAME] [--extra DIR] [--timeout SECS]
+                     build the module, boot each kernel in QEMU, run the guest tests
+  vm-run [--kernel K] [--extra DIR] -- CMD...
+                     load the module in a guest, run CMD in /extra (DIR's files), exit with its status
+  vm-shell [--kernel K] [--extra DIR]
+                     interactive guest shell with the module loaded (Ctrl-A X quits)
+  android-test       only the Android/packaging steps of `test`
+  install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
+  bench [--kernel K] [--quick] [--tcrypt]
+                     side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
+  help               this text
 ";
 
 fn main() -> ExitCode {
@@ -30,8 +43,22 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     let result = match cmd.as_str() {
-        "test" => host::run_all(rest),
+        "test" => test(rest),
         "host-test" => host::run_all(rest),
+        "deps" => deps::ensure(),
+        "vm-test" => vm_test(rest),
+        "vm-run" => match deps::ensure()
+            .and_then(|()| vm::parse_args(rest, "6.12"))
+            .and_then(|a| vm::vm_run(&a))
+        {
+            Ok(0) => Ok(()),
+            Ok(s) => return ExitCode::from(s.clamp(1, 255) as u8),
+            Err(e) => Err(e),
+        },
+        "bench" => bench::run(rest),
+        "vm-shell" => deps::ensure()
+            .and_then(|()| vm::parse_args(rest, "6.12"))
+            .and_then(|a| vm::vm_shell(&a)),
         "android-test" => android::run_all(rest),
         "install" => android::install(rest),
         "help" | "-h" | "--help" => {
@@ -47,4 +74,24 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn vm_test(args: &[String]) -> Result<(), String> {
+    deps::ensure()?;
+    let a = vm::parse_args(args, "all")?;
+    let mut steps = util::Steps::default();
+    vm::vm_test(&a, &mut steps)?;
+    steps.finish()
+}
+
+/// Host steps, then the guest tests on every kernel: one final summary.
+fn test(args: &[String]) -> Result<(), String> {
+    deps::ensure()?;
+    let mut steps = util::Steps::default();
+    host::add_steps(&mut steps, args);
+    let a = vm::parse_args(&[], "all")?;
+    if let Err(e) = vm::vm_test(&a, &mut steps) {
+        steps.record("vm-test", Err(e));
+    }
+    steps.finish()
 }

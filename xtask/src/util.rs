@@ -64,9 +64,20 @@ impl Steps {
                 self.passed.push(name.to_string());
             }
             Err(e) => {
-                eprintln!("==> {name}: FAILED ({:.1}s): {e}", t.elapsed().as_secs_f64());
+                eprintln!(
+                    "==> {name}: FAILED ({:.1}s): {e}",
+                    t.elapsed().as_secs_f64()
+                );
                 self.failed.push((name.to_string(), e));
             }
+        }
+    }
+
+    /// Records an outcome computed elsewhere (for example one guest test).
+    pub fn record(&mut self, name: &str, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.passed.push(name.to_string()),
+            Err(e) => self.failed.push((name.to_string(), e)),
         }
     }
 
@@ -81,5 +92,19 @@ impl Steps {
         } else {
             Err(format!("{} step(s) failed", self.failed.len()))
         }
+    }
+}
+
+/// `cargo` as invoked by `cargo xtask` (the same toolchain).
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Does `a` exist and is it at least as new as `b`?
+pub fn newer_than(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (mtime(a), mtime(b)) {
+        (Some(a), Some(b)) => a >= b,
+        _ => false,
     }
 }

@@ -1,0 +1,722 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The channel registry, channel/session/endpoint lifetimes, CREATE,
+ * ATTACH, mmap, PEER_CRED and STATS.
+ */
+
+#include <linux/slab.h>
+#include <linux/ctype.h>
+#include <linux/string.h>
+#include <linux/log2.h>
+#include <linux/random.h>
+#include <linux/ratelimit.h>
+#include <linux/sched.h>
+#include <linux/user_namespace.h>
+#include <linux/fs.h>
+
+#include "sipc_main.h"
+#include "sipc_channel.h"
+#include "sipc_data.h"
+
+/* Protects sipc_channels, sipc_nr_channels, chan->owner and chan->peer. */
+static DEFINE_MUTEX(sipc_registry_lock);
+static LIST_HEAD(sipc_channels);
+static unsigned int sipc_nr_channels;
+
+unsigned int sipc_channel_count(void)
+{
+	return READ_ONCE(sipc_nr_channels);
+}
+
+/* ---------------------------------------------------------------- */
+/* Channels                                                          */
+/* ---------------------------------------------------------------- */
+
+static void sipc_channel_free(struct kref *ref)
+{
+	kfree(container_of(ref, struct sipc_channel, ref));
+}
+
+static void sipc_channel_put(struct sipc_channel *chan)
+{
+	kref_put(&chan->ref, sipc_channel_free);
+}
+
+/* Must hold sipc_registry_lock. */
+static struct sipc_channel *sipc_channel_find(const char *name)
+{
+	struct sipc_channel *chan;
+
+	lockdep_assert_held(&sipc_registry_lock);
+	list_for_each_entry(chan, &sipc_channels, node)
+		if (!strncmp(chan->name, name, SIPC_NAME_MAX))
+			return chan;
+	return NULL;
+}
+
+/* 1..31 bytes of [A-Za-z0-9._-], NUL-terminated inside the buffer. */
+static bool sipc_name_valid(const char *name)
+{
+	size_t len = strnlen(name, SIPC_NAME_MAX);
+	size_t i;
+
+	if (!len || len == SIPC_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+static bool sipc_reserved_zero(const u64 *reserved, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (reserved[i])
+			return false;
+	return true;
+}
+
+/* ---------------------------------------------------------------- */
+/* Endpoints                                                         */
+/* ---------------------------------------------------------------- */
+
+struct sipc_endpoint *sipc_endpoint_open(struct file *file)
+{
+	struct sipc_endpoint *ep;
+
+	ep = kzalloc(sizeof(*ep), GFP_KERNEL_ACCOUNT);
+	if (!ep)
+		return NULL;
+	kref_init(&ep->ref);
+	mutex_init(&ep->lock);
+	mutex_init(&ep->tx_lock);
+	mutex_init(&ep->rx_lock);
+	spin_lock_init(&ep->sess_lock);
+	spin_lock_init(&ep->db_lock);
+	init_waitqueue_head(&ep->wq);
+	atomic64_set(&ep->stats.db_signalled, 0);
+	atomic64_set(&ep->stats.db_suppressed, 0);
+	ep->role = SIPC_ROLE_NONE;
+	/* Decisions use the opener's credentials, never current_cred(). */
+	ep->cred = get_cred(file->f_cred);
+	ep->tgid = get_task_pid(current, PIDTYPE_TGID);
+	ep->pidns = get_pid_ns(task_active_pid_ns(current));
+	return ep;
+}
+
+static void sipc_endpoint_free(struct kref *ref)
+{
+	struct sipc_endpoint *ep = container_of(ref, struct sipc_endpoint, ref);
+
+	sipc_ring_destroy(&ep->tx);
+	sipc_ring_destroy(&ep->rx);
+	if (ep->chan)
+		sipc_channel_put(ep->chan);
+	put_pid_ns(ep->pidns);
+	put_pid(ep->tgid);
+	put_cred(ep->cred);
+	kfree(ep);
+}
+
+static void sipc_endpoint_put(struct sipc_endpoint *ep)
+{
+	kref_put(&ep->ref, sipc_endpoint_free);
+}
+
+/* ---------------------------------------------------------------- */
+/* Sessions                                                          */
+/* ---------------------------------------------------------------- */
+
+static void sipc_session_destroy(struct sipc_session *s)
+{
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		struct sipc_dir *dir = &s->dir[d];
+
+		sipc_aead_free(&dir->seal);
+		sipc_aead_free(&dir->open);
+		sipc_key_wipe(&dir->seal_key);
+		sipc_key_wipe(&dir->open_key);
+		sipc_pages_free(&dir->store);
+	}
+	for (d = 0; d < 2; d++)
+		if (s->ep[d])
+			sipc_endpoint_put(s->ep[d]);
+	if (s->chan)
+		sipc_channel_put(s->chan);
+	kfree(s);
+}
+
+static void sipc_session_free(struct kref *ref)
+{
+	sipc_session_destroy(container_of(ref, struct sipc_session, ref));
+}
+
+void sipc_session_put(struct sipc_session *s)
+{
+	kref_put(&s->ref, sipc_session_free);
+}
+
+/* A reference on the endpoint's current session, or NULL. */
+struct sipc_session *sipc_endpoint_session_get(struct sipc_endpoint *ep)
+{
+	struct sipc_session *s;
+
+	spin_lock(&ep->sess_lock);
+	s = ep->session;
+	if (s)
+		kref_get(&s->ref);
+	spin_unlock(&ep->sess_lock);
+	return s;
+}
+
+/* How @to's opener sees @from's opener. */
+static void sipc_stamp_fill(struct sipc_stamp *st,
+			    const struct sipc_endpoint *from,
+			    const struct sipc_endpoint *to)
+{
+	st->pid = pid_nr_ns(from->tgid, to->pidns);
+	st->uid = from_kuid_munged(to->cred->user_ns, from->cred->fsuid);
+	st->gid = from_kgid_munged(to->cred->user_ns, from->cred->fsgid);
+}
+
+static int sipc_dir_init(struct sipc_dir *dir, const struct sipc_channel *chan,
+			 const struct sipc_key *key)
+{
+	int ret;
+
+	dir->entries = chan->entries;
+	dir->mask = chan->entries - 1;
+	dir->rec_size = sipc_record_size(chan->slot_size);
+	ret = sipc_pages_alloc(&dir->store, dir->rec_size * dir->entries);
+	if (ret)
+		return ret;
+	ret = sipc_aead_alloc(&dir->seal);
+	if (ret)
+		return ret;
+	ret = sipc_aead_alloc(&dir->open);
+	if (ret)
+		return ret;
+	ret = sipc_aead_setkey(&dir->seal, key->key);
+	if (ret)
+		return ret;
+	ret = sipc_aead_setkey(&dir->open, key->key);
+	if (ret)
+		return ret;
+	dir->seal_key = *key;
+	dir->open_key = *key;
+	return 0;
+}
+
+static struct sipc_session *sipc_session_create(struct sipc_channel *chan,
+						struct sipc_endpoint *owner,
+						struct sipc_endpoint *peer)
+{
+	struct sipc_key keys[2];
+	struct sipc_session *s;
+	int ret;
+	int d;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
+	if (!s)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&s->ref);
+
+	ret = sipc_keys_derive(&keys[SIPC_DIR_OWNER_TO_PEER],
+			       &keys[SIPC_DIR_PEER_TO_OWNER]);
+	if (ret)
+		goto err_session;
+	for (d = 0; d < 2; d++) {
+		ret = sipc_dir_init(&s->dir[d], chan, &keys[d]);
+		if (ret)
+			goto err_keys;
+	}
+	sipc_key_wipe(&keys[0]);
+	sipc_key_wipe(&keys[1]);
+
+	sipc_stamp_fill(&s->dir[SIPC_DIR_OWNER_TO_PEER].stamp, owner, peer);
+	sipc_stamp_fill(&s->dir[SIPC_DIR_PEER_TO_OWNER].stamp, peer, owner);
+
+	kref_get(&chan->ref);
+	s->chan = chan;
+	kref_get(&owner->ref);
+	s->ep[SIPC_ROLE_OWNER] = owner;
+	kref_get(&peer->ref);
+	s->ep[SIPC_ROLE_PEER] = peer;
+	return s;
+
+err_keys:
+	sipc_key_wipe(&keys[0]);
+	sipc_key_wipe(&keys[1]);
+err_session:
+	sipc_session_destroy(s);
+	return ERR_PTR(ret);
+}
+
+/*
+ * Install @s as @ep's session and return the previous one (the caller
+ * drops it outside every lock).
+ */
+static struct sipc_session *sipc_endpoint_set_session(struct sipc_endpoint *ep,
+						      struct sipc_session *s)
+{
+	struct sipc_session *old;
+
+	mutex_lock(&ep->tx_lock);
+	mutex_lock(&ep->rx_lock);
+	spin_lock(&ep->sess_lock);
+	old = ep->session;
+	ep->session = s;
+	spin_unlock(&ep->sess_lock);
+	mutex_unlock(&ep->rx_lock);
+	mutex_unlock(&ep->tx_lock);
+	return old;
+}
+
+/* ---------------------------------------------------------------- */
+/* CREATE                                                            */
+/* ---------------------------------------------------------------- */
+
+static bool sipc_geometry_valid(u32 entries, u32 slot_size)
+{
+	return is_power_of_2(entries) && entries >= SIPC_MIN_ENTRIES &&
+	       entries <= sipc_max_entries && is_power_of_2(slot_size) &&
+	       slot_size >= SIPC_MIN_SLOT_SIZE &&
+	       slot_size <= sipc_max_slot_size;
+}
+
+/* Everything one channel pins: both endpoints' rings and both stores. */
+static size_t sipc_channel_bytes(u32 entries, u32 slot_size)
+{
+	return 2 * (sipc_ring_bytes(entries, slot_size, SIPC_RING_TX) +
+		    sipc_ring_bytes(entries, slot_size, SIPC_RING_RX)) +
+	       2 * PAGE_ALIGN(sipc_record_size(slot_size) * entries);
+}
+
+static bool sipc_may_create(const struct sipc_endpoint *ep)
+{
+	if (sipc_allow_ns_create)
+		return true;
+	return ep->cred->user_ns == &init_user_ns && ep->pidns == &init_pid_ns;
+}
+
+/* Must hold ep->lock; the rings are unused until the role is set. */
+static int sipc_endpoint_rings_init(struct sipc_endpoint *ep, u32 entries,
+				    u32 slot_size)
+{
+	int ret;
+
+	lockdep_assert_held(&ep->lock);
+	ret = sipc_ring_init(&ep->tx, SIPC_RING_TX, entries, slot_size,
+			     entries);
+	if (ret)
+		return ret;
+	ret = sipc_ring_init(&ep->rx, SIPC_RING_RX, entries, slot_size,
+			     entries);
+	if (ret) {
+		sipc_ring_destroy(&ep->tx);
+		return ret;
+	}
+	return 0;
+}
+
+int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
+{
+	const u32 unsupported = SIPC_POLICY_IDENTITY | SIPC_CREATE_PSK;
+	struct user_namespace *ns = ep->cred->user_ns;
+	struct sipc_channel *chan;
+	int ret;
+
+	if (arg->flags & ~SIPC_CREATE_FLAGS_ALL || arg->flags & unsupported)
+		return -EINVAL;
+	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)))
+		return -EINVAL;
+	if (arg->rekey_records || arg->rekey_bytes)
+		return -EINVAL;
+	if (!sipc_name_valid(arg->name))
+		return -EINVAL;
+	if (!sipc_geometry_valid(arg->entries, arg->slot_size))
+		return -EINVAL;
+	if (sipc_channel_bytes(arg->entries, arg->slot_size) >
+	    sipc_max_channel_bytes)
+		return -ENOSPC;
+	if (!sipc_may_create(ep)) {
+		pr_notice_ratelimited("CREATE refused: opener (pid %d) is not in the initial user and pid namespaces (allow_ns_create=0)\n",
+				      pid_nr(ep->tgid));
+		return -EACCES;
+	}
+
+	chan = kzalloc(sizeof(*chan), GFP_KERNEL_ACCOUNT);
+	if (!chan)
+		return -ENOMEM;
+	kref_init(&chan->ref);
+	INIT_LIST_HEAD(&chan->node);
+	memcpy(chan->name, arg->name, SIPC_NAME_MAX);
+	chan->id = get_random_u64();
+	chan->entries = arg->entries;
+	chan->slot_size = arg->slot_size;
+	chan->policy = arg->flags & (SIPC_POLICY_UID | SIPC_POLICY_GID |
+				     SIPC_POLICY_PIDNS);
+	chan->peer_uid = make_kuid(ns, arg->peer_uid);
+	chan->peer_gid = make_kgid(ns, arg->peer_gid);
+	chan->peer_pidns_ino = arg->peer_pidns_ino;
+	atomic64_set(&chan->attach_refused, 0);
+	if ((chan->policy & SIPC_POLICY_UID && !uid_valid(chan->peer_uid)) ||
+	    (chan->policy & SIPC_POLICY_GID && !gid_valid(chan->peer_gid))) {
+		ret = -EINVAL;
+		goto err_chan;
+	}
+
+	mutex_lock(&ep->lock);
+	if (ep->role != SIPC_ROLE_NONE) {
+		ret = -EBUSY;
+		goto err_unlock_ep;
+	}
+	mutex_lock(&sipc_registry_lock);
+	if (sipc_channel_find(chan->name)) {
+		ret = -EEXIST;
+		goto err_unlock_registry;
+	}
+	if (sipc_nr_channels >= sipc_max_channels) {
+		ret = -ENOSPC;
+		goto err_unlock_registry;
+	}
+	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
+	if (ret)
+		goto err_unlock_registry;
+
+	/* The registry's reference is the one from kref_init(). */
+	list_add(&chan->node, &sipc_channels);
+	sipc_nr_channels++;
+	chan->owner = ep;
+	kref_get(&chan->ref);
+	ep->chan = chan;
+	/* Rings first. Pairs with smp_load_acquire() in sipc_endpoint_mmap(). */
+	smp_store_release(&ep->role, SIPC_ROLE_OWNER);
+	mutex_unlock(&sipc_registry_lock);
+	mutex_unlock(&ep->lock);
+
+	arg->channel_id = chan->id;
+	arg->tx_ring_bytes = ep->tx.bytes;
+	arg->rx_ring_bytes = ep->rx.bytes;
+	return 0;
+
+err_unlock_registry:
+	mutex_unlock(&sipc_registry_lock);
+err_unlock_ep:
+	mutex_unlock(&ep->lock);
+err_chan:
+	sipc_channel_put(chan);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- */
+/* ATTACH                                                            */
+/* ---------------------------------------------------------------- */
+
+static bool sipc_cred_in_group(const struct cred *cred, kgid_t gid)
+{
+	const struct group_info *gi = cred->group_info;
+	int i;
+
+	if (gid_eq(cred->fsgid, gid))
+		return true;
+	for (i = 0; i < gi->ngroups; i++)
+		if (gid_eq(gi->gid[i], gid))
+			return true;
+	return false;
+}
+
+/* Must hold sipc_registry_lock. */
+static int sipc_policy_check(struct sipc_channel *chan,
+			     const struct sipc_endpoint *ep)
+{
+	const char *why = NULL;
+
+	lockdep_assert_held(&sipc_registry_lock);
+	if (chan->policy & SIPC_POLICY_UID &&
+	    !uid_eq(ep->cred->fsuid, chan->peer_uid))
+		why = "uid";
+	else if (chan->policy & SIPC_POLICY_GID &&
+		 !sipc_cred_in_group(ep->cred, chan->peer_gid))
+		why = "gid";
+	else if (chan->policy & SIPC_POLICY_PIDNS &&
+		 ep->pidns->ns.inum != chan->peer_pidns_ino)
+		why = "pid namespace";
+	if (!why)
+		return 0;
+
+	atomic64_inc(&chan->attach_refused);
+	pr_notice_ratelimited("ATTACH to \"%s\" refused: %s does not match the channel policy (pid %d)\n",
+			      chan->name, why, pid_nr(ep->tgid));
+	return -EACCES;
+}
+
+int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
+{
+	const u32 unsupported = SIPC_ATTACH_PROOF | SIPC_ATTACH_PSK;
+	struct sipc_session *s, *old;
+	struct sipc_channel *chan;
+	struct sipc_endpoint *owner;
+	int ret;
+
+	if (arg->flags & ~SIPC_ATTACH_FLAGS_ALL || arg->flags & unsupported)
+		return -EINVAL;
+	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)))
+		return -EINVAL;
+	if (!sipc_name_valid(arg->name))
+		return -EINVAL;
+
+	mutex_lock(&ep->lock);
+	if (ep->role != SIPC_ROLE_NONE) {
+		ret = -EBUSY;
+		goto err_unlock_ep;
+	}
+	mutex_lock(&sipc_registry_lock);
+	chan = sipc_channel_find(arg->name);
+	if (!chan) {
+		ret = -ENOENT;
+		goto err_unlock_registry;
+	}
+	if (chan->peer) {
+		ret = -EBUSY;
+		goto err_unlock_registry;
+	}
+	ret = sipc_policy_check(chan, ep);
+	if (ret)
+		goto err_unlock_registry;
+
+	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
+	if (ret)
+		goto err_unlock_registry;
+	owner = chan->owner;
+	s = sipc_session_create(chan, owner, ep);
+	if (IS_ERR(s)) {
+		ret = PTR_ERR(s);
+		goto err_rings;
+	}
+
+	/* The owner's rings start a new session: fresh sealed stores. */
+	WRITE_ONCE(owner->tx.hdr->store_prod, 0);
+	WRITE_ONCE(owner->tx.hdr->store_cons, 0);
+	WRITE_ONCE(owner->rx.hdr->store_prod, 0);
+	WRITE_ONCE(owner->rx.hdr->store_cons, 0);
+	old = sipc_endpoint_set_session(owner, s);
+
+	kref_get(&s->ref);
+	sipc_endpoint_set_session(ep, s);
+	kref_get(&chan->ref);
+	ep->chan = chan;
+	/* Rings first. Pairs with smp_load_acquire() in sipc_endpoint_mmap(). */
+	smp_store_release(&ep->role, SIPC_ROLE_PEER);
+	chan->peer = ep;
+
+	sipc_ring_set_status(&owner->tx, SIPC_STATUS_PEER_ATTACHED,
+			     SIPC_STATUS_PEER_CLOSED);
+	sipc_ring_set_status(&owner->rx, SIPC_STATUS_PEER_ATTACHED,
+			     SIPC_STATUS_PEER_CLOSED);
+	sipc_ring_set_status(&ep->tx, SIPC_STATUS_PEER_ATTACHED, 0);
+	sipc_ring_set_status(&ep->rx, SIPC_STATUS_PEER_ATTACHED, 0);
+
+	arg->entries = chan->entries;
+	arg->slot_size = chan->slot_size;
+	arg->channel_id = chan->id;
+	arg->tx_ring_bytes = ep->tx.bytes;
+	arg->rx_ring_bytes = ep->rx.bytes;
+
+	/* The owner may be waiting in poll for a peer (POLLOUT). */
+	wake_up_interruptible_poll(&owner->wq, EPOLLOUT | EPOLLWRNORM);
+	sipc_doorbell_signal(owner);
+	mutex_unlock(&sipc_registry_lock);
+	mutex_unlock(&ep->lock);
+
+	if (old)
+		sipc_session_put(old);
+	return 0;
+
+err_rings:
+	sipc_ring_destroy(&ep->tx);
+	sipc_ring_destroy(&ep->rx);
+err_unlock_registry:
+	mutex_unlock(&sipc_registry_lock);
+err_unlock_ep:
+	mutex_unlock(&ep->lock);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- */
+/* Release                                                           */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Must hold sipc_registry_lock. Mark @ep's side of its session hung up and
+ * wake the other endpoint; the session stays with the other side so that
+ * it can drain what @ep sealed.
+ */
+static void sipc_endpoint_hangup(struct sipc_endpoint *ep)
+{
+	struct sipc_session *s = ep->session;
+	struct sipc_endpoint *other;
+
+	lockdep_assert_held(&sipc_registry_lock);
+	if (!s)
+		return;
+
+	/*
+	 * tx_lock: no seal of ours is in flight, so everything we sealed is
+	 * published before the flag. Pairs with smp_load_acquire() of hup in
+	 * sipc_recv()/sipc_read()/sipc_poll() (sipc_data.c) [O8].
+	 */
+	mutex_lock(&ep->tx_lock);
+	/* See above: pairs with smp_load_acquire() of hup in sipc_data.c. */
+	smp_store_release(&s->hup[ep->role], true);
+	mutex_unlock(&ep->tx_lock);
+
+	other = s->ep[!ep->role];
+	if (!other->closed) {
+		sipc_ring_set_status(&other->tx, SIPC_STATUS_PEER_CLOSED,
+				     SIPC_STATUS_PEER_ATTACHED);
+		sipc_ring_set_status(&other->rx, SIPC_STATUS_PEER_CLOSED,
+				     SIPC_STATUS_PEER_ATTACHED);
+	}
+	sipc_hangup_notify(other);
+}
+
+void sipc_endpoint_release(struct sipc_endpoint *ep)
+{
+	struct sipc_channel *chan;
+	struct sipc_session *old;
+
+	mutex_lock(&ep->lock);
+	mutex_lock(&sipc_registry_lock);
+	chan = ep->chan;
+	if (ep->role == SIPC_ROLE_PEER) {
+		chan->peer = NULL;
+	} else if (ep->role == SIPC_ROLE_OWNER) {
+		chan->owner = NULL;
+		list_del_init(&chan->node);
+		sipc_nr_channels--;
+	}
+	sipc_endpoint_hangup(ep);
+	ep->closed = true;
+	mutex_unlock(&sipc_registry_lock);
+	mutex_unlock(&ep->lock);
+
+	sipc_doorbell_clear(ep);
+	old = sipc_endpoint_set_session(ep, NULL);
+	if (old)
+		sipc_session_put(old);
+	/* The registry's reference. */
+	if (ep->role == SIPC_ROLE_OWNER)
+		sipc_channel_put(chan);
+	sipc_endpoint_put(ep);
+}
+
+/* ---------------------------------------------------------------- */
+/* mmap, PEER_CRED, STATS                                            */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Takes no lock: mmap runs under mmap_lock, which write()/read() take
+ * inside tx_lock/rx_lock when a user copy faults. The rings are set up
+ * before the role is published and live until the endpoint is freed.
+ */
+int sipc_endpoint_mmap(struct sipc_endpoint *ep, struct vm_area_struct *vma)
+{
+	unsigned long off = vma->vm_pgoff;
+
+	/* Pairs with smp_store_release() of role in CREATE/ATTACH. */
+	if (smp_load_acquire(&ep->role) == SIPC_ROLE_NONE)
+		return -ENOTCONN;
+	if (off == SIPC_OFF_TX_RING >> PAGE_SHIFT)
+		return sipc_ring_mmap(&ep->tx, vma);
+	if (off == SIPC_OFF_RX_RING >> PAGE_SHIFT)
+		return sipc_ring_mmap(&ep->rx, vma);
+	return -EINVAL;
+}
+
+int sipc_endpoint_peer_cred(struct sipc_endpoint *ep,
+			    struct sipc_peer_cred *out)
+{
+	struct sipc_endpoint *other;
+	struct sipc_session *s;
+	int ret = 0;
+
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return -ENOTCONN;
+	other = s->ep[!ep->role];
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!ep->role])) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	out->pid = pid_nr_ns(other->tgid, ep->pidns);
+	out->uid = from_kuid_munged(ep->cred->user_ns, other->cred->fsuid);
+	out->gid = from_kgid_munged(ep->cred->user_ns, other->cred->fsgid);
+	out->identity_verified = 0;
+	out->pidns_ino = other->pidns->ns.inum;
+	out->userns_ino = other->cred->user_ns->ns.inum;
+out:
+	sipc_session_put(s);
+	return ret;
+}
+
+static u32 sipc_fill(u32 prod, u32 cons, u32 entries)
+{
+	u32 fill = prod - cons;
+
+	return fill > entries ? entries : fill;
+}
+
+int sipc_endpoint_stats(struct sipc_endpoint *ep, struct sipc_stats *out)
+{
+	struct sipc_ep_stats *st = &ep->stats;
+	struct sipc_session *s;
+
+	mutex_lock(&ep->lock);
+	if (ep->role == SIPC_ROLE_NONE) {
+		mutex_unlock(&ep->lock);
+		return -ENOTCONN;
+	}
+	mutex_lock(&ep->tx_lock);
+	mutex_lock(&ep->rx_lock);
+	out->sealed_msgs = st->sealed_msgs;
+	out->sealed_bytes = st->sealed_bytes;
+	out->opened_msgs = st->opened_msgs;
+	out->opened_bytes = st->opened_bytes;
+	out->badmsg = st->badmsg;
+	out->store_full = st->store_full;
+	out->doorbells_signalled = atomic64_read(&st->db_signalled);
+	out->doorbells_suppressed = atomic64_read(&st->db_suppressed);
+	out->eproto = st->eproto_tx + st->eproto_rx;
+	out->rekeys = 0;
+	out->attach_refused = ep->role == SIPC_ROLE_OWNER ?
+			      atomic64_read(&ep->chan->attach_refused) : 0;
+	out->tx_fill = sipc_fill(READ_ONCE(ep->tx.hdr->prod), ep->tx.kidx,
+				 ep->tx.entries);
+	out->rx_fill = sipc_fill(ep->rx.kidx, READ_ONCE(ep->rx.hdr->cons),
+				 ep->rx.entries);
+	s = ep->session;
+	if (s) {
+		struct sipc_dir *out_dir = &s->dir[ep->role];
+		struct sipc_dir *in_dir = &s->dir[!ep->role];
+
+		out->store_out_fill = READ_ONCE(out_dir->prod) -
+				      READ_ONCE(out_dir->cons);
+		out->store_in_fill = READ_ONCE(in_dir->prod) -
+				     READ_ONCE(in_dir->cons);
+		out->tx_epoch = out_dir->seal_key.epoch;
+		out->rx_epoch = in_dir->open_key.epoch;
+	}
+	mutex_unlock(&ep->rx_lock);
+	mutex_unlock(&ep->tx_lock);
+	mutex_unlock(&ep->lock);
+	return 0;
+}

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Channels, sessions and endpoints.
+ *
+ * Lifetimes:
+ * - An endpoint (struct sipc_endpoint) is one open file. It is refcounted:
+ *   the file holds one reference, and each session it belongs to holds one.
+ * - A channel (struct sipc_channel) is created by its owner. The registry
+ *   lists it until the owner closes; each endpoint and each session holds a
+ *   reference, so it lives while either endpoint does.
+ * - A session (struct sipc_session) is one attach: the two sealed stores,
+ *   the keys and the crypto transforms. Both endpoints hold a reference
+ *   while they belong to it; when the peer goes away the owner keeps the
+ *   old session until it has drained it or a new peer attaches.
+ *
+ * Lock order: ep->lock -> sipc_registry_lock -> ep->tx_lock -> ep->rx_lock
+ *	-> ep->sess_lock / ep->db_lock (spinlocks).
+ * mmap_lock is taken inside ep->tx_lock / ep->rx_lock (user copies in
+ * write/read) and outside ep->lock (mmap), never the other way round.
+ */
+#ifndef _SIPC_CHANNEL_H
+#define _SIPC_CHANNEL_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/wait.h>
+#include <linux/cred.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/eventfd.h>
+#include <linux/atomic.h>
+#include <linux/secure_ipc.h>
+
+#include "sipc_ring.h"
+#include "sipc_crypto.h"
+#include "sipc_keys.h"
+
+/* Roles. An endpoint of role r sends in direction r (SIPC_DIR_*). */
+#define SIPC_ROLE_NONE	(-1)
+#define SIPC_ROLE_OWNER	SIPC_DIR_OWNER_TO_PEER
+#define SIPC_ROLE_PEER	SIPC_DIR_PEER_TO_OWNER
+
+/**
+ * struct sipc_stamp - sender credentials as the receiver sees them
+ * @pid: sender's tgid in the receiver's pid namespace, 0 if invisible
+ * @uid: sender's fsuid in the receiver's user namespace
+ * @gid: sender's fsgid in the receiver's user namespace
+ */
+struct sipc_stamp {
+	u32 pid;
+	u32 uid;
+	u32 gid;
+};
+
+/**
+ * struct sipc_dir - one direction of a session
+ * @store: the sealed store: kernel-only pages, never mapped
+ * @rec_size: bytes per record slot in @store
+ * @entries: records @store holds (power of two)
+ * @mask: @entries - 1
+ * @prod: records sealed so far. Writer: the sender's sealer (under the
+ *	sender's tx_lock), smp_store_release(); read by the opener with
+ *	smp_load_acquire().
+ * @cons: records opened so far. Writer: the receiver's opener (under the
+ *	receiver's rx_lock), smp_store_release(); read by the sealer with
+ *	smp_load_acquire().
+ * @seal: sealing transform and request. Sender's tx_lock.
+ * @seal_key: sealing key. Sender's tx_lock.
+ * @seal_seq: next sequence number to seal. Sender's tx_lock.
+ * @open: opening transform and request. Receiver's rx_lock.
+ * @open_key: opening key. Receiver's rx_lock.
+ * @open_seq: next sequence number expected. Receiver's rx_lock.
+ * @stamp: the sender as the receiver sees it; constant.
+ */
+struct sipc_dir {
+	struct sipc_pages store;
+	size_t rec_size;
+	u32 entries;
+	u32 mask;
+	u32 prod;
+	u32 cons;
+
+	struct sipc_aead seal;
+	struct sipc_key seal_key;
+	u64 seal_seq;
+
+	struct sipc_aead open;
+	struct sipc_key open_key;
+	u64 open_seq;
+
+	struct sipc_stamp stamp;
+};
+
+/**
+ * struct sipc_session - one attach of a peer to a channel
+ * @ref: references: one per endpoint that belongs to it, plus transient
+ *	ones taken by poll and blocking read/write
+ * @chan: the channel (holds a reference)
+ * @ep: both endpoints (hold references), indexed by role
+ * @dir: both directions, indexed by SIPC_DIR_* (= the sender's role)
+ * @hup: endpoint of role r hung up. Written once, with smp_store_release()
+ *	after that endpoint's last seal; read with smp_load_acquire().
+ */
+struct sipc_session {
+	struct kref ref;
+	struct sipc_channel *chan;
+	struct sipc_endpoint *ep[2];
+	struct sipc_dir dir[2];
+	bool hup[2];
+};
+
+/**
+ * struct sipc_channel - a named channel
+ * @ref: references: registry, endpoints, sessions
+ * @node: entry in the registry (sipc_registry_lock)
+ * @name: NUL-terminated name
+ * @id: random 64-bit id, the AAD's channel_id
+ * @entries: slots per ring
+ * @slot_size: bytes per slot
+ * @policy: SIPC_POLICY_* flags checked at attach
+ * @peer_uid: required peer fsuid with SIPC_POLICY_UID
+ * @peer_gid: required peer group with SIPC_POLICY_GID
+ * @peer_pidns_ino: required peer pid namespace with SIPC_POLICY_PIDNS
+ * @owner: the owner endpoint while it is open (sipc_registry_lock)
+ * @peer: the peer endpoint while it is open (sipc_registry_lock)
+ * @owner_cred: the creator's credentials, to charge and to decode policy
+ * @attach_refused: refused attaches
+ */
+struct sipc_channel {
+	struct kref ref;
+	struct list_head node;
+	char name[SIPC_NAME_MAX];
+	u64 id;
+	u32 entries;
+	u32 slot_size;
+	u32 policy;
+	kuid_t peer_uid;
+	kgid_t peer_gid;
+	u64 peer_pidns_ino;
+	struct sipc_endpoint *owner;
+	struct sipc_endpoint *peer;
+	atomic64_t attach_refused;
+};
+
+/**
+ * struct sipc_ep_stats - per-endpoint counters
+ * @sealed_msgs: tx_lock
+ * @sealed_bytes: tx_lock
+ * @store_full: tx_lock
+ * @eproto_tx: tx_lock
+ * @opened_msgs: rx_lock
+ * @opened_bytes: rx_lock
+ * @badmsg: rx_lock
+ * @eproto_rx: rx_lock
+ * @db_signalled: doorbell signals sent to this endpoint (any context)
+ * @db_suppressed: signals skipped because NEED_WAKEUP was clear
+ */
+struct sipc_ep_stats {
+	u64 sealed_msgs;
+	u64 sealed_bytes;
+	u64 store_full;
+	u64 eproto_tx;
+	u64 opened_msgs;
+	u64 opened_bytes;
+	u64 badmsg;
+	u64 eproto_rx;
+	atomic64_t db_signalled;
+	atomic64_t db_suppressed;
+};
+
+/**
+ * struct sipc_endpoint - one open file of /dev/secure_ipc
+ * @ref: the file's reference plus one per session
+ * @lock: role, channel and ring setup (CREATE/ATTACH/mmap)
+ * @tx_lock: serializes the sealer (SEND, write) and changes of @session
+ * @rx_lock: serializes the opener (RECV, read) and changes of @session
+ * @sess_lock: lets poll and sleepers take a reference on @session
+ * @role: SIPC_ROLE_*; set once under @lock and sipc_registry_lock
+ * @chan: the channel once an endpoint (holds a reference)
+ * @session: current session or NULL; changed with @tx_lock, @rx_lock and
+ *	@sess_lock all held
+ * @tx: TX ring (valid once @role is set)
+ * @rx: RX ring (valid once @role is set)
+ * @wq: poll and blocking read/write waiters
+ * @db_lock: protects @doorbell
+ * @doorbell: registered eventfd or NULL
+ * @cred: opener's credentials (file->f_cred)
+ * @tgid: opener's thread group
+ * @pidns: opener's pid namespace
+ * @closed: the file was released
+ * @stats: counters
+ */
+struct sipc_endpoint {
+	struct kref ref;
+	struct mutex lock;		/* role and ring setup */
+	struct mutex tx_lock;		/* sealer, session changes */
+	struct mutex rx_lock;		/* opener, session changes */
+	spinlock_t sess_lock;		/* session for lockless readers */
+	int role;
+	struct sipc_channel *chan;
+	struct sipc_session *session;
+	struct sipc_ring tx;
+	struct sipc_ring rx;
+	wait_queue_head_t wq;
+	spinlock_t db_lock;		/* doorbell */
+	struct eventfd_ctx *doorbell;
+	const struct cred *cred;
+	struct pid *tgid;
+	struct pid_namespace *pidns;
+	bool closed;
+	struct sipc_ep_stats stats;
+};
+
+struct sipc_endpoint *sipc_endpoint_open(struct file *file);
+void sipc_endpoint_release(struct sipc_endpoint *ep);
+struct sipc_session *sipc_endpoint_session_get(struct sipc_endpoint *ep);
+void sipc_session_put(struct sipc_session *s);
+
+int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg);
+int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg);
+unsigned int sipc_channel_count(void);
+int sipc_endpoint_mmap(struct sipc_endpoint *ep, struct vm_area_struct *vma);
+int sipc_endpoint_peer_cred(struct sipc_endpoint *ep,
+			    struct sipc_peer_cred *out);
+int sipc_endpoint_stats(struct sipc_endpoint *ep, struct sipc_stats *out);
+
+#endif /* _SIPC_CHANNEL_H */

@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The sealed data path.
+ *
+ * Per direction the sender's SEND/write seals into the direction's sealed
+ * store and the receiver's RECV/read opens out of it. The store is SPSC:
+ * dir->prod has one writer (the sender, under its tx_lock), dir->cons has
+ * one writer (the receiver, under its rx_lock), and the two sides only
+ * meet through acquire/release on those two indices. They never share a
+ * lock on this path.
+ *
+ * User-written ring fields (TX prod and descriptors, RX cons, the flags
+ * words) are read once, validated, and never trusted afterwards; the
+ * kernel keeps its own copies of the indices it owns (ring->kidx).
+ */
+
+#include <linux/fs.h>
+#include <linux/uaccess.h>
+#include <linux/ratelimit.h>
+#include <linux/sched/signal.h>
+#include <linux/timekeeping.h>
+#include <linux/eventfd.h>
+#include <linux/minmax.h>
+#include <linux/build_bug.h>
+
+#include "compat.h"
+#include "sipc_main.h"
+#include "sipc_data.h"
+
+/* struct sipc_record_hdr as stored: every field little-endian (the AAD). */
+struct sipc_record_le {
+	__le64 channel_id;
+	__le64 seq;
+	__le64 timestamp_ns;
+	__le32 epoch;
+	__le32 len;
+	__le16 type;
+	u8 direction;
+	u8 version;
+	__le32 reserved;
+};
+
+static_assert(sizeof(struct sipc_record_le) == sizeof(struct sipc_record_hdr));
+
+#define SIPC_RECORD_VERSION 1
+
+/**
+ * struct sipc_opened - what the opener learned from one authentic record
+ * @seq: sequence number
+ * @timestamp_ns: commit time
+ * @len: plaintext length
+ * @type: message type
+ * @epoch: key epoch
+ */
+struct sipc_opened {
+	u64 seq;
+	u64 timestamp_ns;
+	u32 len;
+	u16 type;
+	u32 epoch;
+};
+
+static size_t sipc_rec_off(const struct sipc_dir *dir, u32 idx)
+{
+	return (size_t)(idx & dir->mask) * dir->rec_size;
+}
+
+static void *sipc_rec_data(const struct sipc_dir *dir, u32 idx)
+{
+	return dir->store.vaddr + sipc_rec_off(dir, idx) +
+	       sizeof(struct sipc_record_le);
+}
+
+/* ---------------------------------------------------------------- */
+/* Doorbells                                                         */
+/* ---------------------------------------------------------------- */
+
+int sipc_doorbell_set(struct sipc_endpoint *ep, int fd)
+{
+	struct eventfd_ctx *ctx = NULL;
+	struct eventfd_ctx *old;
+
+	if (fd >= 0) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	} else if (fd != -1) {
+		return -EBADF;
+	}
+
+	spin_lock(&ep->db_lock);
+	old = ep->doorbell;
+	ep->doorbell = ctx;
+	spin_unlock(&ep->db_lock);
+	if (old)
+		eventfd_ctx_put(old);
+	return 0;
+}
+
+void sipc_doorbell_clear(struct sipc_endpoint *ep)
+{
+	sipc_doorbell_set(ep, -1);
+}
+
+void sipc_doorbell_signal(struct sipc_endpoint *ep)
+{
+	spin_lock(&ep->db_lock);
+	if (ep->doorbell) {
+		sipc_eventfd_signal(ep->doorbell);
+		atomic64_inc(&ep->stats.db_signalled);
+	}
+	spin_unlock(&ep->db_lock);
+}
+
+/* The other endpoint hung up: wake every waiter of @ep and ring it. */
+void sipc_hangup_notify(struct sipc_endpoint *ep)
+{
+	wake_up_interruptible_poll(&ep->wq, EPOLLHUP | EPOLLRDHUP | EPOLLIN |
+				   EPOLLOUT);
+	sipc_doorbell_signal(ep);
+}
+
+/*
+ * Ring @ep's doorbell if its flags word asks for it. The caller has just
+ * published something @ep waits for and issued the full barrier of [O6]
+ * or [O7].
+ */
+static void sipc_doorbell_maybe(struct sipc_endpoint *ep, const u32 *flags)
+{
+	if (READ_ONCE(*flags) & SIPC_FLAG_NEED_WAKEUP)
+		sipc_doorbell_signal(ep);
+	else
+		atomic64_inc(&ep->stats.db_suppressed);
+}
+
+/* ---------------------------------------------------------------- */
+/* Sealing (sender side; tx_lock)                                    */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Must hold the sender's tx_lock. The plaintext is already in the record
+ * at @idx of the outgoing store; fill in the header and seal it.
+ */
+static int sipc_seal_one(struct sipc_endpoint *ep, struct sipc_session *s,
+			 u32 idx, u32 len, u16 type)
+{
+	struct sipc_dir *dir = &s->dir[ep->role];
+	size_t off = sipc_rec_off(dir, idx);
+	struct sipc_record_le *h = dir->store.vaddr + off;
+	int ret;
+
+	lockdep_assert_held(&ep->tx_lock);
+	if (dir->seal_seq == U64_MAX)
+		return -EOVERFLOW;
+
+	h->channel_id = cpu_to_le64(s->chan->id);
+	h->seq = cpu_to_le64(dir->seal_seq);
+	h->timestamp_ns = cpu_to_le64(ktime_get_ns());
+	h->epoch = cpu_to_le32(dir->seal_key.epoch);
+	h->len = cpu_to_le32(len);
+	h->type = cpu_to_le16(type);
+	h->direction = ep->role;
+	h->version = SIPC_RECORD_VERSION;
+	h->reserved = 0;
+
+	ret = sipc_record_seal(&dir->seal, &dir->store, off,
+			       dir->seal_key.salt, dir->seal_seq, len);
+	if (ret)
+		return ret;
+	dir->seal_seq++;
+	ep->stats.sealed_msgs++;
+	ep->stats.sealed_bytes += len;
+	return 0;
+}
+
+/*
+ * Must hold the sender's tx_lock. Make records up to @prod visible to the
+ * receiver and wake it if it asked for it.
+ */
+static void sipc_seal_publish(struct sipc_endpoint *ep, struct sipc_session *s,
+			      u32 prod)
+{
+	struct sipc_dir *dir = &s->dir[ep->role];
+	struct sipc_endpoint *rx_ep = s->ep[!ep->role];
+
+	lockdep_assert_held(&ep->tx_lock);
+	/*
+	 * Pairs with smp_load_acquire(&dir->prod) in sipc_recv(),
+	 * sipc_read() and sipc_in_ready().
+	 */
+	smp_store_release(&dir->prod, prod);
+	/* [O9] hints; pair with user space's load-acquire of store_prod. */
+	smp_store_release(&ep->tx.hdr->store_prod, prod);
+	/* [O9] likewise, on the receiver's RX ring. */
+	smp_store_release(&rx_ep->rx.hdr->store_prod, prod);
+	/*
+	 * [O6]: publish, full barrier, then read NEED_WAKEUP. Pairs with the
+	 * receiver's full barrier between setting NEED_WAKEUP in its RX
+	 * cons_flags and re-checking store_prod [O5] (user space).
+	 */
+	smp_mb();
+	sipc_doorbell_maybe(rx_ep, &rx_ep->rx.hdr->cons_flags);
+	/* wq_has_sleeper() pairs with the waiter's set_current_state(). */
+	if (wq_has_sleeper(&rx_ep->wq))
+		wake_up_interruptible_poll(&rx_ep->wq, EPOLLIN | EPOLLRDNORM);
+}
+
+static long sipc_eproto(struct sipc_endpoint *ep, struct sipc_ring *ring,
+			u64 *counter)
+{
+	(*counter)++;
+	sipc_ring_set_status(ring, SIPC_STATUS_ERROR, 0);
+	pr_notice_ratelimited("pid %d: invalid index or descriptor in its %s ring\n",
+			      task_tgid_nr(current),
+			      ring == &ep->tx ? "TX" : "RX");
+	return -EPROTO;
+}
+
+/**
+ * sipc_send() - SIPC_IOC_SEND: seal every pending TX slot that fits
+ * @ep: the endpoint
+ *
+ * Return: the number of records sealed (0 when nothing was pending or the
+ * sealed store is full), or -ENOTCONN, -EPIPE, -EPROTO, -EOVERFLOW,
+ * -EINTR. A bad descriptor stops the batch before it: what came before is
+ * sealed and counted, the next call reports -EPROTO.
+ */
+long sipc_send(struct sipc_endpoint *ep)
+{
+	struct sipc_ring *ring = &ep->tx;
+	struct sipc_session *s;
+	struct sipc_dir *dir;
+	u32 prod, cons, pending, sprod, scons, room, n, i;
+	long ret = 0;
+
+	if (mutex_lock_interruptible(&ep->tx_lock))
+		return -EINTR;
+	s = ep->session;
+	if (!s) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!ep->role])) {
+		ret = -EPIPE;
+		goto out;
+	}
+	dir = &s->dir[ep->role];
+
+	/* [O2]: pairs with user space's store-release of TX prod [O1]. */
+	prod = smp_load_acquire(&ring->hdr->prod);
+	cons = ring->kidx;
+	pending = prod - cons;
+	if (pending > ring->entries) {
+		ret = sipc_eproto(ep, ring, &ep->stats.eproto_tx);
+		goto out;
+	}
+
+	sprod = dir->prod;
+	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
+	scons = smp_load_acquire(&dir->cons);
+	room = dir->entries - (sprod - scons);
+	n = min(pending, room);
+	if (pending > room)
+		ep->stats.store_full++;
+
+	for (i = 0; i < n; i++) {
+		u32 slot = (cons + i) & ring->mask;
+		struct sipc_tx_desc *desc = (struct sipc_tx_desc *)ring->descs +
+					    slot;
+		u32 len = READ_ONCE(desc->len);
+		u16 type = READ_ONCE(desc->type);
+		u16 flags = READ_ONCE(desc->flags);
+		u64 reserved = READ_ONCE(desc->reserved);
+
+		if (len > ring->slot_size || flags || reserved) {
+			ret = sipc_eproto(ep, ring, &ep->stats.eproto_tx);
+			break;
+		}
+		/* The one fetch of the payload: into kernel-only memory. */
+		memcpy(sipc_rec_data(dir, sprod + i),
+		       ring->slots + (size_t)slot * ring->slot_size, len);
+		ret = sipc_seal_one(ep, s, sprod + i, len, type);
+		if (ret)
+			break;
+	}
+
+	if (i) {
+		ring->kidx = cons + i;
+		/*
+		 * [O3], kernel as TX consumer: the slots are copied. Pairs with
+		 * user space's load-acquire of TX cons [O4].
+		 */
+		smp_store_release(&ring->hdr->cons, ring->kidx);
+		sipc_seal_publish(ep, s, sprod + i);
+		ret = i;
+	}
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- */
+/* Opening (receiver side; rx_lock)                                  */
+/* ---------------------------------------------------------------- */
+
+/*
+ * Must hold the receiver's rx_lock. Open the record at @idx of the
+ * incoming store in place. A record that fails is consumed, counted and
+ * never delivered.
+ */
+static int sipc_open_one(struct sipc_endpoint *ep, struct sipc_session *s,
+			 u32 idx, struct sipc_opened *o)
+{
+	struct sipc_dir *dir = &s->dir[!ep->role];
+	size_t off = sipc_rec_off(dir, idx);
+	const struct sipc_record_le *h = dir->store.vaddr + off;
+	u64 seq = dir->open_seq++;
+	int ret;
+
+	lockdep_assert_held(&ep->rx_lock);
+	o->len = le32_to_cpu(h->len);
+	if (o->len > s->chan->slot_size) {
+		ret = -EBADMSG;
+		goto bad;
+	}
+	ret = sipc_record_open(&dir->open, &dir->store, off,
+			       dir->open_key.salt, seq, o->len);
+	if (ret)
+		goto bad;
+	o->seq = seq;
+	o->timestamp_ns = le64_to_cpu(h->timestamp_ns);
+	o->type = le16_to_cpu(h->type);
+	o->epoch = le32_to_cpu(h->epoch);
+	ep->stats.opened_msgs++;
+	ep->stats.opened_bytes += o->len;
+	return 0;
+
+bad:
+	ep->stats.badmsg++;
+	pr_warn_ratelimited("channel \"%s\": record %llu failed to open (%d), dropped\n",
+			    s->chan->name, seq, ret);
+	return -EBADMSG;
+}
+
+/*
+ * Must hold the receiver's rx_lock. Free store entries up to @cons and
+ * wake the sender if it waits for room.
+ */
+static void sipc_open_publish(struct sipc_endpoint *ep, struct sipc_session *s,
+			      u32 cons)
+{
+	struct sipc_dir *dir = &s->dir[!ep->role];
+	struct sipc_endpoint *tx_ep = s->ep[!ep->role];
+
+	lockdep_assert_held(&ep->rx_lock);
+	/* Pairs with smp_load_acquire(&dir->cons) in sipc_send()/sipc_write(). */
+	smp_store_release(&dir->cons, cons);
+	/* [O9] hints; pair with user space's load-acquire of store_cons. */
+	smp_store_release(&ep->rx.hdr->store_cons, cons);
+	/* [O9] likewise, on the sender's TX ring. */
+	smp_store_release(&tx_ep->tx.hdr->store_cons, cons);
+	/*
+	 * [O7]: free room, full barrier, then read the producer's
+	 * NEED_WAKEUP. Pairs with the producer's full barrier between setting
+	 * NEED_WAKEUP in its TX prod_flags and re-checking store_cons (user
+	 * space).
+	 */
+	smp_mb();
+	sipc_doorbell_maybe(tx_ep, &tx_ep->tx.hdr->prod_flags);
+	/* wq_has_sleeper() pairs with the waiter's set_current_state(). */
+	if (wq_has_sleeper(&tx_ep->wq))
+		wake_up_interruptible_poll(&tx_ep->wq, EPOLLOUT | EPOLLWRNORM);
+}
+
+/**
+ * sipc_recv() - SIPC_IOC_RECV: open sealed records into free RX slots
+ * @ep: the endpoint
+ *
+ * Return: the number of messages delivered; 0 when nothing is waiting or
+ * RX is full; -EPIPE once the other endpoint hung up and everything it
+ * sealed was received; -EBADMSG when every record tried failed to open;
+ * -ENOTCONN, -EPROTO, -EINTR.
+ */
+long sipc_recv(struct sipc_endpoint *ep)
+{
+	struct sipc_ring *ring = &ep->rx;
+	struct sipc_session *s;
+	struct sipc_dir *dir;
+	u32 prod, cons, room, sprod, scons, n, i;
+	u32 delivered = 0, bad = 0;
+	long ret = 0;
+	bool hup;
+
+	if (mutex_lock_interruptible(&ep->rx_lock))
+		return -EINTR;
+	s = ep->session;
+	if (!s) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &s->dir[!ep->role];
+
+	/* [O4], kernel as RX producer: pairs with user's release of cons [O3]. */
+	cons = smp_load_acquire(&ring->hdr->cons);
+	prod = ring->kidx;
+	if (prod - cons > ring->entries) {
+		ret = sipc_eproto(ep, ring, &ep->stats.eproto_rx);
+		goto out;
+	}
+	room = ring->entries - (prod - cons);
+
+	/* hup before prod: pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	hup = smp_load_acquire(&s->hup[!ep->role]);
+	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
+	sprod = smp_load_acquire(&dir->prod);
+	scons = dir->cons;
+	if (sprod == scons) {
+		ret = hup ? -EPIPE : 0;
+		goto out;
+	}
+	n = min(sprod - scons, room);
+
+	for (i = 0; i < n; i++) {
+		struct sipc_opened o;
+		u32 slot = prod & ring->mask;
+		struct sipc_rx_desc *desc = (struct sipc_rx_desc *)ring->descs +
+					    slot;
+
+		if (sipc_open_one(ep, s, scons + i, &o)) {
+			bad++;
+			continue;
+		}
+		memcpy(ring->slots + (size_t)slot * ring->slot_size,
+		       sipc_rec_data(dir, scons + i), o.len);
+		desc->seq = o.seq;
+		desc->timestamp_ns = o.timestamp_ns;
+		desc->len = o.len;
+		desc->type = o.type;
+		desc->flags = 0;
+		desc->sender_pid = dir->stamp.pid;
+		desc->sender_uid = dir->stamp.uid;
+		desc->sender_gid = dir->stamp.gid;
+		desc->epoch = o.epoch;
+		memset(desc->reserved, 0, sizeof(desc->reserved));
+		prod++;
+		delivered++;
+	}
+
+	if (delivered) {
+		ring->kidx = prod;
+		/*
+		 * [O1], kernel as RX producer: slots and descriptors written.
+		 * Pairs with user space's load-acquire of RX prod [O2].
+		 */
+		smp_store_release(&ring->hdr->prod, prod);
+	}
+	if (n)
+		sipc_open_publish(ep, s, scons + n);
+	ret = delivered ? delivered : (bad ? -EBADMSG : 0);
+out:
+	mutex_unlock(&ep->rx_lock);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- */
+/* read(2) / write(2) / poll(2)                                      */
+/* ---------------------------------------------------------------- */
+
+/* Room in the outgoing store, or the other side hung up. Lockless. */
+static bool sipc_out_ready(struct sipc_session *s, int role)
+{
+	struct sipc_dir *dir = &s->dir[role];
+
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!role]))
+		return true;
+	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
+	return READ_ONCE(dir->prod) - smp_load_acquire(&dir->cons) <
+	       dir->entries;
+}
+
+/* Records in the incoming store, or the other side hung up. Lockless. */
+static bool sipc_in_ready(struct sipc_session *s, int role)
+{
+	struct sipc_dir *dir = &s->dir[!role];
+
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!role]))
+		return true;
+	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
+	return smp_load_acquire(&dir->prod) != READ_ONCE(dir->cons);
+}
+
+ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,
+		   loff_t *ppos)
+{
+	struct sipc_endpoint *ep = file->private_data;
+	struct sipc_session *s;
+	struct sipc_dir *dir;
+	u32 sprod;
+	ssize_t ret;
+
+retry:
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return -ENOTCONN;
+	if (len > s->chan->slot_size) {
+		ret = -EMSGSIZE;
+		goto out_put;
+	}
+	if (mutex_lock_interruptible(&ep->tx_lock)) {
+		ret = -ERESTARTSYS;
+		goto out_put;
+	}
+	if (ep->session != s) {
+		mutex_unlock(&ep->tx_lock);
+		sipc_session_put(s);
+		goto retry;
+	}
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!ep->role])) {
+		ret = -EPIPE;
+		goto out_unlock;
+	}
+	dir = &s->dir[ep->role];
+	sprod = dir->prod;
+	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
+	if (sprod - smp_load_acquire(&dir->cons) >= dir->entries) {
+		ep->stats.store_full++;
+		mutex_unlock(&ep->tx_lock);
+		if (file->f_flags & O_NONBLOCK) {
+			ret = -EAGAIN;
+			goto out_put;
+		}
+		ret = wait_event_interruptible(ep->wq,
+					       sipc_out_ready(s, ep->role) ||
+					       READ_ONCE(ep->session) != s);
+		sipc_session_put(s);
+		if (ret)
+			return ret;
+		goto retry;
+	}
+
+	if (copy_from_user(sipc_rec_data(dir, sprod), buf, len)) {
+		ret = -EFAULT;
+		goto out_unlock;
+	}
+	ret = sipc_seal_one(ep, s, sprod, len, 0);
+	if (ret)
+		goto out_unlock;
+	sipc_seal_publish(ep, s, sprod + 1);
+	ret = len;
+
+out_unlock:
+	mutex_unlock(&ep->tx_lock);
+out_put:
+	sipc_session_put(s);
+	return ret;
+}
+
+ssize_t sipc_read(struct file *file, char __user *buf, size_t len,
+		  loff_t *ppos)
+{
+	struct sipc_endpoint *ep = file->private_data;
+	const struct sipc_record_le *h;
+	struct sipc_session *s;
+	struct sipc_opened o;
+	struct sipc_dir *dir;
+	u32 sprod, scons;
+	ssize_t ret;
+	bool hup;
+
+retry:
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return -ENOTCONN;
+	if (mutex_lock_interruptible(&ep->rx_lock)) {
+		ret = -ERESTARTSYS;
+		goto out_put;
+	}
+	if (ep->session != s) {
+		mutex_unlock(&ep->rx_lock);
+		sipc_session_put(s);
+		goto retry;
+	}
+	dir = &s->dir[!ep->role];
+	/* hup before prod: pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	hup = smp_load_acquire(&s->hup[!ep->role]);
+	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
+	sprod = smp_load_acquire(&dir->prod);
+	scons = dir->cons;
+	if (sprod == scons) {
+		mutex_unlock(&ep->rx_lock);
+		if (hup) {
+			ret = -EPIPE;
+			goto out_put;
+		}
+		if (file->f_flags & O_NONBLOCK) {
+			ret = -EAGAIN;
+			goto out_put;
+		}
+		ret = wait_event_interruptible(ep->wq,
+					       sipc_in_ready(s, ep->role) ||
+					       READ_ONCE(ep->session) != s);
+		sipc_session_put(s);
+		if (ret)
+			return ret;
+		goto retry;
+	}
+
+	/* SOCK_SEQPACKET: a short buffer fails and the message stays. */
+	h = dir->store.vaddr + sipc_rec_off(dir, scons);
+	if (le32_to_cpu(h->len) > len) {
+		ret = -EMSGSIZE;
+		goto out_unlock;
+	}
+	ret = sipc_open_one(ep, s, scons, &o);
+	if (!ret && copy_to_user(buf, sipc_rec_data(dir, scons), o.len))
+		ret = -EFAULT;
+	if (!ret)
+		ret = o.len;
+	sipc_open_publish(ep, s, scons + 1);
+
+out_unlock:
+	mutex_unlock(&ep->rx_lock);
+out_put:
+	sipc_session_put(s);
+	return ret;
+}
+
+__poll_t sipc_poll(struct file *file, poll_table *wait)
+{
+	struct sipc_endpoint *ep = file->private_data;
+	struct sipc_session *s;
+	__poll_t mask = 0;
+	int role;
+
+	poll_wait(file, &ep->wq, wait);
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return 0;
+	role = ep->role;
+	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
+	if (smp_load_acquire(&s->dir[!role].prod) != READ_ONCE(s->dir[!role].cons))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!role]))
+		mask |= EPOLLHUP | EPOLLRDHUP;
+	else if (sipc_out_ready(s, role))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	sipc_session_put(s);
+	return mask;
+}
+
+/* ---------------------------------------------------------------- */
+/* Test hooks (SIPC_TEST_HOOKS=1 builds only)                        */
+/* ---------------------------------------------------------------- */
+
+#ifdef SIPC_TEST_HOOKS
+int sipc_test_keys(struct sipc_endpoint *ep, struct sipc_test_keys *arg)
+{
+	struct sipc_dir *dir;
+	int ret = 0;
+
+	if (arg->flags)
+		return -EINVAL;
+	mutex_lock(&ep->tx_lock);
+	if (!ep->session) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &ep->session->dir[ep->role];
+	memcpy(arg->tx_key, dir->seal_key.key, sizeof(arg->tx_key));
+	memcpy(arg->tx_salt, dir->seal_key.salt, sizeof(arg->tx_salt));
+	arg->tx_epoch = dir->seal_key.epoch;
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+
+/*
+ * Copy the oldest unopened record of the outgoing store. Racy against the
+ * receiver opening it in place: tests call it while the receiver is idle.
+ */
+int sipc_test_peek_sealed(struct sipc_endpoint *ep,
+			  struct sipc_test_sealed *arg)
+{
+	const struct sipc_record_le *h;
+	struct sipc_dir *dir;
+	u32 scons;
+	size_t rec_len;
+	int ret = 0;
+
+	if (arg->flags || arg->reserved)
+		return -EINVAL;
+	mutex_lock(&ep->tx_lock);
+	if (!ep->session) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &ep->session->dir[ep->role];
+	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
+	scons = smp_load_acquire(&dir->cons);
+	if (scons == dir->prod) {
+		ret = -ENOENT;
+		goto out;
+	}
+	h = dir->store.vaddr + sipc_rec_off(dir, scons);
+	rec_len = sizeof(*h) + le32_to_cpu(h->len) + SIPC_TAG_LEN;
+	if (arg->buf_len < rec_len) {
+		ret = -EMSGSIZE;
+		goto out;
+	}
+	if (copy_to_user(u64_to_user_ptr(arg->buf), h, rec_len)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	arg->record_len = rec_len;
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+#endif

@@ -1,0 +1,397 @@
+//! The consumer half: peek at published messages, copy them out, release.
+
+use crate::abi::{SIPC_FLAG_CLOSED, SIPC_FLAG_NEED_WAKEUP};
+use crate::desc::Descriptor;
+use crate::error::{PayloadError, PeekError, ProtocolError};
+use crate::raw::{Region, SharedWord};
+use crate::sync::Ordering;
+use crate::KernelStatus;
+
+/// The consuming half of a ring.
+///
+/// Writes `cons` and `cons_flags`, nothing else. Keeps a cached copy of the
+/// producer's index and reads the shared one only when the cache says the
+/// ring is empty. Every value the producer wrote (its index, each
+/// descriptor) is copied out once and validated before use.
+pub struct Consumer<D: Descriptor> {
+    pub(crate) region: Region<D>,
+    /// Next index to read; everything below is released.
+    cons: u32,
+    /// The producer's index as last loaded and validated.
+    cached_prod: u32,
+    /// Our copy of `cons_flags` (we are its only writer).
+    flags: u32,
+}
+
+impl<D: Descriptor> Consumer<D> {
+    pub(crate) fn new(region: Region<D>) -> Self {
+        // Our own words: only we write them, so Relaxed reads our last values.
+        let cons = region.word(SharedWord::Cons).load(Ordering::Relaxed);
+        let flags = region.word(SharedWord::ConsFlags).load(Ordering::Relaxed);
+        Self {
+            region,
+            cons,
+            cached_prod: cons,
+            flags,
+        }
+    }
+
+    /// Number of slots (a power of two).
+    pub fn capacity(&self) -> u32 {
+        self.region.geo.entries
+    }
+
+    /// Bytes per slot: the largest payload.
+    pub fn slot_size(&self) -> usize {
+        self.region.geo.slot_size as usize
+    }
+
+    /// Loads the producer's index [O2], validates it and updates the cache.
+    fn refresh(&mut self) -> Result<u32, ProtocolError> {
+        // [O2] Pairs with the store-release of `prod` in
+        // Producer::publish_without_wake_check() (producer side): the
+        // descriptors and slots below `prod` are visible once we see it.
+        let prod = self
+            .region
+            .word(SharedWord::Prod)
+            .load(self.region.ord_observe());
+        let avail = prod.wrapping_sub(self.cons);
+        if self.region.index_check_enabled() && avail > self.capacity() {
+            return Err(ProtocolError::IndexOutOfRange {
+                prod,
+                cons: self.cons,
+                entries: self.capacity(),
+            });
+        }
+        self.cached_prod = prod;
+        Ok(avail)
+    }
+
+    /// Published messages not yet released (loads the producer's index if
+    /// the cache says none).
+    pub fn available(&mut self) -> Result<u32, ProtocolError> {
+        let cached = self.cached_prod.wrapping_sub(self.cons);
+        if cached > 0 {
+            return Ok(cached);
+        }
+        self.refresh()
+    }
+
+    /// At least one message available, or why not.
+    fn next_available(&mut self) -> Result<u32, PeekError> {
+        let n = self.available()?;
+        if n > 0 {
+            return Ok(n);
+        }
+        if !self.is_producer_closed() {
+            return Err(PeekError::Empty);
+        }
+        // [O8] CLOSED was stored after the producer's last publish: reload
+        // `prod` to drain everything published before the hang-up.
+        match self.refresh()? {
+            0 => Err(PeekError::Closed),
+            n => Ok(n),
+        }
+    }
+
+    fn entry(&self, idx: u32) -> Result<(D, u32), ProtocolError> {
+        let desc = self.region.read_desc(idx);
+        let len = desc.payload_len();
+        if len > self.region.geo.slot_size {
+            return Err(ProtocolError::LengthOutOfRange {
+                index: idx,
+                len,
+                slot_size: self.region.geo.slot_size,
+            });
+        }
+        Ok((desc, len))
+    }
+
+    /// The oldest published message. Its descriptor is copied and its
+    /// length checked; release it with [`ReadSlot::release`] (dropping the
+    /// slot keeps the message queued).
+    pub fn peek(&mut self) -> Result<ReadSlot<'_, D>, PeekError> {
+        self.next_available()?;
+        let idx = self.cons;
+        let (desc, len) = self.entry(idx)?;
+        Ok(ReadSlot {
+            consumer: self,
+            idx,
+            desc,
+            len,
+        })
+    }
+
+    /// Up to `max` published messages (at least one).
+    pub fn peek_batch(&mut self, max: u32) -> Result<ReadBatch<'_, D>, PeekError> {
+        let n = self.next_available()?.min(max);
+        if n == 0 {
+            return Err(PeekError::Empty);
+        }
+        let start = self.cons;
+        Ok(ReadBatch {
+            consumer: self,
+            start,
+            len: n,
+        })
+    }
+
+    /// Gives slots below `new_cons` back to the producer [O3].
+    fn release_to(&mut self, new_cons: u32) {
+        self.cons = new_cons;
+        // [O3] Pairs with the load-acquire of `cons` in Producer::refresh()
+        // (producer side): our reads of the released slots happen before
+        // the producer may overwrite them.
+        self.region
+            .word(SharedWord::Cons)
+            .store(new_cons, self.region.ord_release());
+    }
+
+    /// [O7] After releasing: full barrier, then read the producer's
+    /// NEED_WAKEUP. True means the producer waits for room: wake it.
+    pub fn producer_wants_wakeup(&self) -> bool {
+        // [O7] Pairs with the fence in Producer::prepare_wait_for_room()
+        // (producer side): either its re-check sees our `cons`, or we see
+        // its NEED_WAKEUP.
+        self.region.wake_fence();
+        self.region
+            .word(SharedWord::ProdFlags)
+            .load(Ordering::Relaxed)
+            & SIPC_FLAG_NEED_WAKEUP
+            != 0
+    }
+
+    /// [O5] Before sleeping on the doorbell: sets NEED_WAKEUP in
+    /// `cons_flags`, full barrier, re-checks `prod` and the producer's
+    /// CLOSED. Returns true if the ring is still empty and the caller may
+    /// sleep (call [`Consumer::finish_sleep`] once awake); false, with the
+    /// flag cleared again, if a message arrived or the producer hung up.
+    ///
+    /// On a kernel RX ring records may also be waiting in the sealed store:
+    /// check [`Consumer::kernel_status`] after this returns true (the fence
+    /// here orders that load too).
+    pub fn prepare_sleep(&mut self) -> Result<bool, ProtocolError> {
+        if self.cached_prod != self.cons {
+            return Ok(false);
+        }
+        self.flags |= SIPC_FLAG_NEED_WAKEUP;
+        self.region
+            .word(SharedWord::ConsFlags)
+            .store(self.flags, Ordering::Relaxed);
+        // [O5] Pairs with the fence in Producer::publish() / close()
+        // (producer side, [O6]).
+        self.region.sleep_fence();
+        let avail = match self.refresh() {
+            Ok(n) => n,
+            Err(e) => {
+                self.finish_sleep();
+                return Err(e);
+            }
+        };
+        if avail > 0 || self.is_producer_closed() {
+            self.finish_sleep();
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Clears NEED_WAKEUP after sleeping.
+    pub fn finish_sleep(&mut self) {
+        if self.flags & SIPC_FLAG_NEED_WAKEUP != 0 {
+            self.flags &= !SIPC_FLAG_NEED_WAKEUP;
+            self.region
+                .word(SharedWord::ConsFlags)
+                .store(self.flags, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the producer hung up ([O8] load-acquire of `prod_flags`).
+    /// Messages published before the hang-up may still be waiting.
+    pub fn is_producer_closed(&self) -> bool {
+        // [O8] Pairs with the store-release of CLOSED in Producer::close()
+        // (producer side).
+        self.region
+            .word(SharedWord::ProdFlags)
+            .load(self.region.ord_close_load())
+            & SIPC_FLAG_CLOSED
+            != 0
+    }
+
+    /// Hangs up: store-releases CLOSED in `cons_flags` [O8]; the producer's
+    /// next reserve on a full cache reports [`crate::ReserveError::Closed`].
+    /// Returns true if the producer waits for room (wake it). Idempotent.
+    pub fn close(&mut self) -> bool {
+        if self.flags & SIPC_FLAG_CLOSED != 0 {
+            return false;
+        }
+        self.flags = (self.flags & !SIPC_FLAG_NEED_WAKEUP) | SIPC_FLAG_CLOSED;
+        // [O8] Pairs with the load-acquire of `cons_flags` in
+        // Producer::is_consumer_closed() (producer side).
+        self.region
+            .word(SharedWord::ConsFlags)
+            .store(self.flags, self.region.ord_close_store());
+        self.producer_wants_wakeup()
+    }
+
+    /// The kernel status line [O9]: on an RX ring, data is waiting when the
+    /// ring is non-empty or `records_waiting()`.
+    pub fn kernel_status(&self) -> KernelStatus {
+        KernelStatus::load(&self.region)
+    }
+
+    /// Keeps `owner` (the mapping) alive as long as this half.
+    #[cfg(feature = "std")]
+    pub fn keep_alive(&mut self, owner: std::sync::Arc<dyn Send + Sync>) {
+        self.region.set_owner(owner);
+    }
+}
+
+impl<D: Descriptor> Drop for Consumer<D> {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+fn copy_out<D: Descriptor>(
+    region: &Region<D>,
+    idx: u32,
+    len: u32,
+    dst: &mut [u8],
+) -> Result<usize, PayloadError> {
+    let len = len as usize;
+    let Some(dst) = dst.get_mut(..len) else {
+        return Err(PayloadError::BufferTooSmall {
+            needed: len,
+            have: dst.len(),
+        });
+    };
+    // Cannot fail: len <= slot_size was checked when the entry was read.
+    let _ = region.read_payload(idx, dst);
+    Ok(len)
+}
+
+/// The oldest published message, its descriptor copied and validated.
+pub struct ReadSlot<'a, D: Descriptor> {
+    pub(crate) consumer: &'a mut Consumer<D>,
+    pub(crate) idx: u32,
+    desc: D,
+    pub(crate) len: u32,
+}
+
+impl<D: Descriptor> ReadSlot<'_, D> {
+    /// The descriptor as copied out of the ring (read once).
+    pub fn desc(&self) -> &D {
+        &self.desc
+    }
+
+    /// Payload length (validated: at most the slot size).
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Free-running index of this message.
+    pub fn index(&self) -> u32 {
+        self.idx
+    }
+
+    /// Copies the payload into the start of `dst`; returns its length.
+    pub fn read_payload(&self, dst: &mut [u8]) -> Result<usize, PayloadError> {
+        copy_out(&self.consumer.region, self.idx, self.len, dst)
+    }
+
+    /// Raw pointer to the payload's [`ReadSlot::len`] bytes.
+    pub fn payload_ptr(&self) -> *const u8 {
+        self.consumer.region.slot_ptr(self.idx)
+    }
+
+    /// Gives the slot back to the producer (one release store, [O3]).
+    pub fn release(self) {
+        self.consumer.release_to(self.idx.wrapping_add(1));
+    }
+}
+
+/// Several consecutive published messages, released together.
+pub struct ReadBatch<'a, D: Descriptor> {
+    consumer: &'a mut Consumer<D>,
+    start: u32,
+    len: u32,
+}
+
+impl<D: Descriptor> ReadBatch<'_, D> {
+    /// Messages in the batch (at least one).
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Always false: a batch holds at least one message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Entry `i`, its descriptor copied once and validated; None outside
+    /// the batch.
+    pub fn get(&self, i: u32) -> Option<Result<ReadEntry<'_, D>, ProtocolError>> {
+        if i >= self.len {
+            return None;
+        }
+        let idx = self.start.wrapping_add(i);
+        Some(self.consumer.entry(idx).map(|(desc, len)| ReadEntry {
+            region: &self.consumer.region,
+            idx,
+            desc,
+            len,
+        }))
+    }
+
+    /// Releases every message of the batch (one release store).
+    pub fn release(self) {
+        let n = self.len;
+        self.release_first(n);
+    }
+
+    /// Releases the first `n` messages (at most the batch length).
+    pub fn release_first(self, n: u32) {
+        let end = self.start.wrapping_add(n.min(self.len));
+        self.consumer.release_to(end);
+    }
+}
+
+/// One message of a [`ReadBatch`].
+pub struct ReadEntry<'a, D: Descriptor> {
+    pub(crate) region: &'a Region<D>,
+    pub(crate) idx: u32,
+    desc: D,
+    pub(crate) len: u32,
+}
+
+impl<D: Descriptor> ReadEntry<'_, D> {
+    /// The descriptor as copied out of the ring (read once).
+    pub fn desc(&self) -> &D {
+        &self.desc
+    }
+
+    /// Payload length (validated: at most the slot size).
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies the payload into the start of `dst`; returns its length.
+    pub fn read_payload(&self, dst: &mut [u8]) -> Result<usize, PayloadError> {
+        copy_out(self.region, self.idx, self.len, dst)
+    }
+
+    /// Raw pointer to the payload.
+    pub fn payload_ptr(&self) -> *const u8 {
+        self.region.slot_ptr(self.idx)
+    }
+}

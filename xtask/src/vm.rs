@@ -1,0 +1,880 @@
+//! Kernel tests in QEMU guests: `vm-test`, `vm-run`, `vm-shell`.
+//!
+//! For each Debian kernel installed on the host (the newest 6.1 and 6.12),
+//! the module is built against its header tree, packed with busybox, the
+//! crypto modules and the static guest binaries into an initramfs, and
+//! booted with QEMU. The guest's `/init` reports its exit status through
+//! `isa-debug-exit`; the host also scans the serial log for kernel
+//! warnings and checks that the module unloaded at the end.
+
+use crate::initramfs::{self, Cpio, ModuleDb};
+use crate::util::{cargo, newer_than, root, run, Steps};
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One guest kernel: its header tree, boot image and module tree.
+#[derive(Clone, Debug)]
+pub struct Kernel {
+    /// "6.1" or "6.12".
+    pub series: &'static str,
+    /// Release string, e.g. `6.1.0-56-amd64`.
+    pub version: String,
+    /// /usr/src/linux-headers-<version>.
+    pub headers: PathBuf,
+    /// /boot/vmlinuz-<version>.
+    pub image: PathBuf,
+    /// /lib/modules/<version>.
+    pub modules: PathBuf,
+}
+
+impl Kernel {
+    /// Scratch directory of this kernel's builds and logs.
+    pub fn work_dir(&self) -> PathBuf {
+        target_dir().join("vm").join(&self.version)
+    }
+}
+
+/// The cargo target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+const SERIES: &[&str] = &["6.1", "6.12"];
+
+fn version_key(v: &str) -> Vec<u64> {
+    v.split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(0))
+        .collect()
+}
+
+/// The newest installed kernel of each selected series ("6.1", "6.12", "all").
+pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
+    let wanted: Vec<&'static str> = match sel {
+        "all" => SERIES.to_vec(),
+        s => vec![*SERIES
+            .iter()
+            .find(|&&x| x == s)
+            .ok_or_else(|| format!("--kernel {s}: expected 6.1, 6.12 or all"))?],
+    };
+    let names: Vec<String> = fs::read_dir("/usr/src")
+        .map_err(|e| format!("/usr/src: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let mut out = Vec::new();
+    for series in wanted {
+        let prefix = format!("linux-headers-{series}.");
+        let newest = names
+            .iter()
+            .filter(|n| n.starts_with(&prefix) && n.ends_with("-amd64"))
+            .map(|n| n["linux-headers-".len()..].to_string())
+            .filter(|v| {
+                Path::new("/boot").join(format!("vmlinuz-{v}")).exists()
+                    && Path::new("/lib/modules")
+                        .join(v)
+                        .join("modules.dep")
+                        .exists()
+            })
+            .max_by_key(|v| version_key(v))
+            .ok_or_else(|| {
+                format!(
+                    "no {series} kernel with headers, /boot/vmlinuz and /lib/modules found \
+                     (cargo xtask deps installs them)"
+                )
+            })?;
+        out.push(Kernel {
+            series,
+            headers: PathBuf::from(format!("/usr/src/linux-headers-{newest}")),
+            image: PathBuf::from(format!("/boot/vmlinuz-{newest}")),
+            modules: PathBuf::from(format!("/lib/modules/{newest}")),
+            version: newest,
+        });
+    }
+    Ok(out)
+}
+
+fn is_build_product(name: &str) -> bool {
+    name.starts_with('.')
+        || [
+            ".o", ".ko", ".mod", ".mod.c", ".cmd", ".o.d", ".symvers", ".order",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
+}
+
+/// Mirrors the module sources into `dst`, rewriting only changed files so
+/// kbuild's incremental rebuild still works.
+fn sync_tree(src: &Path, dst: &Path) -> Result<(), String> {
+    fs::create_dir_all(dst).map_err(|e| format!("{}: {e}", dst.display()))?;
+    for e in fs::read_dir(src).map_err(|e| format!("{}: {e}", src.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if is_build_product(&name) {
+            continue;
+        }
+        let (s, d) = (e.path(), dst.join(&name));
+        if s.is_dir() {
+            sync_tree(&s, &d)?;
+        } else {
+            let data = fs::read(&s).map_err(|e| format!("{}: {e}", s.display()))?;
+            if fs::read(&d).ok().as_deref() != Some(&data[..]) {
+                fs::write(&d, &data).map_err(|e| format!("{}: {e}", d.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Module build variants. The test-hooks build has the same module name
+/// (`secure_ipc`), so it replaces the normal one in the guest only while a
+/// test that needs it runs; it ships at /lib/sipc/test-hooks/secure_ipc.ko.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Variant {
+    /// The build users get.
+    Normal,
+    /// `SIPC_TEST_HOOKS=1`: test-only ioctls that export keys.
+    TestHooks,
+}
+
+/// Builds secure_ipc.ko for `k`; returns the path of the .ko.
+pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
+    let src = root().join("kernel");
+    if !src.join("Kbuild").exists() {
+        return Err(format!(
+            "{} has no Kbuild: the module is missing",
+            src.display()
+        ));
+    }
+    let (dir, hooks) = match v {
+        Variant::Normal => ("kmod", "0"),
+        Variant::TestHooks => ("kmod-test-hooks", "1"),
+    };
+    let dst = k.work_dir().join(dir);
+    sync_tree(&src, &dst)?;
+    run(Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(&dst)
+        .arg("module")
+        .arg(format!("KDIR={}", k.headers.display()))
+        .arg(format!("SIPC_TEST_HOOKS={hooks}"))
+        // The module must build without warnings on every kernel.
+        .arg("KCFLAGS=-Werror")
+        .arg("-j2"))?;
+    let ko = dst.join("secure_ipc.ko");
+    if !ko.exists() {
+        return Err(format!("the build did not produce {}", ko.display()));
+    }
+    Ok(ko)
+}
+
+/// The ELF vmlinux inside the bzImage (booted through its PVH entry, which
+/// skips the real-mode setup and the decompressor: much faster under TCG).
+/// None when the kernel lacks CONFIG_PVH or the payload cannot be unpacked;
+/// the caller then boots the bzImage.
+pub fn extract_vmlinux(k: &Kernel) -> Option<PathBuf> {
+    let out = k.work_dir().join("vmlinux");
+    if newer_than(&out, &k.image) {
+        return Some(out);
+    }
+    let config = fs::read_to_string(format!("/boot/config-{}", k.version)).unwrap_or_default();
+    if !config.lines().any(|l| l == "CONFIG_PVH=y") {
+        eprintln!("note: {} has no CONFIG_PVH: booting the bzImage", k.version);
+        return None;
+    }
+    match unpack_bzimage(&k.image) {
+        Ok(elf) => {
+            fs::create_dir_all(k.work_dir()).ok()?;
+            fs::write(&out, elf).ok()?;
+            Some(out)
+        }
+        Err(e) => {
+            eprintln!(
+                "note: cannot extract vmlinux from {}: {e}; booting the bzImage",
+                k.image.display()
+            );
+            None
+        }
+    }
+}
+
+fn unpack_bzimage(image: &Path) -> Result<Vec<u8>, String> {
+    let b = fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let u32_at = |o: usize| -> Result<usize, String> {
+        b.get(o..o + 4)
+            .map(|s| u32::from_le_bytes(s.try_into().unwrap()) as usize)
+            .ok_or_else(|| "truncated image".to_string())
+    };
+    if b.get(0x202..0x206) != Some(b"HdrS") {
+        return Err("no x86 boot header".into());
+    }
+    let setup_sects = match b[0x1f1] {
+        0 => 4,
+        n => n as usize,
+    };
+    // Boot protocol 2.08+: payload_offset/payload_length, relative to the
+    // protected-mode code after the setup sectors.
+    let start = (setup_sects + 1) * 512 + u32_at(0x248)?;
+    let len = u32_at(0x24c)?;
+    let payload = b.get(start..start + len).ok_or("payload out of range")?;
+    let tool = match payload {
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => "xz",
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => "zstd",
+        [0x1f, 0x8b, ..] => "gzip",
+        _ => return Err("unknown payload compression".into()),
+    };
+    // kbuild appends the uncompressed size (4 bytes) after the stream.
+    let tmp = std::env::temp_dir().join(format!("sipc-payload-{}", std::process::id()));
+    fs::write(&tmp, &payload[..len - 4]).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let out = Command::new(tool).arg("-dc").arg(&tmp).output();
+    let _ = fs::remove_file(&tmp);
+    let out = out.map_err(|e| format!("cannot run {tool}: {e}"))?;
+    if !out.status.success() || !out.stdout.starts_with(b"\x7fELF") {
+        return Err(format!(
+            "{tool} -dc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// Builds static guest binaries of `package` (musl, release); returns the
+/// paths of the named binaries.
+pub fn build_guest_bins(package: &str, bins: &[&str]) -> Result<Vec<PathBuf>, String> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        package,
+        "--target",
+        crate::deps::GUEST_TARGET,
+    ]))?;
+    let dir = target_dir().join(crate::deps::GUEST_TARGET).join("release");
+    bins.iter()
+        .map(|b| {
+            let p = dir.join(b);
+            if p.exists() {
+                Ok(p)
+            } else {
+                Err(format!("{} was not built", p.display()))
+            }
+        })
+        .collect()
+}
+
+/// What the guest does after loading the crypto modules.
+pub enum Mode {
+    /// Runs the guest test runner with these arguments (it loads and
+    /// unloads the module itself).
+    Test(Vec<String>),
+    /// Loads the module, runs a shell command line in /extra.
+    Run(Vec<String>),
+    /// Loads the module, starts an interactive shell.
+    Shell,
+}
+
+/// Everything that goes into one guest.
+pub struct Guest {
+    /// Guest behaviour.
+    pub mode: Mode,
+    /// Host binaries copied to /bin.
+    pub bins: Vec<PathBuf>,
+    /// A host directory copied to /extra.
+    pub extra: Option<PathBuf>,
+    /// Module names loaded at boot besides the crypto set.
+    pub extra_modules: Vec<&'static str>,
+    /// Module files shipped but not loaded (/lib/sipc/opt/<name>.ko).
+    pub optional_modules: Vec<&'static str>,
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+const INIT: &str = r#"#!/bin/busybox sh
+# Generated by cargo xtask (xtask/src/vm.rs).
+/bin/busybox --install -s /bin
+export PATH=/bin:/extra
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+# Warnings and worse reach the console: the host fails the run on any
+# WARNING/BUG/Oops/panic in the log.
+dmesg -n 5
+echo "SIPC-HARNESS: guest up: kernel $(uname -r), $(nproc) CPUs"
+while read -r m; do
+	[ -n "$m" ] || continue
+	insmod "/lib/sipc/deps/$m" 2>/tmp/insmod.err ||
+		echo "SIPC-HARNESS: note: $m not loaded: $(cat /tmp/insmod.err)"
+done </lib/sipc/deps.list
+rc=0
+load_sipc() {
+	insmod /lib/sipc/secure_ipc.ko && return 0
+	echo "SIPC-HARNESS: FAILED: insmod secure_ipc.ko"
+	rc=4
+	return 1
+}
+. /etc/sipc/run.sh
+# Every run ends by unloading the module: a leaked reference fails here.
+if [ -e /sys/module/secure_ipc ]; then
+	if ! rmmod secure_ipc; then
+		echo "SIPC-HARNESS: FAILED: rmmod secure_ipc at the end of the run (refcnt $(cat /sys/module/secure_ipc/refcnt))"
+		[ "$rc" -ne 0 ] || rc=3
+	fi
+fi
+[ "$rc" -le 127 ] || rc=127
+echo "SIPC-HARNESS: exit status $rc"
+printf "\\$(printf %03o "$rc")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+poweroff -f
+"#;
+
+/// Guest exit status reserved by /init: the final rmmod failed.
+pub const RC_RMMOD_FAILED: i32 = 3;
+
+fn run_script(mode: &Mode) -> String {
+    match mode {
+        Mode::Test(args) => {
+            let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+            format!("sipc-guest-tests {}\nrc=$?\n", args.join(" "))
+        }
+        Mode::Run(cmd) => {
+            let cmd: Vec<String> = cmd.iter().map(|a| sh_quote(a)).collect();
+            format!(
+                "if load_sipc; then\n\tcd /extra 2>/dev/null || cd /\n\t{}\n\trc=$?\n\tcd /\nfi\n",
+                cmd.join(" ")
+            )
+        }
+        Mode::Shell => "load_sipc\necho 'SIPC-HARNESS: shell; exit (or Ctrl-D) powers off'\nsetsid cttyhack sh -l\n".into(),
+    }
+}
+
+/// Packs the initramfs of `guest` for kernel `k`; returns its path.
+pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
+    let normal = build_module(k, Variant::Normal)?;
+    let hooks = build_module(k, Variant::TestHooks)?;
+    let ko = fs::read(&normal).map_err(|e| format!("{}: {e}", normal.display()))?;
+
+    let db = ModuleDb::load(&k.modules)?;
+    let mut names: Vec<String> = initramfs::CRYPTO_MODULES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    names.extend(guest.extra_modules.iter().map(|s| s.to_string()));
+    names.extend(initramfs::ko_depends(&ko));
+    let resolved = db.resolve(&names);
+    if !resolved.absent.is_empty() {
+        eprintln!(
+            "note: {}: modules neither built in nor shipped: {}",
+            k.version,
+            resolved.absent.join(" ")
+        );
+    }
+
+    let mut c = Cpio::default();
+    for d in [
+        "bin",
+        "dev",
+        "proc",
+        "sys",
+        "tmp",
+        "root",
+        "extra",
+        "etc/sipc",
+        "lib/sipc/deps",
+    ] {
+        c.dir(d);
+    }
+    c.chardev("dev/console", 0o600, 5, 1);
+    c.chardev("dev/null", 0o666, 1, 3);
+    let busybox =
+        fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox (busybox-static): {e}"))?;
+    c.file("bin/busybox", 0o755, &busybox);
+    c.file("init", 0o755, INIT.as_bytes());
+    c.file("etc/sipc/run.sh", 0o644, run_script(&guest.mode).as_bytes());
+    let cache = k.work_dir().join("modules");
+    let mut list = String::new();
+    for (i, rel) in resolved.paths.iter().enumerate() {
+        let data = db.read_module(rel, &cache)?;
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        let name = format!("{i:02}-{}.ko", base.split(".ko").next().unwrap_or(base));
+        c.file(&format!("lib/sipc/deps/{name}"), 0o644, &data);
+        list.push_str(&name);
+        list.push('\n');
+    }
+    c.file("lib/sipc/deps.list", 0o644, list.as_bytes());
+    for opt in &guest.optional_modules {
+        for rel in db.resolve(&[opt.to_string()]).paths {
+            let data = db.read_module(&rel, &cache)?;
+            let base = rel.rsplit('/').next().unwrap_or(&rel);
+            c.file(
+                &format!(
+                    "lib/sipc/opt/{}.ko",
+                    base.split(".ko").next().unwrap_or(base)
+                ),
+                0o644,
+                &data,
+            );
+        }
+    }
+    c.file("lib/sipc/secure_ipc.ko", 0o644, &ko);
+    let hooks = fs::read(&hooks).map_err(|e| format!("{}: {e}", hooks.display()))?;
+    c.file("lib/sipc/test-hooks/secure_ipc.ko", 0o644, &hooks);
+    for b in &guest.bins {
+        let data = fs::read(b).map_err(|e| format!("{}: {e}", b.display()))?;
+        let name = b.file_name().unwrap().to_string_lossy();
+        c.file(&format!("bin/{name}"), 0o755, &data);
+    }
+    if let Some(dir) = &guest.extra {
+        c.tree(dir, "extra")?;
+    }
+    let out = k.work_dir().join("initramfs.cpio");
+    fs::write(&out, c.finish()).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+fn accel() -> (&'static str, &'static str, &'static str) {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let hw = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    if hw && Path::new("/dev/kvm").exists() {
+        ("kvm", "host", "KVM")
+    } else {
+        ("tcg", "max", "TCG")
+    }
+}
+
+/// How a guest run ended.
+pub struct Outcome {
+    /// Status the guest wrote to isa-debug-exit (None: it never reported).
+    pub status: Option<i32>,
+    /// The run was killed after the timeout.
+    pub timed_out: bool,
+    /// The serial log, lines without `\r`.
+    pub log: Vec<String>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Path of the log file.
+    pub log_path: PathBuf,
+}
+
+fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
+    let (accel, cpu, accel_name) = accel();
+    let (image, how) = match extract_vmlinux(k) {
+        Some(p) => (p, "vmlinux/PVH"),
+        None => (k.image.clone(), "bzImage"),
+    };
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args([
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-m",
+        "1G",
+        "-nodefaults",
+        "-no-reboot",
+    ])
+    .args(["-smp", &smp.to_string()])
+    .args(["-display", "none"])
+    .arg("-kernel")
+    .arg(image)
+    .arg("-initrd")
+    .arg(initrd)
+    .args(["-append", "console=ttyS0 quiet panic=-1"])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    (cmd, format!("{accel_name}, {how}, {smp} CPUs"))
+}
+
+/// Boots the guest, streaming the console to the terminal and to `log_path`.
+pub fn boot(
+    k: &Kernel,
+    initrd: &Path,
+    name: &str,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Outcome, String> {
+    let (mut cmd, how) = qemu_cmd(k, initrd, 2);
+    cmd.args(["-serial", "stdio", "-monitor", "none"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let log_path = k.work_dir().join(format!("{name}.log"));
+    eprintln!(
+        "==> booting {} ({}: {how}); log: {}",
+        k.series,
+        k.version,
+        log_path.display()
+    );
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let mut file =
+        fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            let line = String::from_utf8_lossy(&line)
+                .trim_end_matches('\r')
+                .to_string();
+            let _ = writeln!(file, "{line}");
+            if echo {
+                println!("  | {line}");
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().map_err(|e| e.to_string())?;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = reader.join().unwrap_or_default();
+    // isa-debug-exit: qemu exits with (status << 1) | 1; 0 means the guest
+    // powered off or rebooted (panic=-1) without reporting.
+    let status = match status.code() {
+        Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
+        _ => None,
+    };
+    Ok(Outcome {
+        status,
+        timed_out,
+        log,
+        elapsed: start.elapsed(),
+        log_path,
+    })
+}
+
+/// Lines of a kernel log that mean the kernel is unhappy.
+pub fn kernel_trouble(log: &[String]) -> Vec<String> {
+    const BAD: &[&str] = &[
+        "Kernel panic",
+        "Oops",
+        "BUG:",
+        "WARNING:",
+        "Call Trace:",
+        "general protection fault",
+        "kernel BUG at",
+        "UBSAN:",
+        "refcount_t:",
+        "list_add corruption",
+        "list_del corruption",
+        "soft lockup",
+        "hard LOCKUP",
+        "self-detected stall",
+        "blocked for more than",
+    ];
+    log.iter()
+        .filter(|l| !l.starts_with("test ") && !l.starts_with("SIPC-"))
+        .filter(|l| BAD.iter().any(|b| l.contains(b)))
+        .cloned()
+        .collect()
+}
+
+fn tail(log: &[String], n: usize) -> String {
+    let from = log.len().saturating_sub(n);
+    log[from..].iter().map(|l| format!("  | {l}\n")).collect()
+}
+
+/// Parses one `test NAME ... ok|FAILED` line of the guest runner.
+fn parse_test_line(line: &str) -> Option<(String, Result<(), String>)> {
+    let rest = line.strip_prefix("test ")?;
+    let (name, verdict) = rest.split_once(" ... ")?;
+    if verdict.starts_with("ok") {
+        return Some((name.to_string(), Ok(())));
+    }
+    let why = verdict.strip_prefix("FAILED")?;
+    Some((
+        name.to_string(),
+        Err(why.trim_start_matches([' ', ':']).to_string()),
+    ))
+}
+
+/// Options shared by the vm-* commands.
+pub struct VmArgs {
+    /// 6.1, 6.12 or all.
+    pub kernel: String,
+    /// Test name filter.
+    pub filter: Option<String>,
+    /// Directory copied to /extra.
+    pub extra: Option<PathBuf>,
+    /// Command for vm-run.
+    pub cmd: Vec<String>,
+    /// Per-kernel timeout.
+    pub timeout: Duration,
+}
+
+/// Parses `[--kernel K] [--filter F] [--extra DIR] [--timeout SECS] [-- CMD...]`.
+pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, String> {
+    let mut a = VmArgs {
+        kernel: default_kernel.into(),
+        filter: None,
+        extra: None,
+        cmd: Vec::new(),
+        timeout: Duration::from_secs(1200),
+    };
+    let mut it = args.iter();
+    while let Some(x) = it.next() {
+        let mut val = |what: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{x} needs {what}"))
+        };
+        match x.as_str() {
+            "--kernel" => a.kernel = val("6.1, 6.12 or all")?,
+            "--filter" => a.filter = Some(val("a test name")?),
+            "--extra" => a.extra = Some(PathBuf::from(val("a directory")?)),
+            "--timeout" => {
+                let v = val("seconds")?;
+                a.timeout = Duration::from_secs(
+                    v.parse()
+                        .map_err(|_| format!("--timeout {v}: not a number"))?,
+                );
+            }
+            "--" => {
+                a.cmd = it.cloned().collect();
+                break;
+            }
+            o => return Err(format!("unknown option `{o}`")),
+        }
+    }
+    if let Some(d) = &a.extra {
+        if !d.is_dir() {
+            return Err(format!("--extra {}: not a directory", d.display()));
+        }
+    }
+    Ok(a)
+}
+
+/// `vm-test`: the guest test runner on each selected kernel; records one
+/// item per guest test plus per-kernel health checks into `steps`.
+pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
+    let kernels = find_kernels(&a.kernel)?;
+    let t = Instant::now();
+    let bins = build_guest_bins("sipc-guest-tests", &["sipc-guest-tests"])?;
+    eprintln!(
+        "==> guest test binaries built ({:.1}s)",
+        t.elapsed().as_secs_f64()
+    );
+    let mut runner_args = Vec::new();
+    if let Some(f) = &a.filter {
+        runner_args.extend(["--filter".to_string(), f.clone()]);
+    }
+    for k in &kernels {
+        let v = &k.version;
+        let t = Instant::now();
+        let guest = Guest {
+            mode: Mode::Test(runner_args.clone()),
+            bins: bins.clone(),
+            extra: a.extra.clone(),
+            extra_modules: Vec::new(),
+            optional_modules: Vec::new(),
+        };
+        let initrd = match pack(k, &guest) {
+            Ok(p) => p,
+            Err(e) => {
+                steps.record(&format!("{v}: build and pack the guest"), Err(e));
+                continue;
+            }
+        };
+        eprintln!(
+            "==> {v}: module built, initramfs packed ({:.1}s)",
+            t.elapsed().as_secs_f64()
+        );
+        let o = boot(k, &initrd, "vm-test", a.timeout, true)?;
+        let mut summary = false;
+        let (mut np, mut nf) = (0, 0);
+        for line in &o.log {
+            if let Some((name, r)) = parse_test_line(line) {
+                if r.is_ok() {
+                    np += 1
+                } else {
+                    nf += 1
+                }
+                steps.record(&format!("{v}: {name}"), r);
+            }
+            summary |= line.ends_with(" failed") && line.contains(" passed, ");
+        }
+        let trouble = kernel_trouble(&o.log);
+        let show = || format!("\n{}log: {}", tail(&o.log, 40), o.log_path.display());
+        let mut health: Vec<(&str, Result<(), String>)> = Vec::new();
+        health.push((
+            "guest ran to completion",
+            if o.timed_out {
+                Err(format!("timeout after {}s{}", a.timeout.as_secs(), show()))
+            } else if o.status.is_none() {
+                Err(format!(
+                    "the guest stopped without reporting (panic?){}",
+                    show()
+                ))
+            } else if !summary {
+                Err(format!("the test runner printed no summary{}", show()))
+            } else {
+                Ok(())
+            },
+        ));
+        health.push((
+            "kernel log clean (no panic/Oops/BUG/WARNING)",
+            if trouble.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{}\n{}", trouble.join("\n"), show()))
+            },
+        ));
+        health.push((
+            "module unloaded at the end",
+            match o.status {
+                Some(RC_RMMOD_FAILED) => Err(format!("rmmod secure_ipc failed{}", show())),
+                Some(_) if o.log.iter().any(|l| l.contains("FAILED: rmmod")) => {
+                    Err(format!("rmmod secure_ipc failed{}", show()))
+                }
+                Some(_) => Ok(()),
+                None => Err("unknown: the guest did not finish".into()),
+            },
+        ));
+        let healthy = health.iter().all(|(_, r)| r.is_ok());
+        for (name, r) in health {
+            steps.record(&format!("{v}: {name}"), r);
+        }
+        let guest_ok = o.status == Some(0);
+        if !guest_ok && healthy && nf == 0 {
+            steps.record(
+                &format!("{v}: guest exit status"),
+                Err(format!("guest exit status {:?}{}", o.status, show())),
+            );
+        }
+        eprintln!(
+            "==> {v}: {np} passed, {nf} failed; guest {} ({:.1}s)",
+            if guest_ok && healthy {
+                "healthy"
+            } else {
+                "NOT healthy"
+            },
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `vm-run`: runs a command line in the guest; returns its exit status.
+pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
+    if a.cmd.is_empty() {
+        return Err("vm-run needs a command: cargo xtask vm-run [--extra DIR] -- CMD...".into());
+    }
+    let mut last = 0;
+    for k in find_kernels(&a.kernel)? {
+        let guest = Guest {
+            mode: Mode::Run(a.cmd.clone()),
+            bins: Vec::new(),
+            extra: a.extra.clone(),
+            extra_modules: Vec::new(),
+            optional_modules: Vec::new(),
+        };
+        let initrd = pack(&k, &guest)?;
+        let o = boot(&k, &initrd, "vm-run", a.timeout, true)?;
+        let trouble = kernel_trouble(&o.log);
+        if !trouble.is_empty() {
+            eprintln!(
+                "{}: kernel trouble in the log:\n{}",
+                k.version,
+                trouble.join("\n")
+            );
+            last = 125;
+        }
+        match o.status {
+            Some(s) => {
+                eprintln!(
+                    "==> {}: exit status {s} ({:.1}s)",
+                    k.version,
+                    o.elapsed.as_secs_f64()
+                );
+                if last == 0 {
+                    last = s;
+                }
+            }
+            None => {
+                eprintln!(
+                    "==> {}: the guest did not report (timeout or panic)\n{}",
+                    k.version,
+                    tail(&o.log, 40)
+                );
+                last = 124;
+            }
+        }
+    }
+    Ok(last)
+}
+
+/// `vm-shell`: an interactive shell in the guest (module loaded).
+pub fn vm_shell(a: &VmArgs) -> Result<(), String> {
+    let k = find_kernels(&a.kernel)?.into_iter().next().unwrap();
+    let bins = build_guest_bins("sipc-guest-tests", &["sipc-guest-tests"])?;
+    let guest = Guest {
+        mode: Mode::Shell,
+        bins,
+        extra: a.extra.clone(),
+        extra_modules: initramfs::BENCH_MODULES.to_vec(),
+        optional_modules: Vec::new(),
+    };
+    let initrd = pack(&k, &guest)?;
+    let (mut cmd, how) = qemu_cmd(&k, &initrd, 2);
+    cmd.args(["-serial", "mon:stdio"]);
+    eprintln!("==> {} ({how}); Ctrl-A X quits QEMU", k.version);
+    let _ = cmd
+        .status()
+        .map_err(|e| format!("cannot start qemu: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_lines_are_parsed() {
+        assert_eq!(
+            parse_test_line("test a_b ... ok (0.1s)"),
+            Some(("a_b".into(), Ok(())))
+        );
+        assert_eq!(
+            parse_test_line("test x ... FAILED (0.2s): got EINVAL"),
+            Some(("x".into(), Err("(0.2s): got EINVAL".into())))
+        );
+        assert_eq!(parse_test_line("[  1.0] test"), None);
+    }
+
+    #[test]
+    fn kernel_warnings_are_trouble() {
+        let log = vec![
+            "[    2.1] WARNING: CPU: 0 PID: 50 at sipc_ioctl.c:10".to_string(),
+            "test no_warning_here ... ok".to_string(),
+            "SIPC-HARNESS: fine".to_string(),
+        ];
+        assert_eq!(kernel_trouble(&log).len(), 1);
+    }
+
+    #[test]
+    fn newest_version_wins() {
+        assert!(version_key("6.1.0-56-amd64") > version_key("6.1.0-9-amd64"));
+        assert!(version_key("6.12.117+deb12-amd64") > version_key("6.12.43+deb12-amd64"));
+    }
+}
