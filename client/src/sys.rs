@@ -103,7 +103,7 @@ impl Mapping {
     }
 
     fn at(&self, off: usize, len: usize) -> Result<NonNull<u8>, LayoutError> {
-        if off.checked_add(len).is_none_or(|end| end > self.len) {
+        if off.checked_add(len).map_or(true, |end| end > self.len) {
             return Err(LayoutError::MappingTooSmall {
                 needed: (off + len) as u64,
                 mapped: self.len,
@@ -156,15 +156,12 @@ impl Mapping {
     /// `prod - cons` of the ring at `off` (a statistic; racy by nature).
     pub fn ring_fill(&self, off: usize) -> u32 {
         let word = |o: usize| -> u32 {
-            match self.at(off + o, 4) {
-                // SAFETY: in bounds and 4-aligned (ring offsets are page
-                // aligned, the words sit at 128 and 256); an atomic load is
-                // the only way this module reads a shared index.
-                Ok(p) => {
-                    unsafe { AtomicU32::from_ptr(p.as_ptr().cast::<u32>()) }.load(Ordering::Relaxed)
-                }
-                Err(_) => 0,
-            }
+            let Ok(p) = self.at(off + o, 4) else { return 0 };
+            // SAFETY: in bounds and 4-aligned (ring offsets are page aligned,
+            // the words sit at 128 and 256); shared indices are only ever
+            // read through atomics.
+            let a = unsafe { AtomicU32::from_ptr(p.as_ptr().cast::<u32>()) };
+            a.load(Ordering::Relaxed)
         };
         word(128).wrapping_sub(word(256))
     }

@@ -378,82 +378,80 @@ impl Drop for TxSession {
 impl RxSession {
     fn next(&mut self) -> Result<Option<MessageMeta>, Error> {
         debug_assert!(self.current.is_none());
-        loop {
-            let slot = match self.consumer.peek() {
-                Ok(s) => s,
-                Err(PeekError::Empty) => {
-                    self.empty_polls = self.empty_polls.wrapping_add(1);
-                    let gone = self.link.gone.load(Ordering::Relaxed)
-                        || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
-                    if !gone {
-                        return Ok(None);
-                    }
-                    // The peer is gone: take what it published before it died
-                    // (its stores are visible once we saw the hang-up).
-                    match self.consumer.peek() {
-                        Ok(s) => s,
-                        Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
-                        Err(_) => return Err(Error::PeerClosed),
-                    }
+        let slot = match self.consumer.peek() {
+            Ok(s) => s,
+            Err(PeekError::Empty) => {
+                self.empty_polls = self.empty_polls.wrapping_add(1);
+                let gone = self.link.gone.load(Ordering::Relaxed)
+                    || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
+                if !gone {
+                    return Ok(None);
                 }
-                Err(PeekError::Closed) => return Err(Error::PeerClosed),
-                Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
-            };
-            // Copy the whole record out of shared memory first: everything
-            // below checks and decrypts the private copy only.
-            let rec_len = slot.len();
-            let copied = slot.read_payload(&mut self.buf[..]);
-            slot.release();
-            if self.consumer.producer_wants_wakeup() {
-                sys::eventfd_signal(&self.their_room);
-                self.counters
-                    .doorbells_signalled
-                    .fetch_add(1, Ordering::Relaxed);
+                // The peer is gone: take what it published before it died
+                // (its stores are visible once we saw the hang-up).
+                match self.consumer.peek() {
+                    Ok(s) => s,
+                    Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
+                    Err(_) => return Err(Error::PeerClosed),
+                }
             }
+            Err(PeekError::Closed) => return Err(Error::PeerClosed),
+            Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
+        };
+        // Copy the whole record out of shared memory first: everything
+        // below checks and decrypts the private copy only.
+        let rec_len = slot.len();
+        let copied = slot.read_payload(&mut self.buf[..]);
+        slot.release();
+        if self.consumer.producer_wants_wakeup() {
+            sys::eventfd_signal(&self.their_room);
             self.counters
-                .rx_fill
-                .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
-            let opened = match copied {
-                Ok(n) if n == rec_len && rec_len >= OVERHEAD => {
-                    self.opener.open_next(&mut self.buf[..rec_len])
-                }
-                _ => {
-                    // Keep the sequence accounting: this record is spent.
-                    let mut spent = [0u8; 0];
-                    let _ = self.opener.open_next(&mut spent);
-                    Err(Error::AuthenticationFailed)
-                }
-            };
-            match opened {
-                Ok((hdr, jumped)) => {
-                    if jumped > 0 {
-                        self.counters
-                            .rekeys
-                            .fetch_add(jumped as u64, Ordering::Relaxed);
-                        self.counters.rx_epoch.store(hdr.epoch, Ordering::Relaxed);
-                    }
-                    self.counters.opened_msgs.fetch_add(1, Ordering::Relaxed);
+                .doorbells_signalled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters
+            .rx_fill
+            .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
+        let opened = match copied {
+            Ok(n) if n == rec_len && rec_len >= OVERHEAD => {
+                self.opener.open_next(&mut self.buf[..rec_len])
+            }
+            _ => {
+                // Keep the sequence accounting: this record is spent.
+                let mut spent = [0u8; 0];
+                let _ = self.opener.open_next(&mut spent);
+                Err(Error::AuthenticationFailed)
+            }
+        };
+        match opened {
+            Ok((hdr, jumped)) => {
+                if jumped > 0 {
                     self.counters
-                        .opened_bytes
-                        .fetch_add(hdr.len as u64, Ordering::Relaxed);
-                    let meta = MessageMeta {
-                        seq: hdr.seq,
-                        timestamp_ns: hdr.timestamp_ns,
-                        len: hdr.len as usize,
-                        msg_type: hdr.type_,
-                        epoch: hdr.epoch,
-                        sender: self.sender,
-                    };
-                    self.current = Some(meta);
-                    return Ok(Some(meta));
+                        .rekeys
+                        .fetch_add(jumped as u64, Ordering::Relaxed);
+                    self.counters.rx_epoch.store(hdr.epoch, Ordering::Relaxed);
                 }
-                Err(e) => {
-                    self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
-                    // Never deliver any of it; wipe the private copy.
-                    let wipe = rec_len.min(self.buf.len());
-                    self.buf[..wipe].fill(0);
-                    return Err(e);
-                }
+                self.counters.opened_msgs.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .opened_bytes
+                    .fetch_add(hdr.len as u64, Ordering::Relaxed);
+                let meta = MessageMeta {
+                    seq: hdr.seq,
+                    timestamp_ns: hdr.timestamp_ns,
+                    len: hdr.len as usize,
+                    msg_type: hdr.type_,
+                    epoch: hdr.epoch,
+                    sender: self.sender,
+                };
+                self.current = Some(meta);
+                Ok(Some(meta))
+            }
+            Err(e) => {
+                self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                // Never deliver any of it; wipe the private copy.
+                let wipe = rec_len.min(self.buf.len());
+                self.buf[..wipe].fill(0);
+                Err(e)
             }
         }
     }
@@ -500,12 +498,12 @@ impl Drop for Pending {
 
 enum TxState {
     Waiting(Arc<Pending>),
-    Ready(TxSession),
+    Ready(Box<TxSession>),
 }
 
 enum RxState {
     Waiting(Arc<Pending>),
-    Ready(RxSession),
+    Ready(Box<RxSession>),
 }
 
 struct UsTx {
@@ -531,7 +529,7 @@ impl UsTx {
             match taken {
                 Some(s) => {
                     self.fd = s.my_room.as_raw_fd();
-                    self.state = TxState::Ready(s);
+                    self.state = TxState::Ready(Box::new(s));
                 }
                 None => return None,
             }
@@ -550,7 +548,7 @@ impl UsRx {
             match taken {
                 Some(s) => {
                     self.fd = s.my_data.as_raw_fd();
-                    self.state = RxState::Ready(s);
+                    self.state = RxState::Ready(Box::new(s));
                 }
                 None => return None,
             }
@@ -899,6 +897,13 @@ fn random32() -> [u8; 32] {
 // Owner
 // ---------------------------------------------------------------------------
 
+/// A finished owner-side handshake: the session and the ACCEPT still to send.
+struct Accepted {
+    session: Session,
+    packet: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
 /// State the listener thread needs.
 struct Listener {
     name: String,
@@ -980,11 +985,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 impl Listener {
     fn run(self) {
         let mut attached = false;
-        loop {
-            let ready = match sys::poll(&[self.listen.as_raw_fd(), self.stop.as_raw_fd()], None) {
-                Ok(r) => r,
-                Err(_) => break,
-            };
+        while let Ok(ready) = sys::poll(&[self.listen.as_raw_fd(), self.stop.as_raw_fd()], None) {
             if ready[1].readable || self.pending.strong_count() == 0 {
                 break;
             }
@@ -997,9 +998,8 @@ impl Listener {
             if sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT).is_err() {
                 continue;
             }
-            match self.serve(sock, attached) {
-                Ok(true) => attached = true,
-                Ok(false) | Err(_) => {}
+            if let Ok(true) = self.serve(sock, attached) {
+                attached = true;
             }
         }
         if let Some(p) = &self.path {
@@ -1034,17 +1034,21 @@ impl Listener {
             return Ok(false);
         }
         match self.handshake(&sock, peer) {
-            Ok(session) => {
+            Ok(acc) => {
                 let Some(pending) = self.pending.upgrade() else {
                     return Ok(false);
                 };
-                let link = session.tx.link.clone();
-                let Session { tx, rx } = session;
+                // Hand the session to the owner's halves before the peer
+                // learns it is attached, so that anything the peer does next
+                // finds the owner ready. If the ACCEPT does not arrive, the
+                // peer closes and the owner sees the hang-up (PeerClosed).
+                let Session { tx, rx } = acc.session;
                 if let Ok(mut g) = pending.slot.lock() {
                     *g = (Some(tx), Some(rx));
                 }
                 pending.ready.notify_all();
-                drop(link);
+                let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
+                let _ = sys::send_packet(&sock, &acc.packet, &fds);
                 Ok(true)
             }
             Err(e) => {
@@ -1059,7 +1063,7 @@ impl Listener {
         }
     }
 
-    fn handshake(&self, sock: &OwnedFd, mut peer: PeerCredentials) -> Result<Session, Error> {
+    fn handshake(&self, sock: &OwnedFd, mut peer: PeerCredentials) -> Result<Accepted, Error> {
         let owner_secret = StaticSecret::random_from_rng(OsRng);
         let owner_pub = PublicKey::from(&owner_secret).to_bytes();
         let nonce = random32();
@@ -1143,7 +1147,13 @@ impl Listener {
         );
         let mut accept = MAGIC_ACCEPT.to_vec();
         accept.extend_from_slice(&k.owner_confirm);
-        sys::send_packet(sock, &accept, &[&memfd, &o_data, &o_room, &p_data, &p_room])?;
+        let fds = vec![
+            memfd,
+            o_data.try_clone()?,
+            o_room.try_clone()?,
+            p_data.try_clone()?,
+            p_room.try_clone()?,
+        ];
 
         let keys = Keys {
             channel_id,
@@ -1156,7 +1166,7 @@ impl Listener {
             sock: sock.try_clone()?,
             gone: AtomicBool::new(false),
         });
-        build_session(SessionParts {
+        let session = build_session(SessionParts {
             owner: true,
             geo: &self.geo,
             mapping,
@@ -1171,6 +1181,11 @@ impl Listener {
             counters: self.counters.clone(),
             peer,
             opts: &self.opts,
+        })?;
+        Ok(Accepted {
+            session,
+            packet: accept,
+            fds,
         })
     }
 }
@@ -1296,14 +1311,14 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let rx_fd = session.rx.my_data.as_raw_fd();
     Ok(Endpoint {
         tx: Box::new(UsTx {
-            state: TxState::Ready(session.tx),
+            state: TxState::Ready(Box::new(session.tx)),
             max_payload: max,
             staging_fallback: Vec::new(),
             counters: counters.clone(),
             fd: tx_fd,
         }),
         rx: Box::new(UsRx {
-            state: RxState::Ready(session.rx),
+            state: RxState::Ready(Box::new(session.rx)),
             max_payload: max,
             counters,
             fd: rx_fd,
