@@ -48,6 +48,16 @@ pub fn kernel_available() -> bool {
         .is_ok()
 }
 
+/// What the loaded module supports (`SIPC_IOC_INFO`); `ModuleNotLoaded` when
+/// the device cannot be opened.
+pub fn kernel_info() -> Result<secure_ipc_ring::abi::Info, Error> {
+    sys::kernel_info(DEVICE_PATH).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => Error::ModuleNotLoaded,
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::NotPermitted,
+        _ => Error::Io(e),
+    })
+}
+
 /// The backend `Auto` resolves to on this machine (without creating anything).
 pub fn resolve_backend(b: Backend) -> Backend {
     match b {
