@@ -82,6 +82,10 @@ fn run_harness(cmd: &mut Command) -> Result<(), String> {
         .strip_suffix(" passed, 0 failed")
         .and_then(|n| n.parse::<u32>().ok())
         .is_some_and(|n| n > 0);
+    // -Xcheck:jni reports JNI misuse as warnings without failing the run.
+    if stdout.contains("WARNING in native method") {
+        return Err(format!("`{}` made JNI calls that -Xcheck:jni warns about", show(cmd)));
+    }
     if out.status.success() && ok {
         Ok(())
     } else {
