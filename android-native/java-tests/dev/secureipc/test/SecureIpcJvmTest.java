@@ -328,6 +328,10 @@ public final class SecureIpcJvmTest {
     /** A full channel makes a bounded send return false, trySend too. */
     static void sendTimeoutOnFullChannelReturnsFalse() throws Exception {
         try (Pair p = new Pair(opts().slots(2))) {
+            // Until the owner has seen the peer attach, trySend is false too:
+            // one round first, so what follows measures a full channel.
+            p.owner.send(new byte[8]);
+            check(p.peer.receive(5, TimeUnit.SECONDS) != null, "first message arrives");
             int sent = 0;
             while (p.owner.trySend(0, new byte[8])) {
                 sent++;
