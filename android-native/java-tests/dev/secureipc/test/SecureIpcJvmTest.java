@@ -321,6 +321,33 @@ public final class SecureIpcJvmTest {
         }
     }
 
+    /** close() from another thread ends a send blocked on a full channel with IllegalStateException. */
+    static void closeWakesBlockedSender() throws Exception {
+        try (Pair p = new Pair(opts().slots(2))) {
+            p.owner.send(new byte[8]);
+            check(p.peer.receive(5, TimeUnit.SECONDS) != null, "peer attached");
+            while (p.owner.trySend(0, new byte[8])) {
+                // fill the channel
+            }
+            AtomicReference<Throwable> outcome = new AtomicReference<>();
+            CountDownLatch done = new CountDownLatch(1);
+            Thread t = new Thread(() -> {
+                try {
+                    p.owner.send(new byte[8]);
+                } catch (Throwable e) {
+                    outcome.set(e);
+                }
+                done.countDown();
+            });
+            t.start();
+            Thread.sleep(100);
+            check(done.getCount() == 1, "send blocks while the channel is full");
+            p.owner.close();
+            check(done.await(2, TimeUnit.SECONDS), "sender returned within 2 s of close()");
+            check(outcome.get() instanceof IllegalStateException, "sender got IllegalStateException: " + outcome.get());
+        }
+    }
+
     /** A receive with a timeout and nothing to receive returns null after the timeout. */
     static void receiveTimeoutReturnsNull() throws Exception {
         try (Pair p = new Pair()) {
