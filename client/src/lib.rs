@@ -22,6 +22,8 @@ mod error;
 pub mod keys;
 mod options;
 pub mod record;
+mod sys;
+pub mod userspace;
 
 pub use error::Error;
 pub use options::{
@@ -105,15 +107,11 @@ fn kernel_create(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
 fn kernel_attach(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
     Err(Error::ModuleNotLoaded)
 }
-fn userspace_create(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::Protocol(
-        "the userspace backend is not built yet".into(),
-    ))
+fn userspace_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    userspace::create(name, opts)
 }
-fn userspace_attach(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::Protocol(
-        "the userspace backend is not built yet".into(),
-    ))
+fn userspace_attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    userspace::attach(name, opts)
 }
 
 /// Empty polls before sleeping, per policy.
