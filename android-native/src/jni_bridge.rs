@@ -162,6 +162,10 @@ fn throw_failure(env: &mut Env<'_>, failure: &Failure) -> jni::errors::Result<()
             libc::EMSGSIZE,
             Some((*len, *room)),
         ),
+        // The caller's mistake (e.g. an all-zero pre-shared key), not the channel's.
+        Failure::Bridge(BridgeError::Channel(Error::InvalidArgument(_))) => {
+            simple(env, jni_str!("java/lang/IllegalArgumentException"))
+        }
         Failure::Bridge(BridgeError::Channel(e)) => {
             let sizes = match e {
                 Error::MessageTooLarge { len, max } => Some((*len, *max)),

@@ -410,6 +410,8 @@ public final class SecureIpcJvmTest {
             expectThrows(IndexOutOfBoundsException.class, () -> p.owner.send(0, new byte[4], 2, 3));
             expectThrows(IllegalArgumentException.class, () -> p.owner.send(70000, new byte[1]));
             expectThrows(IllegalArgumentException.class, () -> opts().psk(new byte[5]));
+            expectThrows(IllegalArgumentException.class,
+                    () -> SecureIpc.create(uniqueName(), opts().psk(new byte[32])));
             expectThrows(java.nio.ReadOnlyBufferException.class,
                     () -> p.owner.receive(ByteBuffer.allocate(4).asReadOnlyBuffer()));
         }
