@@ -23,6 +23,8 @@ mod kernel;
 pub mod keys;
 mod options;
 pub mod record;
+mod sys;
+pub mod userspace;
 
 pub use error::Error;
 pub use options::{
@@ -105,15 +107,11 @@ fn kernel_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 fn kernel_attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     kernel::attach(name, opts)
 }
-fn userspace_create(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::Protocol(
-        "the userspace backend is not built yet".into(),
-    ))
+fn userspace_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    userspace::create(name, opts)
 }
-fn userspace_attach(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::Protocol(
-        "the userspace backend is not built yet".into(),
-    ))
+fn userspace_attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    userspace::attach(name, opts)
 }
 
 /// Empty polls before sleeping, per policy.
