@@ -19,8 +19,8 @@ pub fn register(steps: &mut Steps) {
             android_check(target)
         });
     }
-    // Registered once the client's userspace backend has landed:
-    let _ = (c_example as fn() -> Result<(), String>, jvm_tests as fn() -> Result<(), String>);
+    steps.step("android: C example", c_example);
+    steps.step("android: JVM tests", jvm_tests);
 }
 
 /// The Android ABIs Waydroid runs on (arm64 devices, x86_64 PCs).
@@ -82,6 +82,13 @@ fn run_harness(cmd: &mut Command) -> Result<(), String> {
         .strip_suffix(" passed, 0 failed")
         .and_then(|n| n.parse::<u32>().ok())
         .is_some_and(|n| n > 0);
+    // -Xcheck:jni reports JNI misuse as warnings without failing the run.
+    if stdout.contains("WARNING in native method") {
+        return Err(format!(
+            "`{}` made JNI calls that -Xcheck:jni warns about",
+            show(cmd)
+        ));
+    }
     if out.status.success() && ok {
         Ok(())
     } else {
