@@ -19,6 +19,7 @@
 
 mod backend;
 mod error;
+mod kernel;
 pub mod keys;
 mod options;
 pub mod record;
@@ -110,12 +111,11 @@ fn split(ep: Endpoint, wait: WaitPolicy) -> (Sender, Receiver) {
     )
 }
 
-// The kernel backend (client/src/kernel.rs) plugs in here.
-fn kernel_create(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::ModuleNotLoaded)
+fn kernel_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    kernel::create(name, opts)
 }
-fn kernel_attach(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::ModuleNotLoaded)
+fn kernel_attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    kernel::attach(name, opts)
 }
 fn userspace_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     userspace::create(name, opts)

@@ -31,11 +31,15 @@
 
 use crate::harness::Test;
 
+mod client_kernel;
 mod device;
 
 /// Every test, in run order.
 pub fn all() -> Vec<&'static Test> {
-    [device::TESTS].into_iter().flatten().collect()
+    [device::TESTS, client_kernel::TESTS]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]
