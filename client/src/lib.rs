@@ -133,6 +133,21 @@ fn spin_budget(policy: WaitPolicy) -> u32 {
     }
 }
 
+/// Empty polls between two `sched_yield` of a spinning wait.
+const SPIN_YIELD_EVERY: u32 = 1 << 14;
+
+/// One empty poll of a spin: a pause instruction, and every
+/// [`SPIN_YIELD_EVERY`]th time a
+/// `sched_yield`, so that a spinner sharing its CPU with the other side (more
+/// busy threads than cores) lets it run instead of burning the time slice.
+fn spin_pause(n: u32) {
+    if n % SPIN_YIELD_EVERY == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 /// Under `BusyPoll`, every this many empty polls the backend gets a
 /// zero-timeout wait so a hang-up is noticed without a syscall per spin.
 const BUSY_POLL_HANGUP_CHECK: u32 = 4096;
@@ -217,7 +232,7 @@ impl Sender {
             }
             if n < spins {
                 n = n.saturating_add(1);
-                std::hint::spin_loop();
+                spin_pause(n);
                 if n % BUSY_POLL_HANGUP_CHECK == 0 {
                     self.tx.wait_room(Some(Instant::now()))?;
                 }
@@ -397,7 +412,7 @@ impl Receiver {
             }
             if n < spins {
                 n = n.saturating_add(1);
-                std::hint::spin_loop();
+                spin_pause(n);
                 if n % BUSY_POLL_HANGUP_CHECK == 0 {
                     rx.wait_data(Some(Instant::now()))?;
                 }
