@@ -75,10 +75,14 @@ static size_t sipc_slots_offset(u32 entries, u16 kind)
 	       PAGE_ALIGN((size_t)entries * sipc_desc_size(kind));
 }
 
-/* Geometry is bounded by the caller (at most 32768 x 64 KiB). */
+/*
+ * The length of the mapping, whole pages. Geometry is bounded by the
+ * caller (at most 32768 x 64 KiB).
+ */
 size_t sipc_ring_bytes(u32 entries, u32 slot_size, u16 kind)
 {
-	return sipc_slots_offset(entries, kind) + (size_t)entries * slot_size;
+	return PAGE_ALIGN(sipc_slots_offset(entries, kind) +
+			  (size_t)entries * slot_size);
 }
 
 int sipc_ring_init(struct sipc_ring *ring, u16 kind, u32 entries,

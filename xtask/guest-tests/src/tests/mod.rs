@@ -31,11 +31,16 @@
 
 use crate::harness::Test;
 
+mod datapath;
 mod device;
+mod kchan;
 
 /// Every test, in run order.
 pub fn all() -> Vec<&'static Test> {
-    [device::TESTS].into_iter().flatten().collect()
+    [device::TESTS, datapath::TESTS]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]
