@@ -19,9 +19,12 @@
 
 mod backend;
 mod error;
+mod kernel;
 pub mod keys;
 mod options;
 pub mod record;
+mod sys;
+pub mod userspace;
 
 pub use error::Error;
 pub use options::{
@@ -98,22 +101,17 @@ fn split(ep: Endpoint, wait: WaitPolicy) -> (Sender, Receiver) {
     )
 }
 
-// The kernel backend (client/src/kernel.rs) plugs in here.
-fn kernel_create(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::ModuleNotLoaded)
+fn kernel_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    kernel::create(name, opts)
 }
-fn kernel_attach(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::ModuleNotLoaded)
+fn kernel_attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    kernel::attach(name, opts)
 }
-fn userspace_create(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::Protocol(
-        "the userspace backend is not built yet".into(),
-    ))
+fn userspace_create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    userspace::create(name, opts)
 }
-fn userspace_attach(_name: &str, _opts: &Options) -> Result<Endpoint, Error> {
-    Err(Error::Protocol(
-        "the userspace backend is not built yet".into(),
-    ))
+fn userspace_attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    userspace::attach(name, opts)
 }
 
 /// Empty polls before sleeping, per policy.

@@ -454,6 +454,27 @@ pub const SIPC_IOC_TEST_KEYS: u32 = io(0x40);
 /// Test builds only: copy out the oldest sealed record.
 pub const SIPC_IOC_TEST_PEEK_SEALED: u32 = io(0x41);
 
+/// First published size of [`Info`]; smaller structs get EINVAL.
+pub const SIPC_INFO_SIZE_VER0: u32 = 88;
+/// First published size of [`Create`].
+pub const SIPC_CREATE_SIZE_VER0: u32 = 200;
+/// First published size of [`Challenge`].
+pub const SIPC_CHALLENGE_SIZE_VER0: u32 = 120;
+/// First published size of [`Attach`].
+pub const SIPC_ATTACH_SIZE_VER0: u32 = 168;
+/// First published size of [`Doorbell`].
+pub const SIPC_DOORBELL_SIZE_VER0: u32 = 16;
+/// First published size of [`PeerCred`].
+pub const SIPC_PEER_CRED_SIZE_VER0: u32 = 56;
+/// First published size of [`Stats`].
+pub const SIPC_STATS_SIZE_VER0: u32 = 152;
+/// First published size of [`Rekey`].
+pub const SIPC_REKEY_SIZE_VER0: u32 = 16;
+/// First published size of [`TestKeys`].
+pub const SIPC_TEST_KEYS_SIZE_VER0: u32 = 48;
+/// First published size of [`TestSealed`].
+pub const SIPC_TEST_SEALED_SIZE_VER0: u32 = 32;
+
 macro_rules! assert_layout {
     ($t:ty, $size:expr, $($field:ident == $off:expr),* $(,)?) => {
         const _: () = assert!(core::mem::size_of::<$t>() == $size);
@@ -644,3 +665,15 @@ assert_layout!(
     record_len == 20,
     reserved == 24
 );
+
+// The first published sizes are the sizes of the first version's structs.
+const _: () = assert!(core::mem::size_of::<Info>() == SIPC_INFO_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Create>() == SIPC_CREATE_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Challenge>() == SIPC_CHALLENGE_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Attach>() == SIPC_ATTACH_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Doorbell>() == SIPC_DOORBELL_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<PeerCred>() == SIPC_PEER_CRED_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Stats>() == SIPC_STATS_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<Rekey>() == SIPC_REKEY_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestKeys>() == SIPC_TEST_KEYS_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestSealed>() == SIPC_TEST_SEALED_SIZE_VER0 as usize);

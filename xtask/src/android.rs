@@ -1,5 +1,6 @@
 //! Android and packaging steps: DKMS builds of the module for every
-//! installed kernel, `cargo xtask install`.
+//! installed kernel, `cargo check` of the Android targets, the C example and
+//! the Java API on the real JVM (userspace backend), `cargo xtask install`.
 
 use crate::util::{have, root, run, show, Steps};
 use std::fs;
@@ -13,6 +14,176 @@ const MODULE_NAME: &str = "secure_ipc";
 /// Registers the Android/packaging steps of `cargo xtask test`.
 pub fn register(steps: &mut Steps) {
     steps.step("android: dkms build", dkms_build);
+    for target in ANDROID_TARGETS {
+        steps.step(&format!("android: cargo check --target {target}"), || {
+            android_check(target)
+        });
+    }
+    // Registered once the client's userspace backend has landed:
+    let _ = (c_example as fn() -> Result<(), String>, jvm_tests as fn() -> Result<(), String>);
+}
+
+/// The Android ABIs Waydroid runs on (arm64 devices, x86_64 PCs).
+const ANDROID_TARGETS: [&str; 2] = ["aarch64-linux-android", "x86_64-linux-android"];
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// `cargo check` of the JNI and client crates for an Android target. There
+/// is no NDK here: checking compiles Rust only (no linking, no C), which is
+/// what proves the crates build for Android.
+fn android_check(target: &str) -> Result<(), String> {
+    let mut list = Command::new("rustup");
+    list.args(["target", "list", "--installed"]);
+    let installed = list
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", show(&list)))?;
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        run(Command::new("rustup").args(["target", "add", target]))?;
+    }
+    run(cargo().args([
+        "check",
+        "-p",
+        "secure-ipc-jni",
+        "-p",
+        "secure-ipc",
+        "--all-targets",
+        "--target",
+        target,
+    ]))
+}
+
+/// Builds libsecure_ipc_jni.so (debug) and returns its directory.
+fn build_jni_library() -> Result<PathBuf, String> {
+    run(cargo().args(["build", "-p", "secure-ipc-jni"]))?;
+    let dir = root().join("target/debug");
+    if !dir.join("libsecure_ipc_jni.so").is_file() {
+        return Err(format!("no libsecure_ipc_jni.so in {}", dir.display()));
+    }
+    Ok(dir)
+}
+
+/// Runs a test program; Ok only if it exits 0 and its last line is
+/// `N passed, 0 failed` with N > 0.
+fn run_harness(cmd: &mut Command) -> Result<(), String> {
+    cmd.current_dir(root());
+    eprintln!("+ {}", show(cmd));
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start `{}`: {e}", show(cmd)))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprint!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let last = stdout.lines().last().unwrap_or("");
+    let ok = last
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n > 0);
+    if out.status.success() && ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` ended with {} ({last})",
+            show(cmd),
+            out.status
+        ))
+    }
+}
+
+/// Compiles android-native/examples/c/sipc_example.c against
+/// secure_ipc_client.h and the built .so, and runs its two-process demo on
+/// the userspace backend.
+fn c_example() -> Result<(), String> {
+    let lib = build_jni_library()?;
+    let out_dir = root().join("target/android");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let exe = out_dir.join("sipc_example");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    run(Command::new(cc)
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O2",
+        ])
+        .arg("-Iandroid-native/include")
+        .arg("android-native/examples/c/sipc_example.c")
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lsecure_ipc_jni")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&exe))?;
+    run_harness(Command::new(&exe).args(["demo", "userspace"]))
+}
+
+/// The JDK's bin directory: $JAVA_HOME, else OpenJDK 17's Debian path,
+/// installing openjdk-17-jdk-headless when neither has javac.
+fn jdk_bin() -> Result<PathBuf, String> {
+    let candidates = std::env::var_os("JAVA_HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/usr/lib/jvm/java-17-openjdk-amd64")]);
+    for home in candidates {
+        if home.join("bin/javac").is_file() {
+            return Ok(home.join("bin"));
+        }
+    }
+    run(Command::new("apt-get").args([
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "openjdk-17-jdk-headless",
+    ]))?;
+    Ok(PathBuf::from("/usr/lib/jvm/java-17-openjdk-amd64/bin"))
+}
+
+/// All `.java` files below `dir`.
+fn java_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.is_dir() {
+            out.extend(java_sources(&path)?);
+        } else if path.extension().is_some_and(|e| e == "java") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Compiles the Java API (for Java 8, the language level Android accepts)
+/// and the test driver, then runs the driver on the JVM with -Xcheck:jni
+/// against the freshly built library.
+fn jvm_tests() -> Result<(), String> {
+    let lib = build_jni_library()?;
+    let bin = jdk_bin()?;
+    let classes = root().join("target/android/classes");
+    let _ = fs::remove_dir_all(&classes);
+    fs::create_dir_all(&classes).map_err(|e| format!("{}: {e}", classes.display()))?;
+    run(Command::new(bin.join("javac"))
+        .args(["-Xlint:all", "-Werror", "--release", "8", "-d"])
+        .arg(&classes)
+        .args(java_sources(&root().join("android-native/java"))?))?;
+    run(Command::new(bin.join("javac"))
+        .args(["-Xlint:all", "-Werror", "--release", "17", "-cp"])
+        .arg(&classes)
+        .arg("-d")
+        .arg(&classes)
+        .args(java_sources(&root().join("android-native/java-tests"))?))?;
+    run_harness(
+        Command::new(bin.join("java"))
+            .arg("-Xcheck:jni")
+            .arg(format!("-Djava.library.path={}", lib.display()))
+            .arg("-cp")
+            .arg(&classes)
+            .arg("dev.secureipc.test.SecureIpcJvmTest"),
+    )
 }
 
 /// `cargo xtask android-test`: only the steps registered here.

@@ -12,9 +12,58 @@ pub fn unit_tests() -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--all-targets"]))
 }
 
+/// The loom models of the ring (the production ring code built with
+/// `--cfg loom`), in their own target directory so the normal build stays
+/// valid. Includes the weakened twins that must fail.
+pub fn loom_models() -> Result<(), String> {
+    run(cargo()
+        .args(["test", "-p", "secure-ipc-loom-tests", "--release"])
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("LOOM_MAX_PREEMPTIONS", "2")
+        .env("CARGO_TARGET_DIR", crate::util::root().join("target/loom")))
+}
+
+/// The ring's unit tests under Miri (nightly); installs the component when
+/// missing.
+pub fn miri() -> Result<(), String> {
+    let have_miri = Command::new("rustup")
+        .args(["run", "nightly", "cargo", "miri", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have_miri {
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "--toolchain",
+            "nightly",
+            "miri",
+            "rust-src",
+        ]))?;
+    }
+    run(Command::new("rustup").args([
+        "run",
+        "nightly",
+        "cargo",
+        "miri",
+        "test",
+        "-p",
+        "secure-ipc-ring",
+    ]))
+}
+
 /// Adds every host step to `steps` (`cargo xtask test` adds the VM tests after them).
 pub fn add_steps(steps: &mut Steps, _args: &[String]) {
     steps.step("host: unit and integration tests", unit_tests);
+    steps.step("host: loom models of the ring", loom_models);
+    steps.step("host: Miri on the ring", miri);
     crate::android::register(steps);
 }
 

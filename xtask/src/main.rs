@@ -6,6 +6,7 @@
 //! outcome; the run ends with `N passed, N failed`.
 
 mod android;
+mod bench;
 mod deps;
 mod host;
 mod initramfs;
@@ -29,6 +30,8 @@ commands:
                      interactive guest shell with the module loaded (Ctrl-A X quits)
   android-test       only the Android/packaging steps of `test`
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
+  bench [--kernel K] [--quick] [--tcrypt]
+                     side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
   help               this text
 ";
 
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Ok(s) => return ExitCode::from(s.clamp(1, 255) as u8),
             Err(e) => Err(e),
         },
+        "bench" => bench::run(rest),
         "vm-shell" => deps::ensure()
             .and_then(|()| vm::parse_args(rest, "6.12"))
             .and_then(|a| vm::vm_shell(&a)),

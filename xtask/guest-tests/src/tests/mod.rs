@@ -31,13 +31,14 @@
 
 use crate::harness::Test;
 
+mod client_kernel;
 mod datapath;
 mod device;
 mod kchan;
 
 /// Every test, in run order.
 pub fn all() -> Vec<&'static Test> {
-    [device::TESTS, datapath::TESTS]
+    [device::TESTS, datapath::TESTS, client_kernel::TESTS]
         .into_iter()
         .flatten()
         .collect()

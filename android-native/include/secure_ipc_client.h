@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR MIT */
+/*
+ * secure_ipc_client.h - C ABI of the secure_ipc client library
+ * (libsecure_ipc_jni.so, built from android-native/ in the secure_ipc tree).
+ *
+ * For C and C++ native services (Android vendor services, host daemons) that
+ * want sealed secure_ipc channels without Rust. One `sipc_channel` is one
+ * endpoint: the owner (sipc_create) or the peer (sipc_attach) of a named
+ * channel, able to both send and receive.
+ *
+ * Errors: every function returning int returns 0 (or a length) on success
+ * and a negative errno on failure. The errno values:
+ *   -EPIPE        the peer closed the channel (after everything it sent was
+ *                 received)
+ *   -EMSGSIZE     the message is larger than sipc_max_message_size(); or, from
+ *                 sipc_recv(), the buffer is too small for the next message
+ *                 (msg->length says how large it is; it stays queued)
+ *   -EAGAIN       sipc_try_send(): no free slot right now
+ *   -ETIMEDOUT    the timeout ran out (nothing was sent / received)
+ *   -EBADMSG      a record failed authentication and was dropped
+ *   -EACCES       the channel's peer policy refused this process
+ *   -ENOENT       no channel of that name
+ *   -EEXIST       a channel of that name exists already
+ *   -EBUSY        the channel already has a peer
+ *   -ENODEV       SIPC_BACKEND_KERNEL requested but /dev/secure_ipc unusable
+ *   -EINVAL       bad name (1..31 bytes of [A-Za-z0-9._-]), bad geometry, bad
+ *                 argument (NULL pointer, options->size too small)
+ *   -EKEYREJECTED identity proof or pre-shared key refused
+ *   -ENOTCONN     the owner has no peer yet (non-blocking calls only)
+ *   -EPROTO       the other side broke the protocol
+ *   -EBADF        the handle was closed
+ *   anything else an operating-system call failed with that errno
+ * sipc_strerror() describes a code.
+ *
+ * Threads: one thread may send while another receives on the same handle.
+ * sipc_close() must not race with other calls on the same handle (like
+ * close(2) on a file descriptor).
+ */
+#ifndef SECURE_IPC_CLIENT_H
+#define SECURE_IPC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque: one endpoint of a channel. */
+typedef struct sipc_channel sipc_channel;
+
+/* Which implementation carries the channel. */
+enum sipc_backend {
+	SIPC_BACKEND_AUTO = 0,		/* kernel if /dev/secure_ipc opens, else userspace */
+	SIPC_BACKEND_KERNEL = 1,	/* /dev/secure_ipc */
+	SIPC_BACKEND_USERSPACE = 2,	/* memfd rings over a Unix-socket rendezvous */
+};
+
+/* How blocking calls wait. */
+enum sipc_wait {
+	SIPC_WAIT_SPIN_THEN_BLOCK = 0,	/* spin `spins` times, then sleep (default) */
+	SIPC_WAIT_BUSY_POLL = 1,	/* never sleep */
+	SIPC_WAIT_BLOCK = 2,		/* sleep at once */
+};
+
+/* Which peer-policy fields of struct sipc_options are set (create only). */
+#define SIPC_POLICY_UID		(1u << 0)
+#define SIPC_POLICY_GID		(1u << 1)
+#define SIPC_POLICY_PIDNS	(1u << 2)
+#define SIPC_POLICY_IDENTITY	(1u << 3)
+/* Which secrets are set (create and attach). */
+#define SIPC_OPT_IDENTITY_SECRET (1u << 0)	/* attach: prove this identity */
+#define SIPC_OPT_PSK		 (1u << 1)	/* both: pre-shared key */
+
+/*
+ * Channel options. Initialise with sipc_options_init() (which sets `size`
+ * and the defaults), then change fields. `size` lets later versions add
+ * fields at the end: the library reads only what the caller's struct holds.
+ */
+struct sipc_options {
+	uint32_t size;			/* sizeof(struct sipc_options) */
+	uint32_t backend;		/* enum sipc_backend */
+	uint32_t slots;			/* per direction, power of two (create) */
+	uint32_t slot_size;		/* bytes, power of two, 64..65536 (create) */
+	uint32_t wait;			/* enum sipc_wait */
+	uint32_t spins;			/* SIPC_WAIT_SPIN_THEN_BLOCK budget */
+	uint32_t policy_flags;		/* SIPC_POLICY_* (create) */
+	uint32_t peer_uid;		/* with SIPC_POLICY_UID */
+	uint32_t peer_gid;		/* with SIPC_POLICY_GID */
+	uint32_t secret_flags;		/* SIPC_OPT_* */
+	uint64_t peer_pidns_ino;	/* with SIPC_POLICY_PIDNS: stat -L -c %i /proc/PID/ns/pid */
+	uint8_t peer_identity_pub[32];	/* with SIPC_POLICY_IDENTITY: X25519 public key */
+	uint8_t identity_secret[32];	/* with SIPC_OPT_IDENTITY_SECRET: X25519 private key */
+	uint8_t psk[32];		/* with SIPC_OPT_PSK */
+	const char *socket_dir;		/* userspace backend rendezvous dir; NULL: abstract socket */
+};
+
+/* What a received message's stamp says. */
+struct sipc_message {
+	uint32_t length;	/* payload bytes */
+	uint16_t type;		/* sender's message type */
+	uint16_t reserved;	/* 0 */
+	uint64_t seq;		/* sequence number in this direction, from 0 */
+	uint64_t timestamp_ns;	/* CLOCK_MONOTONIC at the sender's commit */
+	uint32_t pid;		/* sender, as this process sees it (0: not visible) */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t reserved2;	/* 0 */
+};
+
+/* Counters of one endpoint. */
+struct sipc_stats {
+	uint64_t sealed_msgs;
+	uint64_t sealed_bytes;
+	uint64_t opened_msgs;
+	uint64_t opened_bytes;
+	uint64_t auth_failures;
+	uint64_t full_events;
+	uint64_t rekeys;
+	uint32_t tx_fill;
+	uint32_t rx_fill;
+};
+
+/* Fills *opts with the defaults: auto backend, 256 slots of 4096 bytes,
+ * spin-then-block, no policy, no secrets. */
+void sipc_options_init(struct sipc_options *opts);
+
+/* Creates channel `name` as its owner; returns at once (a peer attaches
+ * later). opts may be NULL for the defaults. */
+int sipc_create(const char *name, const struct sipc_options *opts, sipc_channel **out);
+
+/* Attaches to channel `name` as its peer. */
+int sipc_attach(const char *name, const struct sipc_options *opts, sipc_channel **out);
+
+/* Sends one message. timeout_ms < 0: wait while the channel is full (or, on
+ * the owner, until a peer attaches); 0: do not wait (-EAGAIN); > 0: wait at
+ * most that long (-ETIMEDOUT). */
+int sipc_send(sipc_channel *ch, uint16_t type, const void *buf, size_t len, int timeout_ms);
+
+/* sipc_send(ch, type, buf, len, 0). */
+int sipc_try_send(sipc_channel *ch, uint16_t type, const void *buf, size_t len);
+
+/* Receives one message into buf (capacity cap) and returns its length;
+ * msg (may be NULL) gets its stamp. timeout_ms as for sipc_send(); returns
+ * -EAGAIN (timeout 0) or -ETIMEDOUT when nothing arrived. */
+int sipc_recv(sipc_channel *ch, void *buf, size_t cap, struct sipc_message *msg, int timeout_ms);
+
+/* Largest payload of one message. */
+size_t sipc_max_message_size(const sipc_channel *ch);
+
+/* The endpoint's counters. */
+int sipc_stats(sipc_channel *ch, struct sipc_stats *out);
+
+/* Closes the endpoint (the peer sees -EPIPE once it has drained) and frees
+ * the handle. NULL is ignored. */
+void sipc_close(sipc_channel *ch);
+
+/* A static description of a (negative or positive) error code. */
+const char *sipc_strerror(int err);
+
+/* Endpoints alive in this process (for leak checks in tests). */
+size_t sipc_debug_live_handles(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SECURE_IPC_CLIENT_H */

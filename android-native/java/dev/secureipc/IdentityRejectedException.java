@@ -1,0 +1,11 @@
+package dev.secureipc;
+
+/** The identity proof or the pre-shared key was missing or wrong (EKEYREJECTED). */
+public class IdentityRejectedException extends SecureIpcException {
+    private static final long serialVersionUID = 1L;
+
+    /** Called from native code: message and errno. */
+    public IdentityRejectedException(String message, int errno) {
+        super(message, errno);
+    }
+}

@@ -1,0 +1,131 @@
+//! secure_ipc_echo: a native service that attaches to a channel and sends
+//! every message back unchanged (same type, same payload). The example
+//! vendor service of android-native/android/ (init/secure_ipc_echo.rc), and
+//! a loopback a host daemon can use to check the path end to end.
+//!
+//! ```text
+//! secure_ipc_echo --channel NAME [--identity KEYFILE] [--psk KEYFILE]
+//!                 [--backend auto|kernel|userspace] [--socket-dir DIR]
+//!                 [--count N] [--wait-ms MS]
+//! ```
+//!
+//! It waits up to `--wait-ms` (default: forever) for the owner to create the
+//! channel, echoes until the owner closes it (exit 0) or `--count` messages
+//! were echoed, and exits 1 with a message on any other error.
+
+use secure_ipc::{Backend, Channel, Error, Options, StaticSecret};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+struct Args {
+    channel: String,
+    opts: Options,
+    count: Option<u64>,
+    wait: Option<Duration>,
+}
+
+const USAGE: &str = "usage: secure_ipc_echo --channel NAME [--identity KEYFILE] [--psk KEYFILE] \
+[--backend auto|kernel|userspace] [--socket-dir DIR] [--count N] [--wait-ms MS]";
+
+/// Reads a 32-byte raw key file.
+fn key_file(path: &str) -> Result<[u8; 32], String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        format!(
+            "{path}: a key file holds 32 raw bytes, this one has {}",
+            b.len()
+        )
+    })
+}
+
+fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut channel = None;
+    let mut opts = Options::new();
+    let mut count = None;
+    let mut wait = None;
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        match flag.as_str() {
+            "--channel" => channel = Some(value()?),
+            "--identity" => opts = opts.identity(StaticSecret::from(key_file(&value()?)?)),
+            "--psk" => opts = opts.psk(key_file(&value()?)?),
+            "--socket-dir" => opts = opts.socket_dir(value()?),
+            "--backend" => {
+                opts = opts.backend(match value()?.as_str() {
+                    "auto" => Backend::Auto,
+                    "kernel" => Backend::Kernel,
+                    "userspace" => Backend::Userspace,
+                    other => return Err(format!("unknown backend `{other}`\n{USAGE}")),
+                })
+            }
+            "--count" => count = Some(value()?.parse().map_err(|e| format!("--count: {e}"))?),
+            "--wait-ms" => {
+                wait = Some(Duration::from_millis(
+                    value()?.parse().map_err(|e| format!("--wait-ms: {e}"))?,
+                ))
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    let channel = channel.ok_or_else(|| format!("--channel is required\n{USAGE}"))?;
+    Ok(Args {
+        channel,
+        opts,
+        count,
+        wait,
+    })
+}
+
+fn run(args: Args) -> Result<u64, String> {
+    // The owner (host daemon) may not have created the channel yet.
+    let start = Instant::now();
+    let mut backoff = Duration::from_millis(10);
+    let (mut tx, mut rx) = loop {
+        match Channel::attach(&args.channel, &args.opts) {
+            Ok(pair) => break pair,
+            Err(Error::NoSuchChannel) if args.wait.is_none_or(|w| start.elapsed() < w) => {
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(format!("attach to `{}`: {e}", args.channel)),
+        }
+    };
+    let mut echoed = 0u64;
+    while args.count.is_none_or(|n| echoed < n) {
+        let msg = match rx.recv() {
+            Ok(m) => m,
+            Err(Error::PeerClosed) => break,
+            Err(e) => return Err(format!("receive: {e}")),
+        };
+        match tx.send_with_type(msg.msg_type(), msg.payload()) {
+            Ok(()) => echoed += 1,
+            Err(Error::PeerClosed) => break,
+            Err(e) => return Err(format!("send: {e}")),
+        }
+    }
+    Ok(echoed)
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("secure_ipc_echo: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(n) => {
+            eprintln!("secure_ipc_echo: echoed {n} messages");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("secure_ipc_echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The C ABI declared in `include/secure_ipc_client.h`.
+//!
+//! Every function catches panics (a panic never unwinds into C) and reports
+//! failures as negative errno values. The handle is a `Box<Endpoint>` turned
+//! into a raw pointer by `sipc_create`/`sipc_attach` and back into a box,
+//! exactly once, by `sipc_close`.
+
+use crate::endpoint::{live_endpoints, BridgeError, Delivery, Endpoint, Wait};
+use secure_ipc::{Backend, Options, PeerPolicy, StaticSecret, WaitPolicy};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::mem::{offset_of, size_of};
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+
+/// `struct sipc_options`; layout fixed by the header.
+#[repr(C)]
+pub struct SipcOptions {
+    size: u32,
+    backend: u32,
+    slots: u32,
+    slot_size: u32,
+    wait: u32,
+    spins: u32,
+    policy_flags: u32,
+    peer_uid: u32,
+    peer_gid: u32,
+    secret_flags: u32,
+    peer_pidns_ino: u64,
+    peer_identity_pub: [u8; 32],
+    identity_secret: [u8; 32],
+    psk: [u8; 32],
+    socket_dir: *const c_char,
+}
+
+/// `struct sipc_message`.
+#[repr(C)]
+pub struct SipcMessage {
+    length: u32,
+    msg_type: u16,
+    reserved: u16,
+    seq: u64,
+    timestamp_ns: u64,
+    pid: u32,
+    uid: u32,
+    gid: u32,
+    reserved2: u32,
+}
+
+/// `struct sipc_stats`.
+#[repr(C)]
+pub struct SipcStats {
+    sealed_msgs: u64,
+    sealed_bytes: u64,
+    opened_msgs: u64,
+    opened_bytes: u64,
+    auth_failures: u64,
+    full_events: u64,
+    rekeys: u64,
+    tx_fill: u32,
+    rx_fill: u32,
+}
+
+// The sizes and offsets the header's layout gives on LP64 targets; the C
+// example asserts the same numbers with the C compiler's view.
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    assert!(size_of::<SipcOptions>() == 152);
+    assert!(offset_of!(SipcOptions, peer_pidns_ino) == 40);
+    assert!(offset_of!(SipcOptions, peer_identity_pub) == 48);
+    assert!(offset_of!(SipcOptions, socket_dir) == 144);
+    assert!(size_of::<SipcMessage>() == 40);
+    assert!(offset_of!(SipcMessage, seq) == 8);
+    assert!(offset_of!(SipcMessage, pid) == 24);
+    assert!(size_of::<SipcStats>() == 64);
+};
+
+const SIPC_POLICY_UID: u32 = 1 << 0;
+const SIPC_POLICY_GID: u32 = 1 << 1;
+const SIPC_POLICY_PIDNS: u32 = 1 << 2;
+const SIPC_POLICY_IDENTITY: u32 = 1 << 3;
+const SIPC_OPT_IDENTITY_SECRET: u32 = 1 << 0;
+const SIPC_OPT_PSK: u32 = 1 << 1;
+
+/// Runs `f`, turning a panic into `-EIO` and an error into `-errno`.
+fn guard(f: impl FnOnce() -> Result<c_int, BridgeError>) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(n)) => n,
+        Ok(Err(e)) => -e.errno(),
+        Err(_) => -libc::EIO,
+    }
+}
+
+fn invalid(what: &str) -> BridgeError {
+    BridgeError::InvalidArgument(what.to_string())
+}
+
+/// Converts the caller's options (already read) into the client's.
+fn options_from(o: &SipcOptions, socket_dir: Option<PathBuf>) -> Result<Options, BridgeError> {
+    let backend = match o.backend {
+        0 => Backend::Auto,
+        1 => Backend::Kernel,
+        2 => Backend::Userspace,
+        _ => return Err(invalid("backend")),
+    };
+    let wait = match o.wait {
+        0 => WaitPolicy::SpinThenBlock { spins: o.spins },
+        1 => WaitPolicy::BusyPoll,
+        2 => WaitPolicy::Block,
+        _ => return Err(invalid("wait")),
+    };
+    let known_policy = SIPC_POLICY_UID | SIPC_POLICY_GID | SIPC_POLICY_PIDNS | SIPC_POLICY_IDENTITY;
+    if o.policy_flags & !known_policy != 0
+        || o.secret_flags & !(SIPC_OPT_IDENTITY_SECRET | SIPC_OPT_PSK) != 0
+    {
+        return Err(invalid("unknown policy_flags or secret_flags bit"));
+    }
+    let has = |bit: u32| o.policy_flags & bit != 0;
+    let policy = PeerPolicy {
+        uid: has(SIPC_POLICY_UID).then_some(o.peer_uid),
+        gid: has(SIPC_POLICY_GID).then_some(o.peer_gid),
+        pidns_ino: has(SIPC_POLICY_PIDNS).then_some(o.peer_pidns_ino),
+        identity_pub: has(SIPC_POLICY_IDENTITY).then_some(o.peer_identity_pub),
+    };
+    let mut opts = Options::new()
+        .backend(backend)
+        .slots(o.slots)
+        .slot_size(o.slot_size)
+        .wait(wait)
+        .policy(policy);
+    if o.secret_flags & SIPC_OPT_IDENTITY_SECRET != 0 {
+        opts = opts.identity(StaticSecret::from(o.identity_secret));
+    }
+    if o.secret_flags & SIPC_OPT_PSK != 0 {
+        opts = opts.psk(o.psk);
+    }
+    if let Some(dir) = socket_dir {
+        opts = opts.socket_dir(dir);
+    }
+    Ok(opts)
+}
+
+fn defaults() -> SipcOptions {
+    SipcOptions {
+        size: size_of::<SipcOptions>() as u32,
+        backend: 0,
+        slots: 256,
+        slot_size: 4096,
+        wait: 0,
+        spins: 2000,
+        policy_flags: 0,
+        peer_uid: 0,
+        peer_gid: 0,
+        secret_flags: 0,
+        peer_pidns_ino: 0,
+        peer_identity_pub: [0; 32],
+        identity_secret: [0; 32],
+        psk: [0; 32],
+        socket_dir: std::ptr::null(),
+    }
+}
+
+/// Reads the name and options of create/attach and opens the endpoint.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `opts` is NULL or points to
+/// `opts->size` readable bytes; `out` is NULL or writable.
+unsafe fn open(
+    create: bool,
+    name: *const c_char,
+    opts: *const SipcOptions,
+    out: *mut *mut Endpoint,
+) -> c_int {
+    guard(|| {
+        if name.is_null() || out.is_null() {
+            return Err(invalid("NULL name or out pointer"));
+        }
+        // SAFETY: checked non-NULL; the caller passes a NUL-terminated string.
+        let name = unsafe { CStr::from_ptr(name) }
+            .to_str()
+            .map_err(|_| BridgeError::Channel(secure_ipc::Error::InvalidName))?;
+        let o = if opts.is_null() {
+            defaults()
+        } else {
+            // SAFETY: non-NULL; the caller's struct starts with its u32 size.
+            let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
+            if size < size_of::<SipcOptions>() {
+                return Err(invalid(
+                    "sipc_options.size is smaller than this library's struct",
+                ));
+            }
+            // A newer caller's extra fields must be zero (unknown = unused).
+            // SAFETY: the caller's struct is `size` readable bytes.
+            let tail = unsafe {
+                std::slice::from_raw_parts(
+                    opts.cast::<u8>().add(size_of::<SipcOptions>()),
+                    size - size_of::<SipcOptions>(),
+                )
+            };
+            if tail.iter().any(|&b| b != 0) {
+                return Err(BridgeError::Channel(secure_ipc::Error::Io(
+                    std::io::Error::from_raw_os_error(libc::E2BIG),
+                )));
+            }
+            // SAFETY: at least size_of::<SipcOptions>() readable bytes, checked above.
+            unsafe { opts.read_unaligned() }
+        };
+        let socket_dir = if o.socket_dir.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL; the caller passes a NUL-terminated path.
+            let dir = unsafe { CStr::from_ptr(o.socket_dir) };
+            Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
+        };
+        let opts = options_from(&o, socket_dir)?;
+        let ep = if create {
+            Endpoint::create(name, &opts)?
+        } else {
+            Endpoint::attach(name, &opts)?
+        };
+        // SAFETY: `out` is non-NULL and writable (caller contract).
+        unsafe { out.write(Box::into_raw(Box::new(ep))) };
+        Ok(0)
+    })
+}
+
+/// Borrows the endpoint behind a handle.
+///
+/// # Safety
+/// `ch` is NULL or a live handle from sipc_create/sipc_attach.
+unsafe fn endpoint<'a>(ch: *const Endpoint) -> Result<&'a Endpoint, BridgeError> {
+    // SAFETY: caller contract: NULL or a live Box<Endpoint> pointer.
+    unsafe { ch.as_ref() }.ok_or_else(|| invalid("NULL channel"))
+}
+
+/// `sipc_options_init`.
+///
+/// # Safety
+/// `opts` is NULL or points to a writable `struct sipc_options`.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_options_init(opts: *mut SipcOptions) {
+    if !opts.is_null() {
+        // SAFETY: non-NULL and writable (caller contract).
+        unsafe { opts.write_unaligned(defaults()) };
+    }
+}
+
+/// `sipc_create`.
+///
+/// # Safety
+/// See the header: `name` NUL-terminated, `opts` NULL or initialised, `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_create(
+    name: *const c_char,
+    opts: *const SipcOptions,
+    out: *mut *mut Endpoint,
+) -> c_int {
+    // SAFETY: forwarded caller contract.
+    unsafe { open(true, name, opts, out) }
+}
+
+/// `sipc_attach`.
+///
+/// # Safety
+/// As `sipc_create`.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_attach(
+    name: *const c_char,
+    opts: *const SipcOptions,
+    out: *mut *mut Endpoint,
+) -> c_int {
+    // SAFETY: forwarded caller contract.
+    unsafe { open(false, name, opts, out) }
+}
+
+/// `sipc_send`.
+///
+/// # Safety
+/// `ch` is a live handle; `buf` points to `len` readable bytes (or len is 0).
+#[no_mangle]
+pub unsafe extern "C" fn sipc_send(
+    ch: *const Endpoint,
+    msg_type: u16,
+    buf: *const c_void,
+    len: usize,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(|| {
+        // SAFETY: caller contract.
+        let ep = unsafe { endpoint(ch) }?;
+        let payload: &[u8] = if len == 0 {
+            &[]
+        } else if buf.is_null() {
+            return Err(invalid("NULL buffer"));
+        } else {
+            // SAFETY: non-NULL, `len` readable bytes (caller contract).
+            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) }
+        };
+        let wait = Wait::from_millis(timeout_ms.into());
+        match ep.send(msg_type, payload, wait)? {
+            true => Ok(0),
+            false if wait == Wait::Never => Ok(-libc::EAGAIN),
+            false => Ok(-libc::ETIMEDOUT),
+        }
+    })
+}
+
+/// `sipc_try_send`.
+///
+/// # Safety
+/// As `sipc_send`.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_try_send(
+    ch: *const Endpoint,
+    msg_type: u16,
+    buf: *const c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: forwarded caller contract.
+    unsafe { sipc_send(ch, msg_type, buf, len, 0) }
+}
+
+/// `sipc_recv`.
+///
+/// # Safety
+/// `ch` is a live handle; `buf` points to `cap` writable bytes (or cap is 0);
+/// `msg` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_recv(
+    ch: *const Endpoint,
+    buf: *mut c_void,
+    cap: usize,
+    msg: *mut SipcMessage,
+    timeout_ms: c_int,
+) -> c_int {
+    guard(|| {
+        // SAFETY: caller contract.
+        let ep = unsafe { endpoint(ch) }?;
+        if buf.is_null() && cap != 0 {
+            return Err(invalid("NULL buffer with non-zero capacity"));
+        }
+        let wait = Wait::from_millis(timeout_ms.into());
+        let write_info = |info: &crate::endpoint::MessageInfo| {
+            if !msg.is_null() {
+                let m = SipcMessage {
+                    length: info.len as u32,
+                    msg_type: info.msg_type,
+                    reserved: 0,
+                    seq: info.seq,
+                    timestamp_ns: info.timestamp_ns,
+                    pid: info.pid,
+                    uid: info.uid,
+                    gid: info.gid,
+                    reserved2: 0,
+                };
+                // SAFETY: non-NULL and writable (caller contract).
+                unsafe { msg.write_unaligned(m) };
+            }
+        };
+        let got = ep.receive(wait, |info, payload| {
+            write_info(info);
+            if payload.len() > cap {
+                return Delivery::TooSmall { room: cap };
+            }
+            if !payload.is_empty() {
+                // SAFETY: `buf` has `cap` >= payload.len() writable bytes
+                // (caller contract) and cannot overlap the library's ring.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(payload.as_ptr(), buf.cast::<u8>(), payload.len())
+                };
+            }
+            Delivery::Taken(payload.len())
+        })?;
+        match got {
+            Some(n) => Ok(c_int::try_from(n).unwrap_or(c_int::MAX)),
+            None if wait == Wait::Never => Ok(-libc::EAGAIN),
+            None => Ok(-libc::ETIMEDOUT),
+        }
+    })
+}
+
+/// `sipc_max_message_size`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_max_message_size(ch: *const Endpoint) -> usize {
+    // SAFETY: caller contract.
+    unsafe { endpoint(ch) }.map_or(0, |ep| ep.max_message_size())
+}
+
+/// `sipc_stats`.
+///
+/// # Safety
+/// `ch` is a live handle; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_stats(ch: *const Endpoint, out: *mut SipcStats) -> c_int {
+    guard(|| {
+        // SAFETY: caller contract.
+        let ep = unsafe { endpoint(ch) }?;
+        if out.is_null() {
+            return Err(invalid("NULL stats pointer"));
+        }
+        let s = ep.stats()?;
+        let c = SipcStats {
+            sealed_msgs: s.sealed_msgs,
+            sealed_bytes: s.sealed_bytes,
+            opened_msgs: s.opened_msgs,
+            opened_bytes: s.opened_bytes,
+            auth_failures: s.auth_failures,
+            full_events: s.full_events,
+            rekeys: s.rekeys,
+            tx_fill: s.tx_fill,
+            rx_fill: s.rx_fill,
+        };
+        // SAFETY: non-NULL and writable (caller contract).
+        unsafe { out.write_unaligned(c) };
+        Ok(0)
+    })
+}
+
+/// `sipc_close`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle not used again afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_close(ch: *mut Endpoint) {
+    if ch.is_null() {
+        return;
+    }
+    // SAFETY: a live handle from Box::into_raw in open(), given back once.
+    let ep = unsafe { Box::from_raw(ch) };
+    // Dropping may run arbitrary channel teardown: never unwind into C.
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        ep.close();
+        drop(ep);
+    }));
+}
+
+/// `sipc_strerror`.
+#[no_mangle]
+pub extern "C" fn sipc_strerror(err: c_int) -> *const c_char {
+    let s: &'static CStr = match err.unsigned_abs() as i32 {
+        0 => c"success",
+        libc::EPIPE => c"the peer closed the channel",
+        libc::EMSGSIZE => c"message larger than the channel's maximum, or receive buffer too small",
+        libc::EAGAIN => c"would wait: the channel is full or empty",
+        libc::ETIMEDOUT => c"timed out",
+        libc::EBADMSG => c"a record failed authentication and was dropped",
+        libc::EACCES => c"the channel's peer policy refused this process",
+        libc::ENOENT => c"no such channel (is the owner running?)",
+        libc::EEXIST => c"a channel with this name already exists",
+        libc::EBUSY => c"the channel already has a peer attached",
+        libc::ENODEV => {
+            c"/dev/secure_ipc is not available (load secure_ipc.ko or use the userspace backend)"
+        }
+        libc::EINVAL => c"invalid argument (channel name, geometry or options)",
+        libc::E2BIG => c"sipc_options has non-zero fields this library does not know",
+        libc::EKEYREJECTED => c"identity proof or pre-shared key rejected",
+        libc::ENOTCONN => c"no peer has attached yet",
+        libc::EPROTO => c"protocol error",
+        libc::EBADF => c"the channel handle is closed",
+        libc::EIO => c"I/O error (or an internal error)",
+        _ => c"operating-system error (see errno)",
+    };
+    s.as_ptr()
+}
+
+/// `sipc_debug_live_handles`.
+#[no_mangle]
+pub extern "C" fn sipc_debug_live_handles() -> usize {
+    live_endpoints()
+}

@@ -1,0 +1,837 @@
+//! `sipc-guest-bench`: secure_ipc side by side with what a user would pick
+//! instead, in the same guest (`cargo xtask bench` boots it).
+//!
+//! * throughput: one producer process (CPU 0) and one consumer process
+//!   (CPU 1), 64 B / 1 KiB / 16 KiB messages, batch 1 and 32, for
+//!   - the channel (kernel backend of the `secure-ipc` crate), and
+//!   - the baseline: a Unix SOCK_SEQPACKET socket pair carrying the same
+//!     messages sealed in user space with RustCrypto AES-256-GCM, in the
+//!     record format of both backends (same nonce and AAD construction,
+//!     the client crate's own `record::Sealer`/`Opener`); batch 32 uses
+//!     sendmmsg/recvmmsg;
+//! * one-way latency (half the round trip) of 64 B ping-pong, blocking and
+//!   busy-polling, for both, plus a bare eventfd ping-pong;
+//! * the crypto limit: the kernel's own gcm(aes) rate at the same sizes,
+//!   measured from user space through AF_ALG (one sendmsg + one read per
+//!   operation, so a lower bound of the in-kernel rate), and, with
+//!   `--tcrypt`, the tcrypt module's own in-kernel measurement (mode=211);
+//! * the CPUs each process ran on.
+//!
+//! Ratios at the end. Every number comes from this run; nothing is stored.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
+
+mod sys;
+
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
+use secure_ipc::record::{Opener, Sealer, HEADER_LEN, OVERHEAD, TAG_LEN};
+use secure_ipc::{Backend, Channel, Options, WaitPolicy};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+const SIZES: [usize; 3] = [64, 1024, 16384];
+const BATCHES: [usize; 2] = [1, 32];
+const KEY: [u8; 32] = [0x42; 32];
+const SALT: [u8; 4] = [1, 2, 3, 4];
+const CHANNEL_ID: u64 = 7;
+const PRODUCER_CPU: usize = 0;
+const CONSUMER_CPU: usize = 1;
+
+/// Messages per throughput run.
+fn count(size: usize, scale: f64) -> usize {
+    let base = match size {
+        0..=256 => 40_000,
+        257..=4096 => 20_000,
+        _ => 4_000,
+    };
+    ((base as f64 * scale) as usize).max(64)
+}
+
+/// What a measuring child sends back to the parent.
+#[derive(Clone, Debug, Default)]
+struct Report {
+    /// Nanoseconds between the first and the last message (consumer), or
+    /// the latency samples (ping side).
+    values: Vec<u64>,
+    cpus: (i32, i32),
+    error: Option<String>,
+}
+
+impl Report {
+    fn encode(&self) -> String {
+        let vals: Vec<String> = self.values.iter().map(|v| v.to_string()).collect();
+        format!(
+            "{} {} {} {}\n",
+            self.cpus.0,
+            self.cpus.1,
+            vals.join(","),
+            self.error.as_deref().unwrap_or("-").replace('\n', " ")
+        )
+    }
+
+    fn decode(line: &str) -> Report {
+        let mut it = line.trim_end().splitn(4, ' ');
+        let mut next = || it.next().unwrap_or("");
+        let c0 = next().parse().unwrap_or(-1);
+        let c1 = next().parse().unwrap_or(-1);
+        let values = next().split(',').filter_map(|v| v.parse().ok()).collect();
+        let error = match next() {
+            "-" | "" => None,
+            e => Some(e.to_string()),
+        };
+        Report {
+            values,
+            cpus: (c0, c1),
+            error,
+        }
+    }
+}
+
+/// Runs `f` pinned to `cpu` in a child process; its report comes back over
+/// a socket pair.
+fn spawn(
+    cpu: usize,
+    f: impl FnOnce() -> Result<Vec<u64>, String>,
+) -> Result<(i32, UnixStream), String> {
+    let (mut w, r) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+    let pid = sys::fork(move || {
+        let pinned = sys::pin_to(cpu);
+        let c0 = sys::current_cpu();
+        let res = pinned
+            .map_err(|e| format!("pin to CPU {cpu}: {e}"))
+            .and_then(|()| f());
+        let c1 = sys::current_cpu();
+        let rep = match res {
+            Ok(values) => Report {
+                values,
+                cpus: (c0, c1),
+                error: None,
+            },
+            Err(e) => Report {
+                values: vec![],
+                cpus: (c0, c1),
+                error: Some(e),
+            },
+        };
+        let _ = w.write_all(rep.encode().as_bytes());
+        0
+    })
+    .map_err(|e| format!("fork: {e}"))?;
+    Ok((pid, r))
+}
+
+fn collect(pid: i32, r: UnixStream) -> Report {
+    let mut line = String::new();
+    let _ = BufReader::new(r).read_line(&mut line);
+    let code = sys::wait(pid).unwrap_or(-1);
+    let mut rep = Report::decode(&line);
+    if line.is_empty() {
+        rep.error = Some(format!("the process died (status {code})"));
+    }
+    rep
+}
+
+/// Runs producer and consumer side by side; returns the consumer's report
+/// and the producer's CPUs.
+fn pair(
+    producer: impl FnOnce() -> Result<Vec<u64>, String>,
+    consumer: impl FnOnce() -> Result<Vec<u64>, String>,
+) -> Result<(Report, Report), String> {
+    let (cpid, cr) = spawn(CONSUMER_CPU, consumer)?;
+    let (ppid, pr) = spawn(PRODUCER_CPU, producer)?;
+    let p = collect(ppid, pr);
+    let c = collect(cpid, cr);
+    Ok((p, c))
+}
+
+fn pattern(buf: &mut [u8], i: usize) {
+    if let Some(b) = buf.first_mut() {
+        *b = i as u8;
+    }
+}
+
+fn check_msg(payload: &[u8], size: usize, i: usize) -> Result<(), String> {
+    if payload.len() != size || payload.first() != Some(&(i as u8)) {
+        return Err(format!(
+            "message {i}: len {} first byte {:?}",
+            payload.len(),
+            payload.first()
+        ));
+    }
+    Ok(())
+}
+
+fn unique_name(what: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("bench-{what}-{}-{n}", std::process::id())
+}
+
+fn channel_opts(size: usize, wait: WaitPolicy) -> Options {
+    let slot = size.next_power_of_two().max(64) as u32;
+    let slots = (4 << 20) / slot;
+    Options::new()
+        .backend(Backend::Kernel)
+        .slot_size(slot)
+        .slots(slots.clamp(2, 256))
+        .wait(wait)
+}
+
+fn attach_retry(
+    name: &str,
+    opts: &Options,
+) -> Result<(secure_ipc::Sender, secure_ipc::Receiver), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Channel::attach(name, opts) {
+            Ok(x) => return Ok(x),
+            Err(secure_ipc::Error::NoSuchChannel) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => return Err(format!("attach {name}: {e}")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- throughput
+
+fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Report), String> {
+    let name = unique_name("tp");
+    let opts = channel_opts(size, WaitPolicy::default());
+    let (pn, po) = (name.clone(), opts.clone());
+    pair(
+        move || {
+            let (mut tx, _rx) = Channel::create(&pn, &po).map_err(|e| format!("create: {e}"))?;
+            let mut buf = vec![0u8; size];
+            let mut i = 0;
+            while i < n {
+                let k = batch.min(n - i);
+                for j in 0..k {
+                    pattern(&mut buf, i + j);
+                    tx.send_batched(0, &buf)
+                        .map_err(|e| format!("send {}: {e}", i + j))?;
+                }
+                tx.flush().map_err(|e| format!("flush: {e}"))?;
+                i += k;
+            }
+            // Stay until the consumer is done (closing would hang up).
+            let _ = _rx;
+            std::thread::sleep(Duration::from_millis(200));
+            Ok(vec![])
+        },
+        move || {
+            let (_tx, mut rx) = attach_retry(&name, &opts)?;
+            let mut t0 = None;
+            for i in 0..n {
+                let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+                check_msg(m.payload(), size, i)?;
+                t0.get_or_insert_with(Instant::now);
+            }
+            Ok(vec![t0.map_or(0, |t| t.elapsed().as_nanos() as u64)])
+        },
+    )
+}
+
+fn sealer() -> Sealer {
+    Sealer::new(CHANNEL_ID, 0, Zeroizing::new(KEY), SALT, u64::MAX, u64::MAX)
+}
+
+fn opener() -> Opener {
+    Opener::new(CHANNEL_ID, 0, Zeroizing::new(KEY), SALT)
+}
+
+/// Seals `payload` into `rec` (header ‖ ciphertext ‖ tag).
+fn seal_record(s: &mut Sealer, rec: &mut [u8]) -> Result<(), String> {
+    let len = rec.len() - OVERHEAD;
+    let (hdr, tag, _) = s
+        .seal_next(
+            0,
+            secure_ipc::monotonic_ns(),
+            &mut rec[HEADER_LEN..HEADER_LEN + len],
+        )
+        .map_err(|e| format!("seal: {e}"))?;
+    rec[..HEADER_LEN].copy_from_slice(&hdr.to_le_bytes());
+    rec[HEADER_LEN + len..].copy_from_slice(&tag);
+    Ok(())
+}
+
+fn open_record(o: &mut Opener, rec: &mut [u8], size: usize, i: usize) -> Result<(), String> {
+    o.open_next(rec).map_err(|e| format!("open {i}: {e}"))?;
+    check_msg(&rec[HEADER_LEN..rec.len() - TAG_LEN], size, i)
+}
+
+fn socket_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Report), String> {
+    let (a, b) = sys::seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+    let _ = sys::set_bufs(&a, 4 << 20);
+    let _ = sys::set_bufs(&b, 4 << 20);
+    let rec_len = size + OVERHEAD;
+    pair(
+        move || {
+            let mut s = sealer();
+            let mut recs = vec![vec![0u8; rec_len]; batch];
+            let mut i = 0;
+            while i < n {
+                let k = batch.min(n - i);
+                for (j, rec) in recs[..k].iter_mut().enumerate() {
+                    pattern(&mut rec[HEADER_LEN..], i + j);
+                    seal_record(&mut s, rec)?;
+                }
+                if batch == 1 {
+                    sys::send(a.as_raw_fd(), &recs[0]).map_err(|e| format!("send: {e}"))?;
+                } else {
+                    let mut off = 0;
+                    while off < k {
+                        let bufs: Vec<&[u8]> = recs[off..k].iter().map(|r| &r[..]).collect();
+                        off += sys::sendmmsg(a.as_raw_fd(), &bufs)
+                            .map_err(|e| format!("sendmmsg: {e}"))?;
+                    }
+                }
+                i += k;
+            }
+            Ok(vec![])
+        },
+        move || {
+            let mut o = opener();
+            let mut bufs = vec![vec![0u8; rec_len]; batch];
+            let mut lens = Vec::with_capacity(batch);
+            let mut t0 = None;
+            let mut i = 0;
+            while i < n {
+                if batch == 1 {
+                    let got = sys::recv(b.as_raw_fd(), &mut bufs[0], false)
+                        .map_err(|e| format!("recv: {e}"))?;
+                    lens.clear();
+                    lens.push(got);
+                } else {
+                    sys::recvmmsg(b.as_raw_fd(), &mut bufs, &mut lens)
+                        .map_err(|e| format!("recvmmsg: {e}"))?;
+                }
+                t0.get_or_insert_with(Instant::now);
+                for (buf, &len) in bufs.iter_mut().zip(lens.iter()) {
+                    open_record(&mut o, &mut buf[..len], size, i)?;
+                    i += 1;
+                }
+            }
+            Ok(vec![t0.map_or(0, |t| t.elapsed().as_nanos() as u64)])
+        },
+    )
+}
+
+/// Messages per second from a consumer report of `n` messages.
+fn rate(rep: &Report, n: usize) -> Result<f64, String> {
+    if let Some(e) = &rep.error {
+        return Err(e.clone());
+    }
+    match rep.values.first() {
+        Some(&ns) if ns > 0 => Ok((n - 1) as f64 / (ns as f64 / 1e9)),
+        _ => Err("no timing".into()),
+    }
+}
+
+// ---------------------------------------------------------------- latency
+
+#[derive(Clone, Copy, Debug)]
+enum LatKind {
+    ChannelBlock,
+    ChannelBusy,
+    SocketBlock,
+    SocketBusy,
+    Eventfd,
+}
+
+impl LatKind {
+    fn label(self) -> &'static str {
+        match self {
+            LatKind::ChannelBlock => "channel, blocking (doorbell)",
+            LatKind::ChannelBusy => "channel, busy-poll",
+            LatKind::SocketBlock => "socket+AES-GCM, blocking",
+            LatKind::SocketBusy => "socket+AES-GCM, busy-poll",
+            LatKind::Eventfd => "bare eventfd, blocking",
+        }
+    }
+}
+
+const LAT_SIZE: usize = 64;
+
+fn latency(kind: LatKind, iters: usize, warmup: usize) -> Result<(Report, Report), String> {
+    let total = iters + warmup;
+    let keep =
+        move |v: Vec<u64>| -> Vec<u64> { v.into_iter().skip(warmup).map(|rtt| rtt / 2).collect() };
+    match kind {
+        LatKind::ChannelBlock | LatKind::ChannelBusy => {
+            let wait = if matches!(kind, LatKind::ChannelBusy) {
+                WaitPolicy::BusyPoll
+            } else {
+                WaitPolicy::Block
+            };
+            let name = unique_name("lat");
+            let opts = channel_opts(LAT_SIZE, wait);
+            let (pn, po) = (name.clone(), opts.clone());
+            pair(
+                move || {
+                    let (mut tx, mut rx) =
+                        Channel::create(&pn, &po).map_err(|e| format!("create: {e}"))?;
+                    let mut buf = [0u8; LAT_SIZE];
+                    let mut v = Vec::with_capacity(total);
+                    for i in 0..total {
+                        pattern(&mut buf, i);
+                        let t = Instant::now();
+                        tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                        let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+                        check_msg(m.payload(), LAT_SIZE, i)?;
+                        drop(m);
+                        v.push(t.elapsed().as_nanos() as u64);
+                    }
+                    Ok(keep(v))
+                },
+                move || {
+                    let (mut tx, mut rx) = attach_retry(&name, &opts)?;
+                    let mut buf = [0u8; LAT_SIZE];
+                    for i in 0..total {
+                        let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+                        buf.copy_from_slice(m.payload());
+                        drop(m);
+                        tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                    }
+                    // Let the pinger read the last reply before hanging up.
+                    std::thread::sleep(Duration::from_millis(100));
+                    Ok(vec![])
+                },
+            )
+        }
+        LatKind::SocketBlock | LatKind::SocketBusy => {
+            let busy = matches!(kind, LatKind::SocketBusy);
+            let (a, b) = sys::seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+            let rec_len = LAT_SIZE + OVERHEAD;
+            let recv = move |fd: i32, buf: &mut [u8]| -> Result<usize, String> {
+                loop {
+                    match sys::recv(fd, buf, busy) {
+                        Ok(n) => return Ok(n),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::hint::spin_loop()
+                        }
+                        Err(e) => return Err(format!("recv: {e}")),
+                    }
+                }
+            };
+            pair(
+                move || {
+                    let (mut s, mut o) = (sealer(), opener());
+                    let mut rec = vec![0u8; rec_len];
+                    let mut v = Vec::with_capacity(total);
+                    for i in 0..total {
+                        let t = Instant::now();
+                        pattern(&mut rec[HEADER_LEN..], i);
+                        seal_record(&mut s, &mut rec)?;
+                        sys::send(a.as_raw_fd(), &rec).map_err(|e| format!("send: {e}"))?;
+                        let n = recv(a.as_raw_fd(), &mut rec)?;
+                        open_record(&mut o, &mut rec[..n], LAT_SIZE, i)?;
+                        v.push(t.elapsed().as_nanos() as u64);
+                    }
+                    Ok(keep(v))
+                },
+                move || {
+                    let (mut s, mut o) = (sealer(), opener());
+                    let mut rec = vec![0u8; rec_len];
+                    for i in 0..total {
+                        let n = recv(b.as_raw_fd(), &mut rec)?;
+                        open_record(&mut o, &mut rec[..n], LAT_SIZE, i)?;
+                        seal_record(&mut s, &mut rec)?;
+                        sys::send(b.as_raw_fd(), &rec).map_err(|e| format!("send: {e}"))?;
+                    }
+                    Ok(vec![])
+                },
+            )
+        }
+        LatKind::Eventfd => {
+            let ping = sys::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+            let pong = sys::eventfd().map_err(|e| format!("eventfd: {e}"))?;
+            let (p1, p2) = (ping.as_raw_fd(), pong.as_raw_fd());
+            pair(
+                move || {
+                    let mut v = Vec::with_capacity(total);
+                    for _ in 0..total {
+                        let t = Instant::now();
+                        sys::eventfd_signal(p1).map_err(|e| e.to_string())?;
+                        sys::eventfd_wait(p2).map_err(|e| e.to_string())?;
+                        v.push(t.elapsed().as_nanos() as u64);
+                    }
+                    Ok(keep(v))
+                },
+                move || {
+                    for _ in 0..total {
+                        sys::eventfd_wait(p1).map_err(|e| e.to_string())?;
+                        sys::eventfd_signal(p2).map_err(|e| e.to_string())?;
+                    }
+                    Ok(vec![])
+                },
+            )
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    sorted[i] as f64 / 1000.0
+}
+
+// ---------------------------------------------------------------- crypto
+
+/// AF_ALG gcm(aes) encryptions per second at `size` (one op = sendmsg + read).
+fn af_alg_rate(size: usize, dur: Duration) -> Result<f64, String> {
+    let op = sys::af_alg_aead("gcm(aes)", &KEY).map_err(|e| format!("AF_ALG gcm(aes): {e}"))?;
+    let input = vec![0x5au8; HEADER_LEN + size];
+    let mut out = vec![0u8; HEADER_LEN + size + TAG_LEN];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        let mut iv = [0u8; 12];
+        iv[..4].copy_from_slice(&SALT);
+        iv[4..].copy_from_slice(&n.to_le_bytes());
+        let got = sys::af_alg_encrypt(op.as_raw_fd(), &iv, HEADER_LEN as u32, &input, &mut out)
+            .map_err(|e| format!("AF_ALG encrypt: {e}"))?;
+        if got != out.len() {
+            return Err(format!(
+                "AF_ALG returned {got} bytes, expected {}",
+                out.len()
+            ));
+        }
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// RustCrypto AES-256-GCM seals per second at `size`, in this process.
+fn rustcrypto_rate(size: usize, dur: Duration) -> f64 {
+    let c = Aes256Gcm::new(&KEY.into());
+    let mut buf = vec![0u8; size];
+    let aad = [0u8; HEADER_LEN];
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < dur {
+        let mut iv = [0u8; 12];
+        iv[4..].copy_from_slice(&n.to_le_bytes());
+        let _ = c.encrypt_in_place_detached(Nonce::from_slice(&iv), &aad, &mut buf);
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// The driver the kernel picks for gcm(aes) (highest priority in /proc/crypto).
+fn gcm_driver() -> String {
+    let text = std::fs::read_to_string("/proc/crypto").unwrap_or_default();
+    let mut best = (String::from("?"), -1i64);
+    for block in text.split("\n\n") {
+        let field = |k: &str| {
+            block
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        };
+        if field("name ").as_deref() == Some("gcm(aes)") {
+            let prio = field("priority").and_then(|p| p.parse().ok()).unwrap_or(0);
+            if prio > best.1 {
+                best = (field("driver").unwrap_or_default(), prio);
+            }
+        }
+    }
+    best.0
+}
+
+/// tcrypt mode=211 sec=1: the kernel's own gcm(aes) encryption rate for a
+/// 256-bit key, by block size (ops/s), parsed from dmesg.
+fn tcrypt_rates(ko: &str) -> Result<Vec<(usize, f64)>, String> {
+    let _ = std::process::Command::new("dmesg").arg("-c").output();
+    // tcrypt reports through the log and then refuses to stay loaded (EAGAIN).
+    let _ = std::process::Command::new("insmod")
+        .args([ko, "mode=211", "sec=1"])
+        .output();
+    let out = std::process::Command::new("dmesg")
+        .output()
+        .map_err(|e| format!("dmesg: {e}"))?;
+    let log = String::from_utf8_lossy(&out.stdout);
+    let mut in_gcm_enc = false;
+    let mut rates = Vec::new();
+    for line in log.lines() {
+        if line.contains("testing speed of") {
+            in_gcm_enc = line.contains("of gcm(aes)") && line.contains("encryption");
+            continue;
+        }
+        if !in_gcm_enc || !line.contains("(256 bit key,") {
+            continue;
+        }
+        // "test 17 (256 bit key, 64 byte blocks): 123 operations in 1 seconds (7872 bytes)"
+        let blocks = line
+            .split("bit key, ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse().ok());
+        let ops = line
+            .split("): ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<f64>().ok());
+        let secs = line
+            .split(" operations in ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|s| s.parse::<f64>().ok());
+        if let (Some(b), Some(o), Some(s)) = (blocks, ops, secs) {
+            rates.push((b, o / s));
+        }
+    }
+    if rates.is_empty() {
+        return Err("no gcm(aes) 256-bit encryption lines from tcrypt in dmesg".into());
+    }
+    Ok(rates)
+}
+
+// ---------------------------------------------------------------- main
+
+fn fmt_rate(r: &Result<f64, String>, size: usize) -> String {
+    match r {
+        Ok(v) => format!("{:>10.0} {:>8.1}", v, v * size as f64 / 1e6),
+        Err(_) => format!("{:>10} {:>8}", "n/a", "n/a"),
+    }
+}
+
+fn ratio(a: &Result<f64, String>, b: &Result<f64, String>) -> String {
+    match (a, b) {
+        (Ok(a), Ok(b)) if *b > 0.0 => format!("{:.2}x", a / b),
+        _ => "n/a".into(),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let scale = if args.iter().any(|a| a == "--quick") {
+        0.1
+    } else {
+        1.0
+    };
+    let tcrypt = args
+        .iter()
+        .position(|a| a == "--tcrypt")
+        .and_then(|i| args.get(i + 1).cloned());
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("== secure_ipc guest benchmark");
+    println!(
+        "kernel {}, {ncpu} CPUs; producer/pinger pinned to CPU {PRODUCER_CPU}, consumer/ponger to CPU {CONSUMER_CPU}",
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
+    );
+    println!("kernel gcm(aes) driver: {}", gcm_driver());
+    let mut errors = Vec::new();
+
+    println!(
+        "\n== throughput (messages/s, MB/s of payload), one producer and one consumer process"
+    );
+    println!(
+        "{:>6} {:>5} {:>7} | {:>10} {:>8} | {:>10} {:>8} | {:>6} | cpus (prod/cons)",
+        "size", "batch", "msgs", "channel", "MB/s", "sock+gcm", "MB/s", "ratio"
+    );
+    let mut tp = Vec::new();
+    for size in SIZES {
+        for batch in BATCHES {
+            let n = count(size, scale);
+            let ch = channel_throughput(size, batch, n);
+            let so = socket_throughput(size, batch, n);
+            let (chr, chc) = match &ch {
+                Ok((p, c)) => (
+                    rate(c, n).map_err(|e| format!("{e} / producer: {:?}", p.error)),
+                    format!("{:?}/{:?}", p.cpus, c.cpus),
+                ),
+                Err(e) => (Err(e.clone()), "-".into()),
+            };
+            let (sor, soc) = match &so {
+                Ok((p, c)) => (
+                    rate(c, n).map_err(|e| format!("{e} / producer: {:?}", p.error)),
+                    format!("{:?}/{:?}", p.cpus, c.cpus),
+                ),
+                Err(e) => (Err(e.clone()), "-".into()),
+            };
+            for (what, r) in [("channel", &chr), ("socket", &sor)] {
+                if let Err(e) = r {
+                    errors.push(format!("throughput {what} {size} B batch {batch}: {e}"));
+                }
+            }
+            println!(
+                "{:>6} {:>5} {:>7} | {} | {} | {:>6} | channel {chc}, socket {soc}",
+                size,
+                batch,
+                n,
+                fmt_rate(&chr, size),
+                fmt_rate(&sor, size),
+                ratio(&chr, &sor)
+            );
+            tp.push((size, batch, chr, sor));
+        }
+    }
+
+    println!("\n== one-way latency, {LAT_SIZE} B ping-pong (half the round trip), microseconds");
+    println!(
+        "{:<32} {:>9} {:>9} {:>9} | cpus (ping/pong)",
+        "mechanism", "p50", "p99", "p99.9"
+    );
+    let iters = ((5000.0 * scale) as usize).max(200);
+    let mut lat = Vec::new();
+    for kind in [
+        LatKind::ChannelBlock,
+        LatKind::ChannelBusy,
+        LatKind::SocketBlock,
+        LatKind::SocketBusy,
+        LatKind::Eventfd,
+    ] {
+        let r = latency(kind, iters, iters / 10);
+        let res = match r {
+            Ok((ping, pong)) => match ping.error.clone().or(pong.error.clone()) {
+                Some(e) => Err(e),
+                None => {
+                    let mut v = ping.values.clone();
+                    v.sort_unstable();
+                    Ok((
+                        percentile(&v, 0.5),
+                        percentile(&v, 0.99),
+                        percentile(&v, 0.999),
+                        format!("{:?}/{:?}", ping.cpus, pong.cpus),
+                    ))
+                }
+            },
+            Err(e) => Err(e),
+        };
+        match &res {
+            Ok((p50, p99, p999, cpus)) => println!(
+                "{:<32} {p50:>9.1} {p99:>9.1} {p999:>9.1} | {cpus}",
+                kind.label()
+            ),
+            Err(e) => {
+                println!(
+                    "{:<32} {:>9} {:>9} {:>9} |",
+                    kind.label(),
+                    "n/a",
+                    "n/a",
+                    "n/a"
+                );
+                errors.push(format!("latency {}: {e}", kind.label()));
+            }
+        }
+        lat.push((kind, res.map(|r| r.0)));
+    }
+
+    println!("\n== crypto limit: AES-256-GCM encryptions/s at the same sizes, in this guest");
+    let dur = Duration::from_millis((1000.0 * scale.max(0.3)) as u64);
+    println!(
+        "{:>6} | {:>12} | {:>12} | {:>12}",
+        "size", "kernel AF_ALG", "tcrypt", "RustCrypto"
+    );
+    let tc = tcrypt.as_deref().map(tcrypt_rates);
+    if let Some(Err(e)) = &tc {
+        errors.push(format!("tcrypt: {e}"));
+    }
+    let mut kern = Vec::new();
+    for size in SIZES {
+        let a = af_alg_rate(size, dur);
+        if let Err(e) = &a {
+            errors.push(format!("AF_ALG {size}: {e}"));
+        }
+        let t = match &tc {
+            Some(Ok(rates)) => rates.iter().find(|(b, _)| *b == size).map(|(_, r)| *r),
+            _ => None,
+        };
+        let u = rustcrypto_rate(size, dur);
+        println!(
+            "{:>6} | {:>12} | {:>12} | {:>12.0}",
+            size,
+            a.as_ref().map_or("n/a".into(), |v| format!("{v:.0}")),
+            t.map_or("n/a".into(), |v| format!("{v:.0}")),
+            u
+        );
+        kern.push((size, a, t));
+    }
+    println!(
+        "(AF_ALG: one sendmsg + one read per operation, so a lower bound of the in-kernel rate;"
+    );
+    println!(" tcrypt: the kernel's own loop, mode=211 sec=1, 256-bit key; sizes it does not test show n/a)");
+
+    println!("\n== ratios (targets from issue 4)");
+    let find_tp = |s: usize, b: usize| tp.iter().find(|t| t.0 == s && t.1 == b);
+    if let Some((_, _, ch, so)) = find_tp(64, 32) {
+        println!(
+            "channel / socket+gcm, 64 B batch 32 msgs/s:   {:>8}  (target >= 2x)",
+            ratio(ch, so)
+        );
+    }
+    if let Some((_, _, ch, so)) = find_tp(16384, 32) {
+        println!(
+            "channel / socket+gcm, 16 KiB batch 32 msgs/s: {:>8}  (target >= 1x)",
+            ratio(ch, so)
+        );
+    }
+    if let Some((_, _, ch, so)) = find_tp(16384, 1) {
+        println!(
+            "channel / socket+gcm, 16 KiB batch 1 msgs/s:  {:>8}",
+            ratio(ch, so)
+        );
+    }
+    if let (Some((_, _, ch, _)), Some((_, a, t))) =
+        (find_tp(64, 32), kern.iter().find(|k| k.0 == 64))
+    {
+        println!(
+            "channel 64 B batch 32 / kernel gcm(aes) 64 B, AF_ALG: {:>8}  (target >= 0.6x)",
+            ratio(ch, a)
+        );
+        if let Some(t) = t {
+            println!(
+                "channel 64 B batch 32 / kernel gcm(aes) 64 B, tcrypt: {:>8}  (target >= 0.6x)",
+                ratio(ch, &Ok(*t))
+            );
+        }
+    }
+    let lat_of = |k: fn(&LatKind) -> bool| {
+        lat.iter()
+            .find(|(x, _)| k(x))
+            .map(|(_, r)| r.clone().map_err(|e| e.to_string()))
+    };
+    if let (Some(cb), Some(ev)) = (
+        lat_of(|k| matches!(k, LatKind::ChannelBlock)),
+        lat_of(|k| matches!(k, LatKind::Eventfd)),
+    ) {
+        println!(
+            "channel blocking p50 / bare eventfd p50:      {:>8}  (target <= 1.5x)",
+            ratio(&cb, &ev)
+        );
+    }
+    if let (Some(cb), Some(sb)) = (
+        lat_of(|k| matches!(k, LatKind::ChannelBlock)),
+        lat_of(|k| matches!(k, LatKind::SocketBlock)),
+    ) {
+        println!(
+            "channel blocking p50 / socket+gcm blocking p50: {:>6}",
+            ratio(&cb, &sb)
+        );
+    }
+    if let (Some(cb), Some(sb)) = (
+        lat_of(|k| matches!(k, LatKind::ChannelBusy)),
+        lat_of(|k| matches!(k, LatKind::SocketBusy)),
+    ) {
+        println!(
+            "channel busy p50 / socket+gcm busy p50:       {:>8}",
+            ratio(&cb, &sb)
+        );
+    }
+    if !errors.is_empty() {
+        println!("\n== errors");
+        for e in &errors {
+            println!("{e}");
+        }
+    }
+    println!("\nbench done: {} measurements failed", errors.len());
+}

@@ -1,0 +1,1343 @@
+//! The userspace backend: the same channel without the kernel module.
+//!
+//! The owner listens on a `SOCK_SEQPACKET` Unix socket (abstract
+//! `@secure_ipc/NAME`, or `DIR/NAME.sock`). A background thread accepts
+//! connections, checks the connecting process's `SO_PEERCRED` against the
+//! [`PeerPolicy`], runs the key agreement of docs/key-schedule.md §5, and
+//! hands the peer a sealed memfd holding both directions' rings plus four
+//! eventfd doorbells with `SCM_RIGHTS`. Records in the rings are the sealed
+//! format of docs/record-format.md; the receiver copies each record out of
+//! shared memory before it checks or decrypts it. The rendezvous socket stays
+//! open for the whole session: its hang-up is how each side learns that the
+//! other process is gone, even after SIGKILL.
+
+use crate::backend::{Endpoint, MessageMeta, RxBackend, TxBackend};
+use crate::keys::{self, SessionInputs};
+use crate::options::encode_name;
+use crate::record::{Opener, Sealer, HEADER_LEN, OVERHEAD};
+use crate::sys::{self, Mapping, SockAddr};
+use crate::{monotonic_ns, Credentials, Error, Options, PeerCredentials, PeerPolicy, Stats};
+use rand_core::{OsRng, RngCore};
+use secure_ipc_ring::abi::{self, TxDesc};
+use secure_ipc_ring::{Consumer, PeekError, Producer, ProtocolError, ReserveError, RingLayout};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+/// How long one side waits for the other during the rendezvous.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Empty polls between two zero-timeout checks of the socket for a hang-up.
+const HANGUP_CHECK_EVERY: u32 = 256;
+
+const MAGIC_ATTACH: &[u8; 8] = b"SIPCAT01";
+const MAGIC_STATS: &[u8; 8] = b"SIPCST01";
+const MAGIC_HELLO: &[u8; 8] = b"SIPCUS01";
+const MAGIC_KEYS: &[u8; 8] = b"SIPCKY01";
+const MAGIC_ACCEPT: &[u8; 8] = b"SIPCOK01";
+const MAGIC_REFUSE: &[u8; 8] = b"SIPCNO01";
+const MAGIC_STATS_REPLY: &[u8; 8] = b"SIPCSS01";
+
+const HELLO_IDENTITY: u32 = 1;
+const HELLO_OWNER_PSK: u32 = 2;
+const KEYS_PEER_PSK: u32 = 2;
+
+/// Why the owner refused, on the wire.
+#[derive(Clone, Copy)]
+#[repr(u32)]
+enum Refusal {
+    NotPermitted = 1,
+    Busy = 2,
+    IdentityRejected = 3,
+    PskMismatch = 4,
+    Protocol = 5,
+}
+
+fn refusal_error(code: u32) -> Error {
+    match code {
+        1 => Error::NotPermitted,
+        2 => Error::Busy,
+        3 => Error::IdentityRejected,
+        4 => Error::PskMismatch,
+        _ => Error::Protocol("the owner refused the attach".into()),
+    }
+}
+
+fn proto(what: &str) -> Error {
+    Error::Protocol(what.to_string())
+}
+
+/// Abstract socket name of a channel.
+pub fn abstract_name(name: &str) -> Vec<u8> {
+    format!("secure_ipc/{name}").into_bytes()
+}
+
+/// Socket file of a channel under `dir`.
+pub fn socket_path(dir: &std::path::Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.sock"))
+}
+
+fn connect_to(name: &str, opts: &Options) -> Result<OwnedFd, Error> {
+    let abs = abstract_name(name);
+    let path = opts.socket_dir.as_ref().map(|d| socket_path(d, name));
+    let addr = match &path {
+        Some(p) => SockAddr::Path(p),
+        None => SockAddr::Abstract(&abs),
+    };
+    sys::connect(&addr).map_err(|e| match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Error::NoSuchChannel,
+        Some(libc::EACCES) => Error::NotPermitted,
+        _ => Error::Io(e),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Counters and the session's shared pieces
+// ---------------------------------------------------------------------------
+
+/// Counters of one endpoint, shared by its halves and the owner's listener.
+#[derive(Default)]
+struct Counters {
+    sealed_msgs: AtomicU64,
+    sealed_bytes: AtomicU64,
+    opened_msgs: AtomicU64,
+    opened_bytes: AtomicU64,
+    auth_failures: AtomicU64,
+    full_events: AtomicU64,
+    doorbells_signalled: AtomicU64,
+    doorbells_suppressed: AtomicU64,
+    rekeys: AtomicU64,
+    tx_epoch: AtomicU32,
+    rx_epoch: AtomicU32,
+    tx_fill: AtomicU32,
+    rx_fill: AtomicU32,
+}
+
+impl Counters {
+    fn snapshot(&self) -> Stats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let l32 = |a: &AtomicU32| a.load(Ordering::Relaxed);
+        Stats {
+            sealed_msgs: l(&self.sealed_msgs),
+            sealed_bytes: l(&self.sealed_bytes),
+            opened_msgs: l(&self.opened_msgs),
+            opened_bytes: l(&self.opened_bytes),
+            auth_failures: l(&self.auth_failures),
+            full_events: l(&self.full_events),
+            doorbells_signalled: l(&self.doorbells_signalled),
+            doorbells_suppressed: l(&self.doorbells_suppressed),
+            rekeys: l(&self.rekeys),
+            tx_fill: l32(&self.tx_fill),
+            rx_fill: l32(&self.rx_fill),
+            tx_epoch: l32(&self.tx_epoch),
+            rx_epoch: l32(&self.rx_epoch),
+        }
+    }
+
+    fn to_wire(s: &Stats) -> Vec<u8> {
+        let mut v = MAGIC_STATS_REPLY.to_vec();
+        for x in [
+            s.sealed_msgs,
+            s.sealed_bytes,
+            s.opened_msgs,
+            s.opened_bytes,
+            s.auth_failures,
+            s.full_events,
+            s.doorbells_signalled,
+            s.doorbells_suppressed,
+            s.rekeys,
+            s.tx_fill as u64,
+            s.rx_fill as u64,
+            s.tx_epoch as u64,
+            s.rx_epoch as u64,
+        ] {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+        v
+    }
+
+    fn from_wire(b: &[u8]) -> Option<Stats> {
+        if b.len() != 8 + 13 * 8 || &b[..8] != MAGIC_STATS_REPLY {
+            return None;
+        }
+        let f =
+            |i: usize| u64::from_le_bytes(b[8 + i * 8..16 + i * 8].try_into().unwrap_or([0; 8]));
+        Some(Stats {
+            sealed_msgs: f(0),
+            sealed_bytes: f(1),
+            opened_msgs: f(2),
+            opened_bytes: f(3),
+            auth_failures: f(4),
+            full_events: f(5),
+            doorbells_signalled: f(6),
+            doorbells_suppressed: f(7),
+            rekeys: f(8),
+            tx_fill: f(9) as u32,
+            rx_fill: f(10) as u32,
+            tx_epoch: f(11) as u32,
+            rx_epoch: f(12) as u32,
+        })
+    }
+}
+
+/// The rendezvous socket of a session: open as long as either half lives.
+struct Link {
+    sock: OwnedFd,
+    gone: AtomicBool,
+}
+
+impl Link {
+    /// Whether the other process has hung up (zero-timeout poll).
+    fn check_hangup(&self) -> bool {
+        if self.gone.load(Ordering::Relaxed) {
+            return true;
+        }
+        if let Ok(r) = sys::poll(&[self.sock.as_raw_fd()], Some(Duration::ZERO)) {
+            if r[0].hangup || r[0].readable {
+                self.gone.store(true, Ordering::Relaxed);
+            }
+        }
+        self.gone.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps until `bell` rings, the socket hangs up, or `deadline`.
+    fn sleep(&self, bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), Error> {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let r = sys::poll(&[bell.as_raw_fd(), self.sock.as_raw_fd()], timeout)?;
+        if r[0].readable {
+            sys::eventfd_drain(bell);
+        }
+        // Any event on the socket after the handshake is the end: the peer
+        // never writes to it again, so readable means EOF.
+        if r[1].hangup || r[1].readable {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Doorbells of one endpoint: the two it sleeps on and the two it rings.
+struct Bells {
+    my_data: OwnedFd,
+    my_room: OwnedFd,
+    their_data: OwnedFd,
+    their_room: OwnedFd,
+}
+
+/// The sending half once a session exists.
+struct TxSession {
+    producer: Producer<TxDesc>,
+    sealer: Sealer,
+    staging: Vec<u8>,
+    max_payload: usize,
+    link: Arc<Link>,
+    my_room: OwnedFd,
+    their_data: OwnedFd,
+    counters: Arc<Counters>,
+    unpublished: usize,
+    mapping: Arc<Mapping>,
+    ring_off: usize,
+}
+
+/// The receiving half once a session exists.
+struct RxSession {
+    consumer: Consumer<TxDesc>,
+    opener: Opener,
+    buf: Vec<u8>,
+    link: Arc<Link>,
+    my_data: OwnedFd,
+    their_room: OwnedFd,
+    counters: Arc<Counters>,
+    sender: Credentials,
+    peer: PeerCredentials,
+    current: Option<MessageMeta>,
+    empty_polls: u32,
+    mapping: Arc<Mapping>,
+    ring_off: usize,
+}
+
+/// Everything a finished handshake produces for one endpoint.
+struct Session {
+    tx: TxSession,
+    rx: RxSession,
+}
+
+fn ring_error(e: ProtocolError) -> Error {
+    Error::Protocol(e.to_string())
+}
+
+impl TxSession {
+    fn reserve(&mut self) -> Result<bool, Error> {
+        if self.link.gone.load(Ordering::Relaxed) {
+            return Err(Error::PeerClosed);
+        }
+        match self.producer.reserve() {
+            Ok(_slot) => Ok(true), // dropped uncommitted: the slot stays ours to take again
+            Err(ReserveError::Full { .. }) => {
+                self.counters.full_events.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+            Err(ReserveError::Closed) => Err(Error::PeerClosed),
+            Err(ReserveError::TooLarge { .. }) => Ok(false),
+            Err(ReserveError::Protocol(e)) => Err(ring_error(e)),
+        }
+    }
+
+    fn commit(&mut self, len: usize, msg_type: u16) -> Result<(), Error> {
+        let ts = monotonic_ns();
+        let (hdr, tag, rekeyed) = self
+            .sealer
+            .seal_next(msg_type, ts, &mut self.staging[..len])?;
+        if rekeyed {
+            self.counters.rekeys.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .tx_epoch
+                .store(self.sealer.epoch(), Ordering::Relaxed);
+        }
+        let mut slot = match self.producer.reserve() {
+            Ok(s) => s,
+            Err(ReserveError::Closed) => return Err(Error::PeerClosed),
+            Err(ReserveError::Protocol(e)) => return Err(ring_error(e)),
+            Err(_) => return Err(proto("commit without a reserved slot")),
+        };
+        let bad = |_| proto("record larger than the slot");
+        slot.write_payload(0, &hdr.to_le_bytes()).map_err(bad)?;
+        slot.write_payload(HEADER_LEN, &self.staging[..len])
+            .map_err(bad)?;
+        slot.write_payload(HEADER_LEN + len, &tag).map_err(bad)?;
+        let desc = TxDesc {
+            len: (OVERHEAD + len) as u32,
+            type_: msg_type,
+            flags: 0,
+            reserved: 0,
+        };
+        slot.commit(desc)
+            .map_err(|_| proto("record larger than the slot"))?;
+        self.unpublished += 1;
+        self.counters.sealed_msgs.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .sealed_bytes
+            .fetch_add(len as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<usize, Error> {
+        let n = std::mem::take(&mut self.unpublished);
+        if self.producer.publish() {
+            sys::eventfd_signal(&self.their_data);
+            self.counters
+                .doorbells_signalled
+                .fetch_add(1, Ordering::Relaxed);
+        } else if n > 0 {
+            self.counters
+                .doorbells_suppressed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters
+            .tx_fill
+            .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
+        if self.link.gone.load(Ordering::Relaxed) {
+            return Err(Error::PeerClosed);
+        }
+        Ok(n)
+    }
+
+    fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if self.link.check_hangup() {
+            return Err(Error::PeerClosed);
+        }
+        match self.producer.prepare_wait_for_room(1) {
+            Ok(true) => {
+                let r = self.link.sleep(&self.my_room, deadline);
+                self.producer.finish_wait_for_room();
+                r?;
+            }
+            Ok(false) => {}
+            Err(e) => return Err(ring_error(e)),
+        }
+        if self.link.gone.load(Ordering::Relaxed) {
+            return Err(Error::PeerClosed);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TxSession {
+    fn drop(&mut self) {
+        // Hang up this direction [O8]; wake the consumer if it sleeps.
+        if self.producer.close() {
+            sys::eventfd_signal(&self.their_data);
+        }
+    }
+}
+
+impl RxSession {
+    fn next(&mut self) -> Result<Option<MessageMeta>, Error> {
+        debug_assert!(self.current.is_none());
+        let slot = match self.consumer.peek() {
+            Ok(s) => s,
+            Err(PeekError::Empty) => {
+                self.empty_polls = self.empty_polls.wrapping_add(1);
+                let gone = self.link.gone.load(Ordering::Relaxed)
+                    || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
+                if !gone {
+                    return Ok(None);
+                }
+                // The peer is gone: take what it published before it died
+                // (its stores are visible once we saw the hang-up).
+                match self.consumer.peek() {
+                    Ok(s) => s,
+                    Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
+                    Err(_) => return Err(Error::PeerClosed),
+                }
+            }
+            Err(PeekError::Closed) => return Err(Error::PeerClosed),
+            Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
+        };
+        // Copy the whole record out of shared memory first: everything
+        // below checks and decrypts the private copy only.
+        let rec_len = slot.len();
+        let copied = slot.read_payload(&mut self.buf[..]);
+        slot.release();
+        if self.consumer.producer_wants_wakeup() {
+            sys::eventfd_signal(&self.their_room);
+            self.counters
+                .doorbells_signalled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters
+            .rx_fill
+            .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
+        let opened = match copied {
+            Ok(n) if n == rec_len && rec_len >= OVERHEAD => {
+                self.opener.open_next(&mut self.buf[..rec_len])
+            }
+            _ => {
+                // Keep the sequence accounting: this record is spent.
+                let mut spent = [0u8; 0];
+                let _ = self.opener.open_next(&mut spent);
+                Err(Error::AuthenticationFailed)
+            }
+        };
+        match opened {
+            Ok((hdr, jumped)) => {
+                if jumped > 0 {
+                    self.counters
+                        .rekeys
+                        .fetch_add(jumped as u64, Ordering::Relaxed);
+                    self.counters.rx_epoch.store(hdr.epoch, Ordering::Relaxed);
+                }
+                self.counters.opened_msgs.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .opened_bytes
+                    .fetch_add(hdr.len as u64, Ordering::Relaxed);
+                let meta = MessageMeta {
+                    seq: hdr.seq,
+                    timestamp_ns: hdr.timestamp_ns,
+                    len: hdr.len as usize,
+                    msg_type: hdr.type_,
+                    epoch: hdr.epoch,
+                    sender: self.sender,
+                };
+                self.current = Some(meta);
+                Ok(Some(meta))
+            }
+            Err(e) => {
+                self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                // Never deliver any of it; wipe the private copy.
+                let wipe = rec_len.min(self.buf.len());
+                self.buf[..wipe].fill(0);
+                Err(e)
+            }
+        }
+    }
+
+    fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        match self.consumer.prepare_sleep() {
+            Ok(true) => {
+                let r = self.link.sleep(&self.my_data, deadline);
+                self.consumer.finish_sleep();
+                r
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(ring_error(e)),
+        }
+    }
+}
+
+impl Drop for RxSession {
+    fn drop(&mut self) {
+        // Hang up this direction [O8]; wake the producer if it waits for room.
+        if self.consumer.close() {
+            sys::eventfd_signal(&self.their_room);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The two halves handed to the public API
+// ---------------------------------------------------------------------------
+
+/// Where the owner's listener deposits the session for the owner's halves.
+struct Pending {
+    slot: Mutex<(Option<TxSession>, Option<RxSession>)>,
+    ready: Condvar,
+    stop: OwnedFd,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Both owner halves are gone: stop the listener thread.
+        sys::eventfd_signal(&self.stop);
+    }
+}
+
+enum TxState {
+    Waiting(Arc<Pending>),
+    Ready(Box<TxSession>),
+}
+
+enum RxState {
+    Waiting(Arc<Pending>),
+    Ready(Box<RxSession>),
+}
+
+struct UsTx {
+    state: TxState,
+    max_payload: usize,
+    staging_fallback: Vec<u8>,
+    counters: Arc<Counters>,
+    fd: RawFd,
+}
+
+struct UsRx {
+    state: RxState,
+    max_payload: usize,
+    counters: Arc<Counters>,
+    fd: RawFd,
+}
+
+impl UsTx {
+    /// Picks up the session if the listener has finished one.
+    fn session(&mut self) -> Option<&mut TxSession> {
+        if let TxState::Waiting(p) = &self.state {
+            let taken = p.slot.lock().ok().and_then(|mut g| g.0.take());
+            match taken {
+                Some(s) => {
+                    self.fd = s.my_room.as_raw_fd();
+                    self.state = TxState::Ready(Box::new(s));
+                }
+                None => return None,
+            }
+        }
+        match &mut self.state {
+            TxState::Ready(s) => Some(s),
+            TxState::Waiting(_) => None,
+        }
+    }
+}
+
+impl UsRx {
+    fn session(&mut self) -> Option<&mut RxSession> {
+        if let RxState::Waiting(p) = &self.state {
+            let taken = p.slot.lock().ok().and_then(|mut g| g.1.take());
+            match taken {
+                Some(s) => {
+                    self.fd = s.my_data.as_raw_fd();
+                    self.state = RxState::Ready(Box::new(s));
+                }
+                None => return None,
+            }
+        }
+        match &mut self.state {
+            RxState::Ready(s) => Some(s),
+            RxState::Waiting(_) => None,
+        }
+    }
+}
+
+/// Waits on the pending slot's condvar for the listener to attach a peer.
+fn wait_attach(p: &Pending, deadline: Option<Instant>, tx: bool) {
+    let Ok(guard) = p.slot.lock() else { return };
+    let ready =
+        |g: &(Option<TxSession>, Option<RxSession>)| if tx { g.0.is_some() } else { g.1.is_some() };
+    if ready(&guard) {
+        return;
+    }
+    let t = deadline
+        .map(|d| d.saturating_duration_since(Instant::now()))
+        .unwrap_or(Duration::from_secs(3600));
+    let _ = p.ready.wait_timeout_while(guard, t, |g| !ready(g));
+}
+
+impl TxBackend for UsTx {
+    fn max_message_size(&self) -> usize {
+        self.max_payload
+    }
+    fn reserve(&mut self) -> Result<bool, Error> {
+        match self.session() {
+            Some(s) => s.reserve(),
+            None => Ok(false),
+        }
+    }
+    fn buf(&self) -> &[u8] {
+        match &self.state {
+            TxState::Ready(s) => &s.staging[..s.max_payload],
+            TxState::Waiting(_) => &self.staging_fallback,
+        }
+    }
+    fn buf_mut(&mut self) -> &mut [u8] {
+        match &mut self.state {
+            TxState::Ready(s) => &mut s.staging[..s.max_payload],
+            TxState::Waiting(_) => &mut self.staging_fallback,
+        }
+    }
+    fn commit(&mut self, len: usize, msg_type: u16) -> Result<(), Error> {
+        match self.session() {
+            Some(s) => s.commit(len, msg_type),
+            None => Err(Error::NotConnected),
+        }
+    }
+    fn flush(&mut self) -> Result<usize, Error> {
+        match self.session() {
+            Some(s) => s.flush(),
+            None => Ok(0),
+        }
+    }
+    fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if let Some(s) = self.session() {
+            return s.wait_room(deadline);
+        }
+        if let TxState::Waiting(p) = &self.state {
+            wait_attach(p, deadline, true);
+        }
+        Ok(())
+    }
+    fn arm(&mut self) -> Result<bool, Error> {
+        match self.session() {
+            Some(s) => s.producer.prepare_wait_for_room(1).map_err(ring_error),
+            None => Err(Error::NotConnected),
+        }
+    }
+    fn rekey(&mut self) -> Result<u32, Error> {
+        match self.session() {
+            Some(s) => {
+                let e = s.sealer.rekey();
+                s.counters.rekeys.fetch_add(1, Ordering::Relaxed);
+                s.counters.tx_epoch.store(e, Ordering::Relaxed);
+                Ok(e)
+            }
+            None => Err(Error::NotConnected),
+        }
+    }
+    fn stats(&self) -> Result<Stats, Error> {
+        Ok(self.counters.snapshot())
+    }
+    fn raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl RxBackend for UsRx {
+    fn max_message_size(&self) -> usize {
+        self.max_payload
+    }
+    fn next(&mut self) -> Result<Option<MessageMeta>, Error> {
+        match self.session() {
+            Some(s) => s.next(),
+            None => Ok(None),
+        }
+    }
+    fn payload(&self) -> &[u8] {
+        match &self.state {
+            RxState::Ready(s) => match s.current {
+                Some(m) => &s.buf[HEADER_LEN..HEADER_LEN + m.len],
+                None => &[],
+            },
+            RxState::Waiting(_) => &[],
+        }
+    }
+    fn release(&mut self) {
+        if let RxState::Ready(s) = &mut self.state {
+            if let Some(m) = s.current.take() {
+                // The plaintext does not outlive the message.
+                s.buf[HEADER_LEN..HEADER_LEN + m.len].fill(0);
+            }
+        }
+    }
+    fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if let Some(s) = self.session() {
+            return s.wait_data(deadline);
+        }
+        if let RxState::Waiting(p) = &self.state {
+            wait_attach(p, deadline, false);
+        }
+        Ok(())
+    }
+    fn arm(&mut self) -> Result<bool, Error> {
+        match self.session() {
+            Some(s) => s.consumer.prepare_sleep().map_err(ring_error),
+            None => Err(Error::NotConnected),
+        }
+    }
+    fn peer_credentials(&self) -> Result<PeerCredentials, Error> {
+        match &self.state {
+            RxState::Ready(s) => Ok(s.peer),
+            RxState::Waiting(p) => match p.slot.lock() {
+                Ok(g) => g.1.as_ref().map(|s| s.peer).ok_or(Error::NotConnected),
+                Err(_) => Err(Error::NotConnected),
+            },
+        }
+    }
+    fn stats(&self) -> Result<Stats, Error> {
+        Ok(self.counters.snapshot())
+    }
+    fn raw_fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Session construction (both sides)
+// ---------------------------------------------------------------------------
+
+struct Geometry {
+    slots: u32,
+    slot_size: u32,
+    layout: RingLayout,
+}
+
+impl Geometry {
+    fn new(slots: u32, slot_size: u32) -> Result<Self, Error> {
+        if (slot_size as usize) <= OVERHEAD {
+            return Err(Error::InvalidGeometry);
+        }
+        let layout =
+            RingLayout::new::<TxDesc>(slots, slot_size).map_err(|_| Error::InvalidGeometry)?;
+        Ok(Self {
+            slots,
+            slot_size,
+            layout,
+        })
+    }
+    fn ring_bytes(&self) -> usize {
+        self.layout.ring_bytes()
+    }
+    fn max_payload(&self) -> usize {
+        self.slot_size as usize - OVERHEAD
+    }
+}
+
+struct Keys {
+    channel_id: u64,
+    o2p_key: Zeroizing<[u8; 32]>,
+    o2p_salt: [u8; 4],
+    p2o_key: Zeroizing<[u8; 32]>,
+    p2o_salt: [u8; 4],
+}
+
+struct SessionParts<'a> {
+    owner: bool,
+    geo: &'a Geometry,
+    mapping: Arc<Mapping>,
+    bells: Bells,
+    keys: Keys,
+    link: Arc<Link>,
+    counters: Arc<Counters>,
+    peer: PeerCredentials,
+    opts: &'a Options,
+}
+
+fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
+    let rb = p.geo.ring_bytes();
+    let (tx_off, rx_off) = if p.owner { (0, rb) } else { (rb, 0) };
+    let layout_err = |e: secure_ipc_ring::LayoutError| Error::Protocol(format!("shared ring: {e}"));
+    let producer = p.mapping.producer(tx_off, rb).map_err(layout_err)?;
+    let consumer = p.mapping.consumer(rx_off, rb).map_err(layout_err)?;
+    let k = p.keys;
+    let (tx_dir, rx_dir) = if p.owner {
+        (abi::SIPC_DIR_OWNER_TO_PEER, abi::SIPC_DIR_PEER_TO_OWNER)
+    } else {
+        (abi::SIPC_DIR_PEER_TO_OWNER, abi::SIPC_DIR_OWNER_TO_PEER)
+    };
+    let (tx_key, tx_salt, rx_key, rx_salt) = if p.owner {
+        (k.o2p_key, k.o2p_salt, k.p2o_key, k.p2o_salt)
+    } else {
+        (k.p2o_key, k.p2o_salt, k.o2p_key, k.o2p_salt)
+    };
+    let max = p.geo.max_payload();
+    let tx = TxSession {
+        producer,
+        sealer: Sealer::new(
+            k.channel_id,
+            tx_dir,
+            tx_key,
+            tx_salt,
+            p.opts.rekey_records,
+            p.opts.rekey_bytes,
+        ),
+        staging: vec![0u8; max],
+        max_payload: max,
+        link: p.link.clone(),
+        my_room: p.bells.my_room,
+        their_data: p.bells.their_data,
+        counters: p.counters.clone(),
+        unpublished: 0,
+        mapping: p.mapping.clone(),
+        ring_off: tx_off,
+    };
+    let rx = RxSession {
+        consumer,
+        opener: Opener::new(k.channel_id, rx_dir, rx_key, rx_salt),
+        buf: vec![0u8; p.geo.slot_size as usize],
+        link: p.link,
+        my_data: p.bells.my_data,
+        their_room: p.bells.their_room,
+        counters: p.counters,
+        sender: p.peer.cred,
+        peer: p.peer,
+        current: None,
+        empty_polls: 0,
+        mapping: p.mapping,
+        ring_off: rx_off,
+    };
+    Ok(Session { tx, rx })
+}
+
+/// pid-namespace and user-namespace inode numbers of a process (0 if unknown).
+fn ns_inodes(pid: u32) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let ino = |what: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/{what}"))
+            .map(|m| m.ino())
+            .unwrap_or(0)
+    };
+    (ino("pid"), ino("user"))
+}
+
+/// Supplementary groups of a process, as this process's user namespace sees them.
+fn groups_of(pid: u32) -> Vec<u32> {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    s.lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn peer_credentials_of(sock: &OwnedFd) -> Result<PeerCredentials, Error> {
+    let (pid, uid, gid) = sys::peer_cred(sock)?;
+    let (pidns_ino, userns_ino) = ns_inodes(pid);
+    Ok(PeerCredentials {
+        cred: Credentials { pid, uid, gid },
+        pidns_ino,
+        userns_ino,
+        identity_verified: false,
+    })
+}
+
+/// The policy check of an attach, from the connecting socket's credentials.
+fn policy_allows(policy: &PeerPolicy, peer: &PeerCredentials) -> bool {
+    if let Some(uid) = policy.uid {
+        if peer.cred.uid != uid {
+            return false;
+        }
+    }
+    if let Some(gid) = policy.gid {
+        if peer.cred.gid != gid && !groups_of(peer.cred.pid).contains(&gid) {
+            return false;
+        }
+    }
+    if let Some(ino) = policy.pidns_ino {
+        if peer.pidns_ino != ino {
+            return false;
+        }
+    }
+    true
+}
+
+fn recv_exact(sock: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Error> {
+    match sys::recv_packet(sock, buf) {
+        Ok((0, _)) => Err(proto("the other side closed the rendezvous socket")),
+        Ok(r) => Ok(r),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(Error::TimedOut)
+        }
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+fn refuse(sock: &OwnedFd, why: Refusal) {
+    let mut v = MAGIC_REFUSE.to_vec();
+    v.extend_from_slice(&(why as u32).to_le_bytes());
+    let _ = sys::send_packet(sock, &v, &[]);
+}
+
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    b
+}
+
+// ---------------------------------------------------------------------------
+// Owner
+// ---------------------------------------------------------------------------
+
+/// A finished owner-side handshake: the session and the ACCEPT still to send.
+struct Accepted {
+    session: Session,
+    packet: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+/// State the listener thread needs.
+struct Listener {
+    name: String,
+    name32: [u8; 32],
+    geo: Geometry,
+    opts: Options,
+    listen: OwnedFd,
+    stop: OwnedFd,
+    pending: std::sync::Weak<Pending>,
+    counters: Arc<Counters>,
+    path: Option<PathBuf>,
+}
+
+/// Creates the channel: binds the rendezvous socket and starts the listener.
+pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    let name32 = encode_name(name)?;
+    let geo = Geometry::new(opts.slots, opts.slot_size)?;
+    let abs = abstract_name(name);
+    let path = opts.socket_dir.as_ref().map(|d| socket_path(d, name));
+    let addr = match &path {
+        Some(p) => SockAddr::Path(p),
+        None => SockAddr::Abstract(&abs),
+    };
+    let listen = match sys::listen(&addr) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+            // A socket file left by an owner that died: reuse it if nobody listens.
+            match (&path, sys::connect(&addr)) {
+                (Some(p), Err(ce)) if ce.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    std::fs::remove_file(p)?;
+                    sys::listen(&addr)?
+                }
+                _ => return Err(Error::ChannelExists),
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Err(Error::NotPermitted),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    let stop = sys::eventfd()?;
+    let counters = Arc::new(Counters::default());
+    let pending = Arc::new(Pending {
+        slot: Mutex::new((None, None)),
+        ready: Condvar::new(),
+        stop: stop.try_clone()?,
+    });
+    let max = geo.max_payload();
+    let listener = Listener {
+        name: name.to_string(),
+        name32,
+        geo,
+        opts: opts.clone(),
+        listen,
+        stop,
+        pending: Arc::downgrade(&pending),
+        counters: counters.clone(),
+        path,
+    };
+    let fd = pending.stop.as_raw_fd();
+    std::thread::Builder::new()
+        .name(format!("sipc-listen-{name}"))
+        .spawn(move || listener.run())?;
+    Ok(Endpoint {
+        tx: Box::new(UsTx {
+            state: TxState::Waiting(pending.clone()),
+            max_payload: max,
+            staging_fallback: vec![0u8; max],
+            counters: counters.clone(),
+            fd,
+        }),
+        rx: Box::new(UsRx {
+            state: RxState::Waiting(pending),
+            max_payload: max,
+            counters,
+            fd,
+        }),
+    })
+}
+
+impl Listener {
+    fn run(self) {
+        let mut attached = false;
+        while let Ok(ready) = sys::poll(&[self.listen.as_raw_fd(), self.stop.as_raw_fd()], None) {
+            if ready[1].readable || self.pending.strong_count() == 0 {
+                break;
+            }
+            if !ready[0].readable {
+                continue;
+            }
+            let Ok(sock) = sys::accept(&self.listen) else {
+                continue;
+            };
+            if sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT).is_err() {
+                continue;
+            }
+            if let Ok(true) = self.serve(sock, attached) {
+                attached = true;
+            }
+        }
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Handles one connection; returns true when it became the session's peer.
+    fn serve(&self, sock: OwnedFd, attached: bool) -> Result<bool, Error> {
+        let mut buf = [0u8; 256];
+        let (n, _) = recv_exact(&sock, &mut buf)?;
+        let peer = peer_credentials_of(&sock)?;
+        if n == 8 && &buf[..8] == MAGIC_STATS {
+            // Counters are for the owner's own user (or root) only.
+            if peer.cred.uid == sys::geteuid() || peer.cred.uid == 0 {
+                let _ = sys::send_packet(&sock, &Counters::to_wire(&self.counters.snapshot()), &[]);
+            } else {
+                refuse(&sock, Refusal::NotPermitted);
+            }
+            return Ok(false);
+        }
+        if n != 8 || &buf[..8] != MAGIC_ATTACH {
+            refuse(&sock, Refusal::Protocol);
+            return Ok(false);
+        }
+        if attached {
+            refuse(&sock, Refusal::Busy);
+            return Ok(false);
+        }
+        if !policy_allows(&self.opts.policy, &peer) {
+            refuse(&sock, Refusal::NotPermitted);
+            return Ok(false);
+        }
+        match self.handshake(&sock, peer) {
+            Ok(acc) => {
+                let Some(pending) = self.pending.upgrade() else {
+                    return Ok(false);
+                };
+                // Hand the session to the owner's halves before the peer
+                // learns it is attached, so that anything the peer does next
+                // finds the owner ready. If the ACCEPT does not arrive, the
+                // peer closes and the owner sees the hang-up (PeerClosed).
+                let Session { tx, rx } = acc.session;
+                if let Ok(mut g) = pending.slot.lock() {
+                    *g = (Some(tx), Some(rx));
+                }
+                pending.ready.notify_all();
+                let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
+                let _ = sys::send_packet(&sock, &acc.packet, &fds);
+                Ok(true)
+            }
+            Err(e) => {
+                let why = match e {
+                    Error::IdentityRejected => Refusal::IdentityRejected,
+                    Error::PskMismatch => Refusal::PskMismatch,
+                    _ => Refusal::Protocol,
+                };
+                refuse(&sock, why);
+                Err(e)
+            }
+        }
+    }
+
+    fn handshake(&self, sock: &OwnedFd, mut peer: PeerCredentials) -> Result<Accepted, Error> {
+        let owner_secret = StaticSecret::random_from_rng(OsRng);
+        let owner_pub = PublicKey::from(&owner_secret).to_bytes();
+        let nonce = random32();
+        let mut channel_id_b = [0u8; 8];
+        OsRng.fill_bytes(&mut channel_id_b);
+        let channel_id = u64::from_le_bytes(channel_id_b);
+        let mut flags = 0;
+        if self.opts.policy.identity_pub.is_some() {
+            flags |= HELLO_IDENTITY;
+        }
+        if self.opts.psk.is_some() {
+            flags |= HELLO_OWNER_PSK;
+        }
+        let mut hello = MAGIC_HELLO.to_vec();
+        hello.extend_from_slice(&flags.to_le_bytes());
+        hello.extend_from_slice(&self.geo.slots.to_le_bytes());
+        hello.extend_from_slice(&self.geo.slot_size.to_le_bytes());
+        hello.extend_from_slice(&channel_id.to_le_bytes());
+        hello.extend_from_slice(&owner_pub);
+        hello.extend_from_slice(&nonce);
+        sys::send_packet(sock, &hello, &[])?;
+
+        let mut buf = [0u8; 256];
+        let (n, _) = recv_exact(sock, &mut buf)?;
+        if n != 8 + 4 + 96 || &buf[..8] != MAGIC_KEYS {
+            return Err(proto("malformed KEYS packet"));
+        }
+        let peer_pub: [u8; 32] = buf[12..44].try_into().map_err(|_| proto("KEYS"))?;
+        let proof: [u8; 32] = buf[44..76].try_into().map_err(|_| proto("KEYS"))?;
+        let peer_confirm: [u8; 32] = buf[76..108].try_into().map_err(|_| proto("KEYS"))?;
+
+        let eph = Zeroizing::new(
+            owner_secret
+                .diffie_hellman(&PublicKey::from(peer_pub))
+                .to_bytes(),
+        );
+        let id_dh = match &self.opts.policy.identity_pub {
+            Some(id_pub) => {
+                let dh = Zeroizing::new(
+                    owner_secret
+                        .diffie_hellman(&PublicKey::from(*id_pub))
+                        .to_bytes(),
+                );
+                let t = keys::proof_transcript(&self.name32, &owner_pub, &nonce, id_pub);
+                if !keys::ct_eq(&keys::identity_proof(&dh, &t), &proof) {
+                    return Err(Error::IdentityRejected);
+                }
+                peer.identity_verified = true;
+                Some(dh)
+            }
+            None => None,
+        };
+        drop(owner_secret);
+        let k = keys::derive_session(&SessionInputs {
+            name32: &self.name32,
+            owner_pub: &owner_pub,
+            peer_pub: &peer_pub,
+            eph_dh: &eph,
+            identity_dh: id_dh.as_deref(),
+            psk: self.opts.psk.as_deref(),
+        });
+        if !keys::ct_eq(&k.peer_confirm, &peer_confirm) {
+            return Err(Error::PskMismatch);
+        }
+
+        // Shared memory and doorbells for this session only.
+        let rb = self.geo.ring_bytes();
+        let memfd = sys::sealed_memfd(&self.name, 2 * rb)?;
+        let mapping = Mapping::new(&memfd, 2 * rb)?;
+        mapping
+            .init_ring(0, &self.geo.layout)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        mapping
+            .init_ring(rb, &self.geo.layout)
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let (o_data, o_room, p_data, p_room) = (
+            sys::eventfd()?,
+            sys::eventfd()?,
+            sys::eventfd()?,
+            sys::eventfd()?,
+        );
+        let mut accept = MAGIC_ACCEPT.to_vec();
+        accept.extend_from_slice(&k.owner_confirm);
+        let fds = vec![
+            memfd,
+            o_data.try_clone()?,
+            o_room.try_clone()?,
+            p_data.try_clone()?,
+            p_room.try_clone()?,
+        ];
+
+        let keys = Keys {
+            channel_id,
+            o2p_key: Zeroizing::new(k.o2p_key),
+            o2p_salt: k.o2p_salt,
+            p2o_key: Zeroizing::new(k.p2o_key),
+            p2o_salt: k.p2o_salt,
+        };
+        let link = Arc::new(Link {
+            sock: sock.try_clone()?,
+            gone: AtomicBool::new(false),
+        });
+        let session = build_session(SessionParts {
+            owner: true,
+            geo: &self.geo,
+            mapping,
+            bells: Bells {
+                my_data: o_data,
+                my_room: o_room,
+                their_data: p_data,
+                their_room: p_room,
+            },
+            keys,
+            link,
+            counters: self.counters.clone(),
+            peer,
+            opts: &self.opts,
+        })?;
+        Ok(Accepted {
+            session,
+            packet: accept,
+            fds,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Peer
+// ---------------------------------------------------------------------------
+
+/// Attaches to the channel `name` over its rendezvous socket.
+pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    let name32 = encode_name(name)?;
+    let sock = connect_to(name, opts)?;
+    sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT)?;
+    sys::send_packet(&sock, MAGIC_ATTACH, &[])?;
+
+    let mut buf = [0u8; 256];
+    let (n, _) = recv_exact(&sock, &mut buf)?;
+    if n == 12 && &buf[..8] == MAGIC_REFUSE {
+        return Err(refusal_error(u32::from_le_bytes([
+            buf[8], buf[9], buf[10], buf[11],
+        ])));
+    }
+    if n != 8 + 4 + 4 + 4 + 8 + 32 + 32 || &buf[..8] != MAGIC_HELLO {
+        return Err(proto("malformed HELLO packet"));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
+    let flags = u32_at(8);
+    let geo =
+        Geometry::new(u32_at(12), u32_at(16)).map_err(|_| proto("HELLO geometry out of range"))?;
+    let channel_id = u64::from_le_bytes(buf[20..28].try_into().map_err(|_| proto("HELLO"))?);
+    let owner_pub: [u8; 32] = buf[28..60].try_into().map_err(|_| proto("HELLO"))?;
+    let nonce: [u8; 32] = buf[60..92].try_into().map_err(|_| proto("HELLO"))?;
+
+    let peer_secret = StaticSecret::random_from_rng(OsRng);
+    let peer_pub = PublicKey::from(&peer_secret).to_bytes();
+    let eph = Zeroizing::new(
+        peer_secret
+            .diffie_hellman(&PublicKey::from(owner_pub))
+            .to_bytes(),
+    );
+    drop(peer_secret);
+    let (proof, id_dh) = match (&opts.identity, flags & HELLO_IDENTITY != 0) {
+        (Some(id), true) => {
+            let (p, dh) = keys::prove_identity(id, &name32, &owner_pub, &nonce);
+            (p, Some(dh))
+        }
+        _ => ([0u8; 32], None),
+    };
+    let k = keys::derive_session(&SessionInputs {
+        name32: &name32,
+        owner_pub: &owner_pub,
+        peer_pub: &peer_pub,
+        eph_dh: &eph,
+        identity_dh: id_dh.as_deref(),
+        psk: opts.psk.as_deref(),
+    });
+    let mut pkt = MAGIC_KEYS.to_vec();
+    let kflags: u32 = if opts.psk.is_some() { KEYS_PEER_PSK } else { 0 };
+    pkt.extend_from_slice(&kflags.to_le_bytes());
+    pkt.extend_from_slice(&peer_pub);
+    pkt.extend_from_slice(&proof);
+    pkt.extend_from_slice(&k.peer_confirm);
+    sys::send_packet(&sock, &pkt, &[])?;
+
+    let (n, mut fds) = recv_exact(&sock, &mut buf)?;
+    if n == 12 && &buf[..8] == MAGIC_REFUSE {
+        return Err(refusal_error(u32::from_le_bytes([
+            buf[8], buf[9], buf[10], buf[11],
+        ])));
+    }
+    if n != 8 + 32 || &buf[..8] != MAGIC_ACCEPT || fds.len() != 5 {
+        return Err(proto("malformed ACCEPT packet"));
+    }
+    let owner_confirm: [u8; 32] = buf[8..40].try_into().map_err(|_| proto("ACCEPT"))?;
+    if !keys::ct_eq(&owner_confirm, &k.owner_confirm) {
+        return Err(Error::PskMismatch);
+    }
+    let p_room = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
+    let p_data = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
+    let o_room = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
+    let o_data = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
+    let memfd = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
+    let rb = geo.ring_bytes();
+    let (size, seals) = sys::memfd_size_and_seals(&memfd)?;
+    if size != 2 * rb as u64 || seals & sys::REQUIRED_SEALS != sys::REQUIRED_SEALS {
+        return Err(proto(
+            "the shared memory is not a sealed memfd of the announced size",
+        ));
+    }
+    let mapping = Mapping::new(&memfd, 2 * rb)?;
+    let mut peer = peer_credentials_of(&sock)?;
+    peer.identity_verified = false;
+    let keys = Keys {
+        channel_id,
+        o2p_key: Zeroizing::new(k.o2p_key),
+        o2p_salt: k.o2p_salt,
+        p2o_key: Zeroizing::new(k.p2o_key),
+        p2o_salt: k.p2o_salt,
+    };
+    let counters = Arc::new(Counters::default());
+    let link = Arc::new(Link {
+        sock,
+        gone: AtomicBool::new(false),
+    });
+    let session = build_session(SessionParts {
+        owner: false,
+        geo: &geo,
+        mapping,
+        bells: Bells {
+            my_data: p_data,
+            my_room: p_room,
+            their_data: o_data,
+            their_room: o_room,
+        },
+        keys,
+        link,
+        counters: counters.clone(),
+        peer,
+        opts,
+    })?;
+    let max = geo.max_payload();
+    let tx_fd = session.tx.my_room.as_raw_fd();
+    let rx_fd = session.rx.my_data.as_raw_fd();
+    Ok(Endpoint {
+        tx: Box::new(UsTx {
+            state: TxState::Ready(Box::new(session.tx)),
+            max_payload: max,
+            staging_fallback: Vec::new(),
+            counters: counters.clone(),
+            fd: tx_fd,
+        }),
+        rx: Box::new(UsRx {
+            state: RxState::Ready(Box::new(session.rx)),
+            max_payload: max,
+            counters,
+            fd: rx_fd,
+        }),
+    })
+}
+
+/// Asks a running owner for its counters (`sipc stats`): same user or root only.
+pub fn query_stats(name: &str, opts: &Options) -> Result<Stats, Error> {
+    encode_name(name)?;
+    let sock = connect_to(name, opts)?;
+    sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT)?;
+    sys::send_packet(&sock, MAGIC_STATS, &[])?;
+    let mut buf = [0u8; 256];
+    let (n, _) = recv_exact(&sock, &mut buf)?;
+    if n == 12 && &buf[..8] == MAGIC_REFUSE {
+        return Err(refusal_error(u32::from_le_bytes([
+            buf[8], buf[9], buf[10], buf[11],
+        ])));
+    }
+    Counters::from_wire(&buf[..n]).ok_or_else(|| proto("malformed stats reply"))
+}

@@ -1,0 +1,316 @@
+//! The client crate's kernel backend (`secure_ipc` with `Backend::Kernel`)
+//! against the real module: the API a service embeds, end to end.
+
+use crate::check;
+use crate::harness::{Test, TestResult};
+use secure_ipc::{Backend, Channel, Error, Options, Receiver, Sender, WaitPolicy};
+use std::time::{Duration, Instant};
+
+/// The tests of this file.
+pub const TESTS: &[Test] = &[
+    Test::new(
+        "client_kernel_roundtrip_both_directions",
+        client_kernel_roundtrip_both_directions,
+    ),
+    Test::new(
+        "client_kernel_stamps_sender_credentials",
+        client_kernel_stamps_sender_credentials,
+    ),
+    Test::new(
+        "client_kernel_attach_unknown_name_is_no_such_channel",
+        client_kernel_attach_unknown_name_is_no_such_channel,
+    ),
+    Test::new(
+        "client_kernel_create_existing_name_is_channel_exists",
+        client_kernel_create_existing_name_is_channel_exists,
+    ),
+    Test::new(
+        "client_kernel_second_peer_is_busy",
+        client_kernel_second_peer_is_busy,
+    ),
+    Test::new(
+        "client_kernel_oversized_message_is_rejected",
+        client_kernel_oversized_message_is_rejected,
+    ),
+    Test::new(
+        "client_kernel_5000_messages_in_order_with_wraparound",
+        client_kernel_5000_messages_in_order_with_wraparound,
+    )
+    .timeout(300),
+    Test::new(
+        "client_kernel_blocking_recv_wakes_on_send",
+        client_kernel_blocking_recv_wakes_on_send,
+    ),
+    Test::new(
+        "client_kernel_busy_consumer_gets_no_doorbells",
+        client_kernel_busy_consumer_gets_no_doorbells,
+    )
+    .timeout(300),
+    Test::new(
+        "client_kernel_sender_waits_for_peer_to_attach",
+        client_kernel_sender_waits_for_peer_to_attach,
+    ),
+    Test::new(
+        "client_kernel_peer_close_drains_then_peer_closed",
+        client_kernel_peer_close_drains_then_peer_closed,
+    ),
+    Test::new(
+        "client_kernel_zero_copy_reserve_commit",
+        client_kernel_zero_copy_reserve_commit,
+    ),
+];
+
+fn opts(slots: u32, slot_size: u32, wait: WaitPolicy) -> Options {
+    Options::new()
+        .backend(Backend::Kernel)
+        .slots(slots)
+        .slot_size(slot_size)
+        .wait(wait)
+}
+
+fn name(tag: &str) -> String {
+    format!("ck-{tag}-{}", std::process::id())
+}
+
+/// One endpoint's two halves.
+type Halves = (Sender, Receiver);
+
+fn pair(tag: &str, o: &Options) -> Result<(Halves, Halves), String> {
+    let n = name(tag);
+    let owner = Channel::create(&n, o).map_err(|e| format!("create {n}: {e}"))?;
+    let peer = Channel::attach(&n, o).map_err(|e| format!("attach {n}: {e}"))?;
+    Ok((owner, peer))
+}
+
+fn recv_one(rx: &mut Receiver) -> Result<(Vec<u8>, u64, u16), String> {
+    let m = rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| format!("recv: {e}"))?
+        .ok_or("recv: nothing within 10 s")?;
+    Ok((m.payload().to_vec(), m.seq(), m.msg_type()))
+}
+
+fn client_kernel_roundtrip_both_directions() -> TestResult {
+    let ((mut otx, mut orx), (mut ptx, mut prx)) =
+        pair("rt", &opts(8, 256, WaitPolicy::default()))?;
+    otx.send_with_type(7, b"to peer")
+        .map_err(|e| format!("owner send: {e}"))?;
+    ptx.send_with_type(9, b"to owner")
+        .map_err(|e| format!("peer send: {e}"))?;
+    let (p, seq, ty) = recv_one(&mut prx)?;
+    check!(
+        p == b"to peer" && seq == 0 && ty == 7,
+        "peer got {p:?} seq {seq} type {ty}"
+    );
+    let (p, seq, ty) = recv_one(&mut orx)?;
+    check!(
+        p == b"to owner" && seq == 0 && ty == 9,
+        "owner got {p:?} seq {seq} type {ty}"
+    );
+    Ok(())
+}
+
+fn client_kernel_stamps_sender_credentials() -> TestResult {
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("cred", &opts(8, 256, WaitPolicy::default()))?;
+    otx.send(b"x").map_err(|e| format!("send: {e}"))?;
+    let m = prx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|e| format!("recv: {e}"))?
+        .ok_or("nothing received")?;
+    let s = m.sender();
+    check!(
+        s.pid == std::process::id() && s.uid == 0 && s.gid == 0,
+        "sender {s:?}"
+    );
+    check!(m.timestamp_ns() > 0, "timestamp 0");
+    Ok(())
+}
+
+fn client_kernel_attach_unknown_name_is_no_such_channel() -> TestResult {
+    match Channel::attach(&name("nobody"), &opts(8, 256, WaitPolicy::default())) {
+        Err(Error::NoSuchChannel) => Ok(()),
+        Err(e) => Err(format!("expected NoSuchChannel, got {e:?}")),
+        Ok(_) => Err("attach to a missing channel succeeded".into()),
+    }
+}
+
+fn client_kernel_create_existing_name_is_channel_exists() -> TestResult {
+    let o = opts(8, 256, WaitPolicy::default());
+    let n = name("dup");
+    let _first = Channel::create(&n, &o).map_err(|e| format!("create: {e}"))?;
+    match Channel::create(&n, &o) {
+        Err(Error::ChannelExists) => Ok(()),
+        Err(e) => Err(format!("expected ChannelExists, got {e:?}")),
+        Ok(_) => Err("a second create of the same name succeeded".into()),
+    }
+}
+
+fn client_kernel_second_peer_is_busy() -> TestResult {
+    let o = opts(8, 256, WaitPolicy::default());
+    let n = name("busy");
+    let _owner = Channel::create(&n, &o).map_err(|e| format!("create: {e}"))?;
+    let _peer = Channel::attach(&n, &o).map_err(|e| format!("attach: {e}"))?;
+    match Channel::attach(&n, &o) {
+        Err(Error::Busy) => Ok(()),
+        Err(e) => Err(format!("expected Busy, got {e:?}")),
+        Ok(_) => Err("a second peer attached".into()),
+    }
+}
+
+fn client_kernel_oversized_message_is_rejected() -> TestResult {
+    let ((mut otx, _), _peer) = pair("big", &opts(8, 256, WaitPolicy::default()))?;
+    match otx.send(&[0u8; 257]) {
+        Err(Error::MessageTooLarge { len: 257, max: 256 }) => Ok(()),
+        r => Err(format!("expected MessageTooLarge {{257, 256}}, got {r:?}")),
+    }
+}
+
+/// Message `i` of a test stream: its length and bytes derive from `i`.
+fn message(i: u64, max: usize) -> Vec<u8> {
+    let len = 1 + (i as usize * 7919) % max;
+    (0..len).map(|k| (i as usize + k) as u8).collect()
+}
+
+fn client_kernel_5000_messages_in_order_with_wraparound() -> TestResult {
+    // 4 slots: the TX ring, the sealed store and RX wrap thousands of times.
+    let o = opts(4, 128, WaitPolicy::default());
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("order", &o)?;
+    const N: u64 = 5_000;
+    let sender = std::thread::spawn(move || -> Result<(), String> {
+        for i in 0..N {
+            otx.send_batched(0, &message(i, 128))
+                .map_err(|e| format!("send {i}: {e}"))?;
+            if i % 3 == 2 {
+                otx.flush().map_err(|e| format!("flush {i}: {e}"))?;
+            }
+        }
+        otx.flush().map_err(|e| format!("flush: {e}"))?;
+        // Keep the channel open until the receiver has everything.
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(())
+    });
+    for i in 0..N {
+        let (p, seq, _) = recv_one(&mut prx)?;
+        check!(seq == i, "message {i} arrived with seq {seq}");
+        check!(
+            p == message(i, 128),
+            "message {i}: payload differs ({} bytes)",
+            p.len()
+        );
+    }
+    sender.join().map_err(|_| "sender panicked")??;
+    Ok(())
+}
+
+fn client_kernel_blocking_recv_wakes_on_send() -> TestResult {
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("wake", &opts(8, 256, WaitPolicy::Block))?;
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        otx.send(b"late").map(|_| otx)
+    });
+    let start = Instant::now();
+    let m = prx.recv().map_err(|e| format!("recv: {e}"))?;
+    check!(m.payload() == b"late", "got {:?}", m.payload());
+    drop(m);
+    check!(
+        start.elapsed() >= Duration::from_millis(250),
+        "recv returned before the send"
+    );
+    let _otx = t
+        .join()
+        .map_err(|_| "sender panicked")?
+        .map_err(|e| format!("send: {e}"))?;
+    let st = prx.stats().map_err(|e| format!("stats: {e}"))?;
+    check!(
+        st.doorbells_signalled >= 1,
+        "no doorbell counted for a sleeping receiver: {st:?}"
+    );
+    Ok(())
+}
+
+fn client_kernel_busy_consumer_gets_no_doorbells() -> TestResult {
+    let o = opts(64, 64, WaitPolicy::BusyPoll);
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("busy", &o)?;
+    const N: u64 = 2_000;
+    let sender = std::thread::spawn(move || -> Result<(), String> {
+        for i in 0..N {
+            otx.send(&i.to_le_bytes())
+                .map_err(|e| format!("send {i}: {e}"))?;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(())
+    });
+    for i in 0..N {
+        let m = prx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+        check!(m.payload() == i.to_le_bytes(), "message {i} differs");
+    }
+    sender.join().map_err(|_| "sender panicked")??;
+    let st = prx.stats().map_err(|e| format!("stats: {e}"))?;
+    check!(st.opened_msgs == N, "opened {} of {N}", st.opened_msgs);
+    check!(
+        st.doorbells_signalled == 0,
+        "a busy-polling receiver was rung {} times",
+        st.doorbells_signalled
+    );
+    Ok(())
+}
+
+fn client_kernel_sender_waits_for_peer_to_attach() -> TestResult {
+    let o = opts(8, 256, WaitPolicy::Block);
+    let n = name("late-peer");
+    let (mut otx, _orx) = Channel::create(&n, &o).map_err(|e| format!("create: {e}"))?;
+    let (n2, o2) = (n.clone(), o.clone());
+    let peer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        Channel::attach(&n2, &o2)
+    });
+    let start = Instant::now();
+    otx.send(b"early")
+        .map_err(|e| format!("send before attach: {e}"))?;
+    check!(
+        start.elapsed() >= Duration::from_millis(250),
+        "send returned before a peer attached"
+    );
+    let (_ptx, mut prx) = peer
+        .join()
+        .map_err(|_| "attacher panicked")?
+        .map_err(|e| format!("attach: {e}"))?;
+    let (p, seq, _) = recv_one(&mut prx)?;
+    check!(p == b"early" && seq == 0, "peer got {p:?} seq {seq}");
+    Ok(())
+}
+
+fn client_kernel_peer_close_drains_then_peer_closed() -> TestResult {
+    let ((mut otx, orx), (ptx, mut prx)) = pair("hup", &opts(8, 256, WaitPolicy::default()))?;
+    for i in 0u8..5 {
+        otx.send(&[i]).map_err(|e| format!("send {i}: {e}"))?;
+    }
+    drop(otx);
+    drop(orx);
+    for i in 0u8..5 {
+        let (p, _, _) = recv_one(&mut prx)?;
+        check!(p == [i], "message {i} after the owner closed: {p:?}");
+    }
+    match prx.recv_timeout(Duration::from_secs(10)) {
+        Err(Error::PeerClosed) => {}
+        r => return Err(format!("expected PeerClosed after the drain, got {r:?}")),
+    }
+    drop(ptx);
+    Ok(())
+}
+
+fn client_kernel_zero_copy_reserve_commit() -> TestResult {
+    let ((mut otx, _), (_, mut prx)) = pair("zc", &opts(8, 256, WaitPolicy::default()))?;
+    let mut r = otx.reserve(200).map_err(|e| format!("reserve: {e}"))?;
+    r.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    r.set_type(3);
+    r.commit(150).map_err(|e| format!("commit: {e}"))?;
+    otx.flush().map_err(|e| format!("flush: {e}"))?;
+    let (p, _, ty) = recv_one(&mut prx)?;
+    check!(ty == 3 && p.len() == 150, "type {ty}, {} bytes", p.len());
+    check!(
+        p.iter().enumerate().all(|(i, &b)| b == i as u8),
+        "payload differs"
+    );
+    Ok(())
+}
