@@ -94,9 +94,8 @@ fn class_of(e: &Error) -> &'static JNIStr {
         Error::ModuleNotLoaded => jni_str!("dev/secureipc/ModuleNotLoadedException"),
         Error::InvalidName => jni_str!("dev/secureipc/InvalidChannelNameException"),
         Error::InvalidGeometry => jni_str!("dev/secureipc/InvalidGeometryException"),
-        Error::IdentityRejected | Error::PskMismatch => {
-            jni_str!("dev/secureipc/IdentityRejectedException")
-        }
+        Error::IdentityRejected => jni_str!("dev/secureipc/IdentityRejectedException"),
+        Error::PskMismatch => jni_str!("dev/secureipc/PskMismatchException"),
         Error::NotConnected => jni_str!("dev/secureipc/NotConnectedException"),
         Error::Protocol(_) => jni_str!("dev/secureipc/ProtocolException"),
         Error::TimedOut => jni_str!("dev/secureipc/TimedOutException"),
@@ -163,6 +162,10 @@ fn throw_failure(env: &mut Env<'_>, failure: &Failure) -> jni::errors::Result<()
             libc::EMSGSIZE,
             Some((*len, *room)),
         ),
+        // The caller's mistake (e.g. an all-zero pre-shared key), not the channel's.
+        Failure::Bridge(BridgeError::Channel(Error::InvalidArgument(_))) => {
+            simple(env, jni_str!("java/lang/IllegalArgumentException"))
+        }
         Failure::Bridge(BridgeError::Channel(e)) => {
             let sizes = match e {
                 Error::MessageTooLarge { len, max } => Some((*len, *max)),

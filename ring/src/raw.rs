@@ -250,7 +250,8 @@ impl<D: Descriptor> Region<D> {
         let p = self.desc_ptr(idx);
         // SAFETY: in bounds and aligned (validated desc_offset alignment and
         // base alignment); the producer owns this entry until it publishes.
-        self.write_guard(idx, || unsafe { ptr::write_volatile(p, d) })
+        // A plain write: the consumer reads it only after [O1]/[O2].
+        self.write_guard(idx, || unsafe { ptr::write(p, d) })
     }
 
     /// Copies the descriptor of message `idx` out of shared memory once. The

@@ -1,6 +1,6 @@
 package dev.secureipc;
 
-/** The identity proof or the pre-shared key was missing or wrong (EKEYREJECTED). */
+/** The channel pins a peer identity and the proof was missing or wrong (EKEYREJECTED). */
 public class IdentityRejectedException extends SecureIpcException {
     private static final long serialVersionUID = 1L;
 

@@ -1,18 +1,24 @@
 package dev.secureipc.test;
 
 import dev.secureipc.ChannelExistsException;
+import dev.secureipc.IdentityRejectedException;
 import dev.secureipc.InvalidChannelNameException;
 import dev.secureipc.InvalidGeometryException;
 import dev.secureipc.Message;
 import dev.secureipc.MessageTooLargeException;
 import dev.secureipc.NoSuchChannelException;
 import dev.secureipc.PeerClosedException;
+import dev.secureipc.PeerCredentials;
+import dev.secureipc.PermissionDeniedException;
+import dev.secureipc.PskMismatchException;
 import dev.secureipc.SecureIpc;
 import dev.secureipc.Stats;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Paths;
+import java.security.KeyPair;
+import java.security.KeyPairGenerator;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -28,6 +34,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * Run (see xtask/src/android.rs, step "android: JVM tests"):
  *   java -Djava.library.path=target/debug -cp CLASSES dev.secureipc.test.SecureIpcJvmTest [filter]
  */
+@SuppressWarnings("try") // try-with-resources that only keep an endpoint open
 public final class SecureIpcJvmTest {
     private interface Body {
         void run() throws Exception;
@@ -314,6 +321,33 @@ public final class SecureIpcJvmTest {
         }
     }
 
+    /** close() from another thread ends a send blocked on a full channel with IllegalStateException. */
+    static void closeWakesBlockedSender() throws Exception {
+        try (Pair p = new Pair(opts().slots(2))) {
+            p.owner.send(new byte[8]);
+            check(p.peer.receive(5, TimeUnit.SECONDS) != null, "peer attached");
+            while (p.owner.trySend(0, new byte[8])) {
+                // fill the channel
+            }
+            AtomicReference<Throwable> outcome = new AtomicReference<>();
+            CountDownLatch done = new CountDownLatch(1);
+            Thread t = new Thread(() -> {
+                try {
+                    p.owner.send(new byte[8]);
+                } catch (Throwable e) {
+                    outcome.set(e);
+                }
+                done.countDown();
+            });
+            t.start();
+            Thread.sleep(100);
+            check(done.getCount() == 1, "send blocks while the channel is full");
+            p.owner.close();
+            check(done.await(2, TimeUnit.SECONDS), "sender returned within 2 s of close()");
+            check(outcome.get() instanceof IllegalStateException, "sender got IllegalStateException: " + outcome.get());
+        }
+    }
+
     /** A receive with a timeout and nothing to receive returns null after the timeout. */
     static void receiveTimeoutReturnsNull() throws Exception {
         try (Pair p = new Pair()) {
@@ -328,6 +362,10 @@ public final class SecureIpcJvmTest {
     /** A full channel makes a bounded send return false, trySend too. */
     static void sendTimeoutOnFullChannelReturnsFalse() throws Exception {
         try (Pair p = new Pair(opts().slots(2))) {
+            // Until the owner has seen the peer attach, trySend is false too:
+            // one round first, so what follows measures a full channel.
+            p.owner.send(new byte[8]);
+            check(p.peer.receive(5, TimeUnit.SECONDS) != null, "first message arrives");
             int sent = 0;
             while (p.owner.trySend(0, new byte[8])) {
                 sent++;
@@ -372,6 +410,8 @@ public final class SecureIpcJvmTest {
             expectThrows(IndexOutOfBoundsException.class, () -> p.owner.send(0, new byte[4], 2, 3));
             expectThrows(IllegalArgumentException.class, () -> p.owner.send(70000, new byte[1]));
             expectThrows(IllegalArgumentException.class, () -> opts().psk(new byte[5]));
+            expectThrows(IllegalArgumentException.class,
+                    () -> SecureIpc.create(uniqueName(), opts().psk(new byte[32])));
             expectThrows(java.nio.ReadOnlyBufferException.class,
                     () -> p.owner.receive(ByteBuffer.allocate(4).asReadOnlyBuffer()));
         }
@@ -391,6 +431,79 @@ public final class SecureIpcJvmTest {
             checkEq(10, tx.sealedMessages, "owner sealed");
             checkEq(160, tx.sealedBytes, "owner sealed bytes");
             checkEq(10, rx.openedMessages, "peer opened");
+        }
+    }
+
+    private static long myPidNamespace() throws Exception {
+        String link = Files.readSymbolicLink(Paths.get("/proc/self/ns/pid")).toString(); // pid:[N]
+        return Long.parseLong(link.substring(link.indexOf('[') + 1, link.indexOf(']')));
+    }
+
+    /** Raw 32-byte X25519 keys: the tail of the JDK's X.509 / PKCS#8 encodings. */
+    private static byte[][] x25519KeyPair() throws Exception {
+        KeyPair kp = KeyPairGenerator.getInstance("X25519").generateKeyPair();
+        byte[] pub = kp.getPublic().getEncoded();
+        byte[] priv = kp.getPrivate().getEncoded();
+        return new byte[][] {Arrays.copyOfRange(pub, pub.length - 32, pub.length),
+                Arrays.copyOfRange(priv, priv.length - 32, priv.length)};
+    }
+
+    /** A peer holding the pinned identity key attaches and is reported as verified. */
+    static void pinnedIdentityAdmitsTheKeyHolder() throws Exception {
+        byte[][] key = x25519KeyPair();
+        String name = uniqueName();
+        try (SecureIpc owner = SecureIpc.create(name, opts().peerIdentity(key[0]));
+                SecureIpc peer = SecureIpc.attach(name, opts().identitySecret(key[1]))) {
+            peer.send(new byte[] {1});
+            check(owner.receive(5, TimeUnit.SECONDS) != null, "message from the verified peer");
+            PeerCredentials who = owner.peerCredentials();
+            check(who.identityVerified, "owner sees identityVerified: " + who);
+        }
+    }
+
+    /** A peer with another key is refused with IdentityRejectedException. */
+    static void pinnedIdentityRejectsAnotherKey() throws Exception {
+        byte[][] pinned = x25519KeyPair();
+        byte[][] other = x25519KeyPair();
+        String name = uniqueName();
+        try (SecureIpc owner = SecureIpc.create(name, opts().peerIdentity(pinned[0]))) {
+            expectThrows(IdentityRejectedException.class,
+                    () -> SecureIpc.attach(name, opts().identitySecret(other[1])).close());
+            expectThrows(IdentityRejectedException.class, () -> SecureIpc.attach(name, opts()).close());
+        }
+    }
+
+    /** Pinning this process's own pid namespace admits it; another inode refuses it. */
+    static void pidNamespacePolicyIsEnforced() throws Exception {
+        long ns = myPidNamespace();
+        String ok = uniqueName();
+        try (SecureIpc owner = SecureIpc.create(ok, opts().peerPidNamespace(ns));
+                SecureIpc peer = SecureIpc.attach(ok, opts())) {
+            checkEq(ns, owner.peerCredentials().pidNamespaceInode, "attested pid namespace");
+        }
+        String refused = uniqueName();
+        try (SecureIpc owner = SecureIpc.create(refused, opts().peerPidNamespace(ns + 1))) {
+            expectThrows(PermissionDeniedException.class, () -> SecureIpc.attach(refused, opts()).close());
+        }
+    }
+
+    /** A uid policy for another uid refuses this process with PermissionDeniedException. */
+    static void uidPolicyRejectsOtherUid() throws Exception {
+        String name = uniqueName();
+        try (SecureIpc owner = SecureIpc.create(name, opts().peerUid(myUid() + 1))) {
+            expectThrows(PermissionDeniedException.class, () -> SecureIpc.attach(name, opts()).close());
+        }
+    }
+
+    /** Different pre-shared keys are refused at attach with PskMismatchException. */
+    static void pskMismatchIsRejected() throws Exception {
+        byte[] a = new byte[32];
+        byte[] b = new byte[32];
+        Arrays.fill(a, (byte) 1);
+        Arrays.fill(b, (byte) 2);
+        String name = uniqueName();
+        try (SecureIpc owner = SecureIpc.create(name, opts().psk(a))) {
+            expectThrows(PskMismatchException.class, () -> SecureIpc.attach(name, opts().psk(b)).close());
         }
     }
 
