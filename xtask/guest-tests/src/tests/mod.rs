@@ -32,11 +32,13 @@
 use crate::harness::Test;
 
 mod client_kernel;
+mod datapath;
 mod device;
+mod kchan;
 
 /// Every test, in run order.
 pub fn all() -> Vec<&'static Test> {
-    [device::TESTS, client_kernel::TESTS]
+    [device::TESTS, datapath::TESTS, client_kernel::TESTS]
         .into_iter()
         .flatten()
         .collect()
