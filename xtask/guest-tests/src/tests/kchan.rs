@@ -346,6 +346,16 @@ fn map_rings(file: File, tx_len: u64, rx_len: u64, channel_id: u64) -> Result<En
     })
 }
 
+/// Maps the rings of a file after a successful CREATE.
+pub fn endpoint_from(file: File, c: &abi::Create) -> Result<Endpoint, String> {
+    map_rings(file, c.tx_ring_bytes, c.rx_ring_bytes, c.channel_id)
+}
+
+/// Maps the rings of a file after a successful ATTACH.
+pub fn endpoint_from_attach(file: File, a: &abi::Attach) -> Result<Endpoint, String> {
+    map_rings(file, a.tx_ring_bytes, a.rx_ring_bytes, a.channel_id)
+}
+
 impl Endpoint {
     /// CREATE a channel on a fresh file and map its rings.
     pub fn create(name: &str, entries: u32, slot_size: u32) -> Result<Self, String> {
