@@ -12,7 +12,7 @@
 //!
 //! `cargo bench -p secure-ipc-benches --bench ring`
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use secure_ipc_benches::Backoff;
 use secure_ipc_ring::abi::TxDesc;
@@ -244,4 +244,73 @@ criterion_group! {
         .sample_size(20);
     targets = spsc
 }
-criterion_main!(benches);
+
+const IMPLS: [&str; 4] = [
+    "secure_ipc_ring",
+    "secure_ipc_ring+wakeup",
+    "rtrb",
+    "crossbeam_ArrayQueue",
+];
+
+/// Messages per second of implementation `which` moving `n` messages.
+fn rate<const S: usize>(which: usize, n: u64, batch: u32) -> f64 {
+    let t = match which {
+        0 => run_ring::<S>(n, batch, false),
+        1 => run_ring::<S>(n, batch, true),
+        2 => run_rtrb::<S>(n, batch as usize),
+        _ => run_crossbeam::<S>(n),
+    };
+    n as f64 / t.as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// One table row: `ROUNDS` rounds, each running every implementation once
+/// in rotated order; reports each one's median rate and the median of the
+/// per-round ratios to rtrb (a load burst hits one round, not one
+/// implementation).
+fn summary_row<const S: usize>(label: &str, n: u64) {
+    const ROUNDS: usize = 21;
+    for batch in [1u32, 32] {
+        let mut rates = vec![Vec::new(); IMPLS.len()];
+        let mut ratios = vec![Vec::new(); IMPLS.len()];
+        for round in 0..ROUNDS {
+            let mut r = [0.0; IMPLS.len()];
+            for k in 0..IMPLS.len() {
+                let which = (round + k) % IMPLS.len();
+                r[which] = rate::<S>(which, n, batch);
+            }
+            for (i, v) in r.iter().enumerate() {
+                rates[i].push(*v);
+                ratios[i].push(*v / r[2]);
+            }
+        }
+        let cells: Vec<String> = rates
+            .into_iter()
+            .map(|v| format!("{:.2}", median(v) / 1e6))
+            .collect();
+        println!(
+            "| {label} | {batch} | {} | {:.2} | {:.2} |",
+            cells.join(" | "),
+            median(ratios[0].clone()),
+            median(ratios[1].clone()),
+        );
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    println!("\nInterleaved side-by-side run (Mmsg/s, medians of 21 rounds):\n");
+    println!(
+        "| payload | batch | {} | ring/rtrb | ring+wakeup/rtrb |",
+        IMPLS.join(" | ")
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    summary_row::<8>("8 B", 200_000);
+    summary_row::<64>("64 B", 200_000);
+    summary_row::<4096>("4 KiB", 20_000);
+}

@@ -814,17 +814,12 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
     let period = Duration::from_nanos(1_000_000_000 / rate);
     let start = Instant::now();
     for seq in 0..total {
+        // Sleep until the sample is due (absolute schedule: no drift), as a
+        // sensor daemon would, leaving the CPU to the receiver.
         let due = start + period * seq as u32;
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            if due - now > Duration::from_micros(200) {
-                std::thread::sleep(due - now - Duration::from_micros(100));
-            } else {
-                std::hint::spin_loop();
-            }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
         tx.send_with_type(IMU_TYPE, &ImuSample::synth(seq, rate).encode())?;
     }
@@ -860,9 +855,10 @@ fn demo_container(name: &str, seconds: u64, rate: u64) -> Result<(), Fail> {
         own_ns("pid"),
         own_ns("user")
     );
+    // A sensor HAL sleeps between samples: block on the doorbell at once.
     let o = Options::new()
         .backend(Backend::Userspace)
-        .wait(WaitPolicy::SpinThenBlock { spins: 20_000 });
+        .wait(WaitPolicy::Block);
     let (mut tx, mut rx) = Channel::attach(name, &o)?;
     tx.send(b"hello from the container")?;
     let total = seconds * rate;
