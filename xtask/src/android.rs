@@ -13,20 +13,39 @@ const MODULE_NAME: &str = "secure_ipc";
 
 /// Registers the Android/packaging steps of `cargo xtask test`.
 pub fn register(steps: &mut Steps) {
-    steps.step("android: dkms build", dkms_build);
+    register_matching(steps, "");
+}
+
+type Step = (String, Box<dyn FnOnce() -> Result<(), String>>);
+
+/// Registers the steps whose name contains `filter`.
+fn register_matching(steps: &mut Steps, filter: &str) {
+    let mut all: Vec<Step> = vec![
+        ("android: dkms build".into(), Box::new(dkms_build)),
+        (
+            "android: install.sh refuses to run without root".into(),
+            Box::new(install_refuses_non_root),
+        ),
+    ];
     for target in ANDROID_TARGETS {
-        steps.step(&format!("android: cargo check --target {target}"), || {
-            android_check(target)
-        });
+        all.push((
+            format!("android: cargo check --target {target}"),
+            Box::new(move || android_check(target)),
+        ));
     }
-    steps.step("android: C example", c_example);
+    all.push(("android: C example".into(), Box::new(c_example)));
     for kernel in ["6.1", "6.12"] {
-        steps.step(
-            &format!("android: C example on the kernel backend ({kernel}, QEMU)"),
-            || c_example_kernel(kernel),
-        );
+        all.push((
+            format!("android: C example on the kernel backend ({kernel}, QEMU)"),
+            Box::new(move || c_example_kernel(kernel)),
+        ));
     }
-    steps.step("android: JVM tests", jvm_tests);
+    all.push(("android: JVM tests".into(), Box::new(jvm_tests)));
+    for (name, f) in all {
+        if name.contains(filter) {
+            steps.step(&name, f);
+        }
+    }
 }
 
 /// The Android ABIs Waydroid runs on (arm64 devices, x86_64 PCs).
@@ -252,10 +271,11 @@ fn jvm_tests() -> Result<(), String> {
     )
 }
 
-/// `cargo xtask android-test`: only the steps registered here.
-pub fn run_all(_args: &[String]) -> Result<(), String> {
+/// `cargo xtask android-test [FILTER]`: the steps registered here (those
+/// whose name contains FILTER).
+pub fn run_all(args: &[String]) -> Result<(), String> {
     let mut steps = Steps::default();
-    register(&mut steps);
+    register_matching(&mut steps, args.first().map_or("", String::as_str));
     steps.finish()
 }
 
@@ -271,6 +291,36 @@ fn ensure_tool(prog: &str, package: &str) -> Result<(), String> {
         return Ok(());
     }
     run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", package]))
+}
+
+/// kernel/install.sh run as `nobody` exits 1 with a message naming root,
+/// before touching anything.
+fn install_refuses_non_root() -> Result<(), String> {
+    // A copy in a world-readable place: the checkout may be in a 0700 home.
+    let dir = std::env::temp_dir().join(format!("sipc-install-test-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for f in ["install.sh", "dkms.conf"] {
+        fs::copy(root().join("kernel").join(f), dir.join(f))
+            .map_err(|e| format!("copy kernel/{f}: {e}"))?;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(dir.join("install.sh"))
+        .args(["--kernel", "0.0.0-none", "--no-load"]);
+    let out = cmd.output();
+    let _ = fs::remove_dir_all(&dir);
+    let out = out.map_err(|e| format!("cannot start `{}`: {e}", show(&cmd)))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(1) && err.contains("must run as root") {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` exited with {} and said: {}",
+            show(&cmd),
+            out.status,
+            err.trim()
+        ))
+    }
 }
 
 /// Reads `KEY="value"` from kernel/dkms.conf.
