@@ -519,6 +519,9 @@ enum RxState {
 
 struct UsTx {
     state: TxState,
+    /// Owner only: keeps the listener running (refusing later attachers
+    /// with `Busy`) for as long as this half lives.
+    _listener: Option<Arc<Pending>>,
     max_payload: usize,
     staging_fallback: Vec<u8>,
     counters: Arc<Counters>,
@@ -527,6 +530,8 @@ struct UsTx {
 
 struct UsRx {
     state: RxState,
+    /// Owner only: as in [`UsTx`].
+    _listener: Option<Arc<Pending>>,
     max_payload: usize,
     counters: Arc<Counters>,
     fd: RawFd,
@@ -1000,13 +1005,15 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     Ok(Endpoint {
         tx: Box::new(UsTx {
             state: TxState::Waiting(pending.clone()),
+            _listener: Some(pending.clone()),
             max_payload: max,
             staging_fallback: vec![0u8; max],
             counters: counters.clone(),
             fd,
         }),
         rx: Box::new(UsRx {
-            state: RxState::Waiting(pending),
+            state: RxState::Waiting(pending.clone()),
+            _listener: Some(pending),
             max_payload: max,
             counters,
             fd,
@@ -1356,6 +1363,7 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     Ok(Endpoint {
         tx: Box::new(UsTx {
             state: TxState::Ready(Box::new(session.tx)),
+            _listener: None,
             max_payload: max,
             staging_fallback: Vec::new(),
             counters: counters.clone(),
@@ -1363,6 +1371,7 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         }),
         rx: Box::new(UsRx {
             state: RxState::Ready(Box::new(session.rx)),
+            _listener: None,
             max_payload: max,
             counters,
             fd: rx_fd,
