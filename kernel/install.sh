@@ -138,7 +138,9 @@ fi
 install -D -m 0644 "$here/udev/70-secure-ipc.rules" "$udev_rule"
 install -D -m 0644 "$here/packaging/secure-ipc.modules-load.conf" "$modules_load"
 if command -v udevadm >/dev/null 2>&1; then
-	udevadm control --reload
+	# No udevd (containers, chroots): the rule applies from the next boot.
+	udevadm control --reload ||
+		echo "install.sh: udevd not reachable; the rule applies once udevd runs" >&2
 fi
 
 # 4. Load it now (only meaningful for the running kernel).

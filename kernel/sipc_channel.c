@@ -13,6 +13,7 @@
 #include <linux/sched.h>
 #include <linux/user_namespace.h>
 #include <linux/fs.h>
+#include <crypto/algapi.h>
 
 #include "sipc_main.h"
 #include "sipc_channel.h"
@@ -32,9 +33,10 @@ unsigned int sipc_channel_count(void)
 /* Channels                                                          */
 /* ---------------------------------------------------------------- */
 
+/* kfree_sensitive(): the channel holds the owner's PSK. */
 static void sipc_channel_free(struct kref *ref)
 {
-	kfree(container_of(ref, struct sipc_channel, ref));
+	kfree_sensitive(container_of(ref, struct sipc_channel, ref));
 }
 
 static void sipc_channel_put(struct sipc_channel *chan)
@@ -120,7 +122,8 @@ static void sipc_endpoint_free(struct kref *ref)
 	put_pid_ns(ep->pidns);
 	put_pid(ep->tgid);
 	put_cred(ep->cred);
-	kfree(ep);
+	/* kfree_sensitive(): a pending challenge holds a private key. */
+	kfree_sensitive(ep);
 }
 
 static void sipc_endpoint_put(struct sipc_endpoint *ep)
@@ -141,6 +144,8 @@ static void sipc_session_destroy(struct sipc_session *s)
 
 		sipc_aead_free(&dir->seal);
 		sipc_aead_free(&dir->open);
+		crypto_free_shash(dir->seal_hmac);
+		crypto_free_shash(dir->open_hmac);
 		sipc_key_wipe(&dir->seal_key);
 		sipc_key_wipe(&dir->open_key);
 		sipc_pages_free(&dir->store);
@@ -150,7 +155,7 @@ static void sipc_session_destroy(struct sipc_session *s)
 			sipc_endpoint_put(s->ep[d]);
 	if (s->chan)
 		sipc_channel_put(s->chan);
-	kfree(s);
+	kfree_sensitive(s);
 }
 
 static void sipc_session_free(struct kref *ref)
@@ -203,6 +208,18 @@ static int sipc_dir_init(struct sipc_dir *dir, const struct sipc_channel *chan,
 	ret = sipc_aead_alloc(&dir->open);
 	if (ret)
 		return ret;
+	dir->seal_hmac = sipc_hmac_alloc();
+	if (IS_ERR(dir->seal_hmac)) {
+		ret = PTR_ERR(dir->seal_hmac);
+		dir->seal_hmac = NULL;
+		return ret;
+	}
+	dir->open_hmac = sipc_hmac_alloc();
+	if (IS_ERR(dir->open_hmac)) {
+		ret = PTR_ERR(dir->open_hmac);
+		dir->open_hmac = NULL;
+		return ret;
+	}
 	ret = sipc_aead_setkey(&dir->seal, key->key);
 	if (ret)
 		return ret;
@@ -214,11 +231,12 @@ static int sipc_dir_init(struct sipc_dir *dir, const struct sipc_channel *chan,
 	return 0;
 }
 
+/* @keys (indexed by direction) are the caller's to wipe. */
 static struct sipc_session *sipc_session_create(struct sipc_channel *chan,
 						struct sipc_endpoint *owner,
-						struct sipc_endpoint *peer)
+						struct sipc_endpoint *peer,
+						const struct sipc_key *keys)
 {
-	struct sipc_key keys[2];
 	struct sipc_session *s;
 	int ret;
 	int d;
@@ -228,17 +246,11 @@ static struct sipc_session *sipc_session_create(struct sipc_channel *chan,
 		return ERR_PTR(-ENOMEM);
 	kref_init(&s->ref);
 
-	ret = sipc_keys_derive(&keys[SIPC_DIR_OWNER_TO_PEER],
-			       &keys[SIPC_DIR_PEER_TO_OWNER]);
-	if (ret)
-		goto err_session;
 	for (d = 0; d < 2; d++) {
 		ret = sipc_dir_init(&s->dir[d], chan, &keys[d]);
 		if (ret)
-			goto err_keys;
+			goto err_session;
 	}
-	sipc_key_wipe(&keys[0]);
-	sipc_key_wipe(&keys[1]);
 
 	sipc_stamp_fill(&s->dir[SIPC_DIR_OWNER_TO_PEER].stamp, owner, peer);
 	sipc_stamp_fill(&s->dir[SIPC_DIR_PEER_TO_OWNER].stamp, peer, owner);
@@ -251,9 +263,6 @@ static struct sipc_session *sipc_session_create(struct sipc_channel *chan,
 	s->ep[SIPC_ROLE_PEER] = peer;
 	return s;
 
-err_keys:
-	sipc_key_wipe(&keys[0]);
-	sipc_key_wipe(&keys[1]);
 err_session:
 	sipc_session_destroy(s);
 	return ERR_PTR(ret);
@@ -328,16 +337,16 @@ static int sipc_endpoint_rings_init(struct sipc_endpoint *ep, u32 entries,
 
 int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 {
-	const u32 unsupported = SIPC_POLICY_IDENTITY | SIPC_CREATE_PSK;
 	struct user_namespace *ns = ep->cred->user_ns;
 	struct sipc_channel *chan;
 	int ret;
 
-	if (arg->flags & ~SIPC_CREATE_FLAGS_ALL || arg->flags & unsupported)
+	if (arg->flags & ~SIPC_CREATE_FLAGS_ALL)
 		return -EINVAL;
 	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)))
 		return -EINVAL;
-	if (arg->rekey_records || arg->rekey_bytes)
+	/* An all-zero PSK would be the same as none (docs/key-schedule.md). */
+	if (arg->flags & SIPC_CREATE_PSK && !memchr_inv(arg->psk, 0, SIPC_KEY_LEN))
 		return -EINVAL;
 	if (!sipc_name_valid(arg->name))
 		return -EINVAL;
@@ -362,7 +371,15 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 	chan->entries = arg->entries;
 	chan->slot_size = arg->slot_size;
 	chan->policy = arg->flags & (SIPC_POLICY_UID | SIPC_POLICY_GID |
-				     SIPC_POLICY_PIDNS);
+				     SIPC_POLICY_PIDNS | SIPC_POLICY_IDENTITY);
+	if (chan->policy & SIPC_POLICY_IDENTITY)
+		memcpy(chan->identity_pub, arg->identity_pub, SIPC_KEY_LEN);
+	chan->has_psk = arg->flags & SIPC_CREATE_PSK;
+	if (chan->has_psk)
+		memcpy(chan->psk, arg->psk, SIPC_KEY_LEN);
+	chan->rekey_records = arg->rekey_records ?: sipc_rekey_records;
+	chan->rekey_bytes = arg->rekey_bytes ?: sipc_rekey_bytes;
+	chan->owner_uid = ep->cred->fsuid;
 	chan->peer_uid = make_kuid(ns, arg->peer_uid);
 	chan->peer_gid = make_kgid(ns, arg->peer_gid);
 	chan->peer_pidns_ino = arg->peer_pidns_ino;
@@ -433,6 +450,16 @@ static bool sipc_cred_in_group(const struct cred *cred, kgid_t gid)
 	return false;
 }
 
+/* Must hold sipc_registry_lock. Count and report a refused attach. */
+static void sipc_attach_refused(struct sipc_channel *chan,
+				const struct sipc_endpoint *ep, const char *why)
+{
+	lockdep_assert_held(&sipc_registry_lock);
+	atomic64_inc(&chan->attach_refused);
+	pr_notice_ratelimited("ATTACH to \"%s\" refused: %s (pid %d)\n",
+			      chan->name, why, pid_nr(ep->tgid));
+}
+
 /* Must hold sipc_registry_lock. */
 static int sipc_policy_check(struct sipc_channel *chan,
 			     const struct sipc_endpoint *ep)
@@ -442,31 +469,43 @@ static int sipc_policy_check(struct sipc_channel *chan,
 	lockdep_assert_held(&sipc_registry_lock);
 	if (chan->policy & SIPC_POLICY_UID &&
 	    !uid_eq(ep->cred->fsuid, chan->peer_uid))
-		why = "uid";
+		why = "uid does not match the channel policy";
 	else if (chan->policy & SIPC_POLICY_GID &&
 		 !sipc_cred_in_group(ep->cred, chan->peer_gid))
-		why = "gid";
+		why = "gid does not match the channel policy";
 	else if (chan->policy & SIPC_POLICY_PIDNS &&
 		 ep->pidns->ns.inum != chan->peer_pidns_ino)
-		why = "pid namespace";
+		why = "pid namespace does not match the channel policy";
 	if (!why)
 		return 0;
-
-	atomic64_inc(&chan->attach_refused);
-	pr_notice_ratelimited("ATTACH to \"%s\" refused: %s does not match the channel policy (pid %d)\n",
-			      chan->name, why, pid_nr(ep->tgid));
+	sipc_attach_refused(chan, ep, why);
 	return -EACCES;
 }
 
-int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
+static void sipc_name32(u8 *out, const char *name)
 {
-	const u32 unsupported = SIPC_ATTACH_PROOF | SIPC_ATTACH_PSK;
-	struct sipc_session *s, *old;
-	struct sipc_channel *chan;
-	struct sipc_endpoint *owner;
+	memset(out, 0, SIPC_NAME_MAX);
+	memcpy(out, name, strnlen(name, SIPC_NAME_MAX - 1));
+}
+
+/**
+ * sipc_channel_challenge() - SIPC_IOC_CHALLENGE: start an identity attach
+ * @ep: the would-be peer (not yet an endpoint)
+ * @arg: the channel name in; the owner's fresh ephemeral public key and a
+ *	random nonce out
+ *
+ * The private half stays in @ep until the next ATTACH on this file, which
+ * consumes it whatever the outcome.
+ *
+ * Return: 0, -EINVAL, -EBUSY (already an endpoint), -ENOENT.
+ */
+int sipc_channel_challenge(struct sipc_endpoint *ep,
+			   struct sipc_challenge *arg)
+{
+	struct sipc_pending_challenge *c = &ep->challenge;
 	int ret;
 
-	if (arg->flags & ~SIPC_ATTACH_FLAGS_ALL || arg->flags & unsupported)
+	if (arg->flags)
 		return -EINVAL;
 	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)))
 		return -EINVAL;
@@ -474,6 +513,117 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 		return -EINVAL;
 
 	mutex_lock(&ep->lock);
+	if (ep->role != SIPC_ROLE_NONE) {
+		ret = -EBUSY;
+		goto out;
+	}
+	mutex_lock(&sipc_registry_lock);
+	ret = sipc_channel_find(arg->name) ? 0 : -ENOENT;
+	mutex_unlock(&sipc_registry_lock);
+	if (ret)
+		goto out;
+
+	memzero_explicit(c, sizeof(*c));
+	sipc_name32(c->name32, arg->name);
+	ret = sipc_kx_keypair(c->owner_priv, c->owner_pub);
+	if (ret) {
+		memzero_explicit(c, sizeof(*c));
+		goto out;
+	}
+	get_random_bytes(c->nonce, sizeof(c->nonce));
+	c->valid = true;
+	memcpy(arg->kernel_pub, c->owner_pub, SIPC_KEY_LEN);
+	memcpy(arg->nonce, c->nonce, SIPC_KEY_LEN);
+out:
+	mutex_unlock(&ep->lock);
+	return ret;
+}
+
+/*
+ * Must hold sipc_registry_lock. Check the identity proof and the PSK, and
+ * fill in the rest of @kx (both ephemeral key pairs).
+ */
+static int sipc_attach_keys(struct sipc_channel *chan, struct sipc_endpoint *ep,
+			    const struct sipc_attach *arg, bool had_challenge,
+			    struct crypto_shash *hmac, struct sipc_kx *kx)
+{
+	u8 proof[SIPC_KEY_LEN];
+	int ret;
+
+	lockdep_assert_held(&sipc_registry_lock);
+	if (chan->policy & SIPC_POLICY_IDENTITY) {
+		if (!(arg->flags & SIPC_ATTACH_PROOF) || !had_challenge) {
+			sipc_attach_refused(chan, ep,
+					    "identity proof missing (CHALLENGE, then ATTACH with SIPC_ATTACH_PROOF)");
+			return -EKEYREJECTED;
+		}
+		kx->has_identity = true;
+		memcpy(kx->identity_pub, chan->identity_pub, SIPC_KEY_LEN);
+		ret = sipc_kx_proof(hmac, kx, proof);
+		if (!ret && crypto_memneq(proof, arg->proof, SIPC_KEY_LEN))
+			ret = -EKEYREJECTED;
+		memzero_explicit(proof, sizeof(proof));
+		if (ret) {
+			sipc_attach_refused(chan, ep, "identity proof wrong");
+			return ret;
+		}
+	}
+
+	/* Both PSKs are here: compare them instead of deriving garbage. */
+	if (chan->has_psk != !!(arg->flags & SIPC_ATTACH_PSK) ||
+	    (chan->has_psk && crypto_memneq(chan->psk, arg->psk, SIPC_KEY_LEN))) {
+		sipc_attach_refused(chan, ep, "pre-shared keys differ");
+		return -EKEYREJECTED;
+	}
+	kx->has_psk = chan->has_psk;
+	if (kx->has_psk)
+		memcpy(kx->psk, chan->psk, SIPC_KEY_LEN);
+
+	if (!had_challenge) {
+		ret = sipc_kx_keypair(kx->owner_priv, kx->owner_pub);
+		if (ret)
+			return ret;
+	}
+	return sipc_kx_keypair(kx->peer_priv, kx->peer_pub);
+}
+
+int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
+{
+	struct sipc_session *s, *old;
+	struct crypto_shash *hmac;
+	struct sipc_channel *chan;
+	struct sipc_endpoint *owner;
+	struct sipc_key keys[2];
+	struct sipc_kx kx = {};
+	bool had_challenge;
+	bool verified;
+	int ret;
+
+	if (arg->flags & ~SIPC_ATTACH_FLAGS_ALL)
+		return -EINVAL;
+	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)))
+		return -EINVAL;
+	if (!sipc_name_valid(arg->name))
+		return -EINVAL;
+	if (arg->flags & SIPC_ATTACH_PSK && !memchr_inv(arg->psk, 0, SIPC_KEY_LEN))
+		return -EINVAL;
+
+	hmac = sipc_hmac_alloc();
+	if (IS_ERR(hmac))
+		return PTR_ERR(hmac);
+
+	mutex_lock(&ep->lock);
+	/* A challenge serves one attach attempt, whatever its outcome. */
+	sipc_name32(kx.name32, arg->name);
+	had_challenge = ep->challenge.valid &&
+			!memcmp(ep->challenge.name32, kx.name32, SIPC_NAME_MAX);
+	if (had_challenge) {
+		memcpy(kx.owner_priv, ep->challenge.owner_priv, SIPC_KEY_LEN);
+		memcpy(kx.owner_pub, ep->challenge.owner_pub, SIPC_KEY_LEN);
+		memcpy(kx.nonce, ep->challenge.nonce, SIPC_KEY_LEN);
+	}
+	memzero_explicit(&ep->challenge, sizeof(ep->challenge));
+
 	if (ep->role != SIPC_ROLE_NONE) {
 		ret = -EBUSY;
 		goto err_unlock_ep;
@@ -491,16 +641,28 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	ret = sipc_policy_check(chan, ep);
 	if (ret)
 		goto err_unlock_registry;
+	ret = sipc_attach_keys(chan, ep, arg, had_challenge, hmac, &kx);
+	if (ret)
+		goto err_unlock_registry;
+	verified = kx.has_identity;
+	ret = sipc_kx_derive(hmac, &kx, &keys[SIPC_DIR_OWNER_TO_PEER],
+			     &keys[SIPC_DIR_PEER_TO_OWNER]);
+	sipc_kx_wipe(&kx);
+	if (ret)
+		goto err_unlock_registry;
 
 	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
 	if (ret)
-		goto err_unlock_registry;
+		goto err_keys;
 	owner = chan->owner;
-	s = sipc_session_create(chan, owner, ep);
+	s = sipc_session_create(chan, owner, ep, keys);
 	if (IS_ERR(s)) {
 		ret = PTR_ERR(s);
 		goto err_rings;
 	}
+	sipc_key_wipe(&keys[0]);
+	sipc_key_wipe(&keys[1]);
+	s->identity_verified = verified;
 
 	/* The owner's rings start a new session: fresh sealed stores. */
 	WRITE_ONCE(owner->tx.hdr->store_prod, 0);
@@ -535,6 +697,7 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	sipc_doorbell_signal(owner);
 	mutex_unlock(&sipc_registry_lock);
 	mutex_unlock(&ep->lock);
+	crypto_free_shash(hmac);
 
 	if (old)
 		sipc_session_put(old);
@@ -543,10 +706,15 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 err_rings:
 	sipc_ring_destroy(&ep->tx);
 	sipc_ring_destroy(&ep->rx);
+err_keys:
+	sipc_key_wipe(&keys[0]);
+	sipc_key_wipe(&keys[1]);
 err_unlock_registry:
 	mutex_unlock(&sipc_registry_lock);
 err_unlock_ep:
 	mutex_unlock(&ep->lock);
+	sipc_kx_wipe(&kx);
+	crypto_free_shash(hmac);
 	return ret;
 }
 
@@ -660,7 +828,7 @@ int sipc_endpoint_peer_cred(struct sipc_endpoint *ep,
 	out->pid = pid_nr_ns(other->tgid, ep->pidns);
 	out->uid = from_kuid_munged(ep->cred->user_ns, other->cred->fsuid);
 	out->gid = from_kgid_munged(ep->cred->user_ns, other->cred->fsgid);
-	out->identity_verified = 0;
+	out->identity_verified = s->identity_verified;
 	out->pidns_ino = other->pidns->ns.inum;
 	out->userns_ino = other->cred->user_ns->ns.inum;
 out:
@@ -696,7 +864,7 @@ int sipc_endpoint_stats(struct sipc_endpoint *ep, struct sipc_stats *out)
 	out->doorbells_signalled = atomic64_read(&st->db_signalled);
 	out->doorbells_suppressed = atomic64_read(&st->db_suppressed);
 	out->eproto = st->eproto_tx + st->eproto_rx;
-	out->rekeys = 0;
+	out->rekeys = st->rekeys_tx + st->rekeys_rx;
 	out->attach_refused = ep->role == SIPC_ROLE_OWNER ?
 			      atomic64_read(&ep->chan->attach_refused) : 0;
 	out->tx_fill = sipc_fill(READ_ONCE(ep->tx.hdr->prod), ep->tx.kidx,

@@ -69,9 +69,13 @@ struct sipc_stamp {
  * @seal: sealing transform and request. Sender's tx_lock.
  * @seal_key: sealing key. Sender's tx_lock.
  * @seal_seq: next sequence number to seal. Sender's tx_lock.
+ * @seal_hmac: hmac(sha256) for the sealer's ratchet. Sender's tx_lock.
+ * @epoch_records: records sealed under the current key. Sender's tx_lock.
+ * @epoch_bytes: bytes sealed under the current key. Sender's tx_lock.
  * @open: opening transform and request. Receiver's rx_lock.
  * @open_key: opening key. Receiver's rx_lock.
  * @open_seq: next sequence number expected. Receiver's rx_lock.
+ * @open_hmac: hmac(sha256) for the opener's ratchet. Receiver's rx_lock.
  * @stamp: the sender as the receiver sees it; constant.
  */
 struct sipc_dir {
@@ -85,10 +89,14 @@ struct sipc_dir {
 	struct sipc_aead seal;
 	struct sipc_key seal_key;
 	u64 seal_seq;
+	struct crypto_shash *seal_hmac;
+	u64 epoch_records;
+	u64 epoch_bytes;
 
 	struct sipc_aead open;
 	struct sipc_key open_key;
 	u64 open_seq;
+	struct crypto_shash *open_hmac;
 
 	struct sipc_stamp stamp;
 };
@@ -102,6 +110,7 @@ struct sipc_dir {
  * @dir: both directions, indexed by SIPC_DIR_* (= the sender's role)
  * @hup: endpoint of role r hung up. Written once, with smp_store_release()
  *	after that endpoint's last seal; read with smp_load_acquire().
+ * @identity_verified: the peer proved the channel's pinned identity
  */
 struct sipc_session {
 	struct kref ref;
@@ -109,6 +118,7 @@ struct sipc_session {
 	struct sipc_endpoint *ep[2];
 	struct sipc_dir dir[2];
 	bool hup[2];
+	bool identity_verified;
 };
 
 /**
@@ -123,6 +133,12 @@ struct sipc_session {
  * @peer_uid: required peer fsuid with SIPC_POLICY_UID
  * @peer_gid: required peer group with SIPC_POLICY_GID
  * @peer_pidns_ino: required peer pid namespace with SIPC_POLICY_PIDNS
+ * @identity_pub: pinned peer identity with SIPC_POLICY_IDENTITY
+ * @has_psk: the owner configured @psk
+ * @psk: the owner's pre-shared key (wiped when the channel is freed)
+ * @rekey_records: records per key epoch
+ * @rekey_bytes: bytes per key epoch
+ * @owner_uid: the creator's uid, charged for the channel
  * @owner: the owner endpoint while it is open (sipc_registry_lock)
  * @peer: the peer endpoint while it is open (sipc_registry_lock)
  * @owner_cred: the creator's credentials, to charge and to decode policy
@@ -139,6 +155,12 @@ struct sipc_channel {
 	kuid_t peer_uid;
 	kgid_t peer_gid;
 	u64 peer_pidns_ino;
+	u8 identity_pub[SIPC_KEY_LEN];
+	bool has_psk;
+	u8 psk[SIPC_KEY_LEN];
+	u64 rekey_records;
+	u64 rekey_bytes;
+	kuid_t owner_uid;
 	struct sipc_endpoint *owner;
 	struct sipc_endpoint *peer;
 	atomic64_t attach_refused;
@@ -153,6 +175,8 @@ struct sipc_channel {
  * @opened_msgs: rx_lock
  * @opened_bytes: rx_lock
  * @badmsg: rx_lock
+ * @rekeys_tx: tx_lock
+ * @rekeys_rx: rx_lock
  * @eproto_rx: rx_lock
  * @db_signalled: doorbell signals sent to this endpoint (any context)
  * @db_suppressed: signals skipped because NEED_WAKEUP was clear
@@ -166,8 +190,26 @@ struct sipc_ep_stats {
 	u64 opened_bytes;
 	u64 badmsg;
 	u64 eproto_rx;
+	u64 rekeys_tx;
+	u64 rekeys_rx;
 	atomic64_t db_signalled;
 	atomic64_t db_suppressed;
+};
+
+/**
+ * struct sipc_pending_challenge - an identity challenge awaiting ATTACH
+ * @valid: set by CHALLENGE, cleared (and the rest wiped) by the next ATTACH
+ * @name32: the channel it was issued for
+ * @owner_priv: the owner's ephemeral private key for that attach
+ * @owner_pub: its public key, sent as kernel_pub
+ * @nonce: the random nonce sent with it
+ */
+struct sipc_pending_challenge {
+	bool valid;
+	u8 name32[SIPC_NAME_MAX];
+	u8 owner_priv[SIPC_KEY_LEN];
+	u8 owner_pub[SIPC_KEY_LEN];
+	u8 nonce[SIPC_KEY_LEN];
 };
 
 /**
@@ -190,6 +232,7 @@ struct sipc_ep_stats {
  * @tgid: opener's thread group
  * @pidns: opener's pid namespace
  * @closed: the file was released
+ * @challenge: pending identity challenge (@lock)
  * @stats: counters
  */
 struct sipc_endpoint {
@@ -210,6 +253,7 @@ struct sipc_endpoint {
 	struct pid *tgid;
 	struct pid_namespace *pidns;
 	bool closed;
+	struct sipc_pending_challenge challenge;
 	struct sipc_ep_stats stats;
 };
 
@@ -220,6 +264,8 @@ void sipc_session_put(struct sipc_session *s);
 
 int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg);
 int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg);
+int sipc_channel_challenge(struct sipc_endpoint *ep,
+			   struct sipc_challenge *arg);
 unsigned int sipc_channel_count(void);
 int sipc_endpoint_mmap(struct sipc_endpoint *ep, struct vm_area_struct *vma);
 int sipc_endpoint_peer_cred(struct sipc_endpoint *ep,

@@ -11,13 +11,12 @@
 #include <linux/secure_ipc.h>
 
 #include "sipc_ring.h"
+#include "sipc_keys.h"
 
 /* A record spans at most (40 + 65536 + 16) bytes at any page offset. */
 #define SIPC_RECORD_MAX_PAGES \
 	(DIV_ROUND_UP(sizeof(struct sipc_record_hdr) + SIPC_MAX_SLOT_SIZE + \
 		      SIPC_TAG_LEN, PAGE_SIZE) + 1)
-
-#define SIPC_KEY_BYTES 32
 
 /**
  * struct sipc_aead - one gcm(aes) transform with its preallocated request

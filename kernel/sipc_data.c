@@ -138,6 +138,31 @@ static void sipc_doorbell_maybe(struct sipc_endpoint *ep, const u32 *flags)
 /* ---------------------------------------------------------------- */
 
 /*
+ * Must hold the sender's tx_lock. Ratchet the sealing key one epoch
+ * forward; the old key is erased (key schedule §4).
+ */
+static int sipc_seal_rekey(struct sipc_endpoint *ep, struct sipc_dir *dir)
+{
+	struct sipc_key next = dir->seal_key;
+	int ret;
+
+	lockdep_assert_held(&ep->tx_lock);
+	if (next.epoch == U32_MAX)
+		return -EOVERFLOW;
+	ret = sipc_key_ratchet(dir->seal_hmac, &next);
+	if (!ret)
+		ret = sipc_aead_setkey(&dir->seal, next.key);
+	if (!ret) {
+		dir->seal_key = next;
+		dir->epoch_records = 0;
+		dir->epoch_bytes = 0;
+		ep->stats.rekeys_tx++;
+	}
+	sipc_key_wipe(&next);
+	return ret;
+}
+
+/*
  * Must hold the sender's tx_lock. The plaintext is already in the record
  * at @idx of the outgoing store; fill in the header and seal it.
  */
@@ -152,6 +177,12 @@ static int sipc_seal_one(struct sipc_endpoint *ep, struct sipc_session *s,
 	lockdep_assert_held(&ep->tx_lock);
 	if (dir->seal_seq == U64_MAX)
 		return -EOVERFLOW;
+	if (dir->epoch_records >= s->chan->rekey_records ||
+	    dir->epoch_bytes + len > s->chan->rekey_bytes) {
+		ret = sipc_seal_rekey(ep, dir);
+		if (ret)
+			return ret;
+	}
 
 	h->channel_id = cpu_to_le64(s->chan->id);
 	h->seq = cpu_to_le64(dir->seal_seq);
@@ -168,6 +199,8 @@ static int sipc_seal_one(struct sipc_endpoint *ep, struct sipc_session *s,
 	if (ret)
 		return ret;
 	dir->seal_seq++;
+	dir->epoch_records++;
+	dir->epoch_bytes += len;
 	ep->stats.sealed_msgs++;
 	ep->stats.sealed_bytes += len;
 	return 0;
@@ -304,10 +337,44 @@ out:
 /* Opening (receiver side; rx_lock)                                  */
 /* ---------------------------------------------------------------- */
 
+/* Records may run at most this many epochs ahead of the opener. */
+#define SIPC_MAX_EPOCH_SKIP 1024
+
+/*
+ * Must hold the receiver's rx_lock. Open a record sealed under a later
+ * epoch: ratchet a candidate key forward and adopt it (erasing the older
+ * key) only if the record authenticates under it.
+ */
+static int sipc_open_later_epoch(struct sipc_endpoint *ep,
+				 struct sipc_dir *dir, u32 epoch, size_t off,
+				 u64 seq, u32 len)
+{
+	struct sipc_key next = dir->open_key;
+	int ret = 0;
+
+	lockdep_assert_held(&ep->rx_lock);
+	while (!ret && next.epoch != epoch)
+		ret = sipc_key_ratchet(dir->open_hmac, &next);
+	if (!ret)
+		ret = sipc_aead_setkey(&dir->open, next.key);
+	if (!ret)
+		ret = sipc_record_open(&dir->open, &dir->store, off,
+				       next.salt, seq, len);
+	if (!ret) {
+		ep->stats.rekeys_rx += next.epoch - dir->open_key.epoch;
+		dir->open_key = next;
+	} else {
+		/* Keep the current key: the record was not authentic. */
+		sipc_aead_setkey(&dir->open, dir->open_key.key);
+	}
+	sipc_key_wipe(&next);
+	return ret;
+}
+
 /*
  * Must hold the receiver's rx_lock. Open the record at @idx of the
- * incoming store in place. A record that fails is consumed, counted and
- * never delivered.
+ * incoming store in place, following docs/record-format.md's opening
+ * rules. A record that fails is consumed, counted and never delivered.
  */
 static int sipc_open_one(struct sipc_endpoint *ep, struct sipc_session *s,
 			 u32 idx, struct sipc_opened *o)
@@ -316,22 +383,30 @@ static int sipc_open_one(struct sipc_endpoint *ep, struct sipc_session *s,
 	size_t off = sipc_rec_off(dir, idx);
 	const struct sipc_record_le *h = dir->store.vaddr + off;
 	u64 seq = dir->open_seq++;
+	u32 cur = dir->open_key.epoch;
+	u32 epoch;
 	int ret;
 
 	lockdep_assert_held(&ep->rx_lock);
 	o->len = le32_to_cpu(h->len);
-	if (o->len > s->chan->slot_size) {
-		ret = -EBADMSG;
+	epoch = le32_to_cpu(h->epoch);
+	ret = -EBADMSG;
+	if (o->len > s->chan->slot_size || h->version != SIPC_RECORD_VERSION ||
+	    h->reserved || h->direction != !ep->role ||
+	    le64_to_cpu(h->channel_id) != s->chan->id ||
+	    le64_to_cpu(h->seq) != seq)
 		goto bad;
-	}
-	ret = sipc_record_open(&dir->open, &dir->store, off,
-			       dir->open_key.salt, seq, o->len);
+	if (epoch == cur)
+		ret = sipc_record_open(&dir->open, &dir->store, off,
+				       dir->open_key.salt, seq, o->len);
+	else if (epoch > cur && epoch - cur <= SIPC_MAX_EPOCH_SKIP)
+		ret = sipc_open_later_epoch(ep, dir, epoch, off, seq, o->len);
 	if (ret)
 		goto bad;
 	o->seq = seq;
 	o->timestamp_ns = le64_to_cpu(h->timestamp_ns);
 	o->type = le16_to_cpu(h->type);
-	o->epoch = le32_to_cpu(h->epoch);
+	o->epoch = epoch;
 	ep->stats.opened_msgs++;
 	ep->stats.opened_bytes += o->len;
 	return 0;
@@ -651,6 +726,34 @@ __poll_t sipc_poll(struct file *file, poll_table *wait)
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	sipc_session_put(s);
 	return mask;
+}
+
+/**
+ * sipc_rekey() - SIPC_IOC_REKEY: ratchet this endpoint's sending key now
+ * @ep: the endpoint
+ * @arg: flags in (SIPC_REKEY_TX), new_epoch out
+ *
+ * Return: 0, -EINVAL, -ENOTCONN, -EOVERFLOW, or a crypto error.
+ */
+int sipc_rekey(struct sipc_endpoint *ep, struct sipc_rekey *arg)
+{
+	struct sipc_dir *dir;
+	int ret;
+
+	if (arg->flags != SIPC_REKEY_TX || arg->reserved)
+		return -EINVAL;
+	if (mutex_lock_interruptible(&ep->tx_lock))
+		return -EINTR;
+	if (!ep->session) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &ep->session->dir[ep->role];
+	ret = sipc_seal_rekey(ep, dir);
+	arg->new_epoch = dir->seal_key.epoch;
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
 }
 
 /* ---------------------------------------------------------------- */

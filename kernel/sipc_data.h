@@ -22,6 +22,7 @@ int sipc_doorbell_set(struct sipc_endpoint *ep, int fd);
 void sipc_doorbell_clear(struct sipc_endpoint *ep);
 void sipc_doorbell_signal(struct sipc_endpoint *ep);
 void sipc_hangup_notify(struct sipc_endpoint *ep);
+int sipc_rekey(struct sipc_endpoint *ep, struct sipc_rekey *arg);
 
 #ifdef SIPC_TEST_HOOKS
 int sipc_test_keys(struct sipc_endpoint *ep, struct sipc_test_keys *out);

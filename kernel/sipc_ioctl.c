@@ -10,12 +10,14 @@
 #include <linux/uaccess.h>
 #include <linux/minmax.h>
 #include <linux/string.h>
+#include <linux/slab.h>
 #include <linux/secure_ipc.h>
 
 #include "sipc_main.h"
 #include "sipc_ioctl.h"
 #include "sipc_channel.h"
 #include "sipc_data.h"
+#include "sipc_keys.h"
 
 /*
  * Arguments larger than a page are refused outright: the kernel would
@@ -73,7 +75,8 @@ int sipc_copy_struct_out(void __user *uarg, const void *src, size_t ksize,
 static u64 sipc_features(void)
 {
 	u64 features = SIPC_FEAT_MMAP_RINGS | SIPC_FEAT_READ_WRITE |
-		       SIPC_FEAT_DOORBELL;
+		       SIPC_FEAT_DOORBELL | SIPC_FEAT_X25519 |
+		       SIPC_FEAT_IDENTITY | SIPC_FEAT_PSK | SIPC_FEAT_REKEY;
 
 	if (sipc_test_hooks())
 		features |= SIPC_FEAT_TEST_HOOKS;
@@ -137,6 +140,38 @@ static long sipc_ioctl_attach(struct sipc_endpoint *ep, void __user *uarg)
 		return ret;
 	ret = sipc_channel_attach(ep, &arg);
 	memzero_explicit(arg.psk, sizeof(arg.psk));
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+
+static long sipc_ioctl_challenge(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_challenge arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_CHALLENGE_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_channel_challenge(ep, &arg);
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
+
+static long sipc_ioctl_rekey(struct sipc_endpoint *ep, void __user *uarg)
+{
+	struct sipc_rekey arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_REKEY_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_rekey(ep, &arg);
 	if (ret)
 		return ret;
 	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
@@ -213,6 +248,25 @@ static long sipc_ioctl_test_keys(struct sipc_endpoint *ep, void __user *uarg)
 	return ret;
 }
 
+static long sipc_ioctl_test_kx(void __user *uarg)
+{
+	struct sipc_test_kx *arg;
+	u32 usize;
+	int ret;
+
+	arg = kzalloc(sizeof(*arg), GFP_KERNEL);
+	if (!arg)
+		return -ENOMEM;
+	ret = sipc_copy_struct_in(arg, sizeof(*arg), SIPC_TEST_KX_SIZE_VER0,
+				  uarg, &usize);
+	if (!ret)
+		ret = sipc_keys_test_schedule(arg);
+	if (!ret)
+		ret = sipc_copy_struct_out(uarg, arg, sizeof(*arg), usize);
+	kfree_sensitive(arg);
+	return ret;
+}
+
 static long sipc_ioctl_test_peek(struct sipc_endpoint *ep, void __user *uarg)
 {
 	struct sipc_test_sealed arg;
@@ -253,14 +307,16 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	case SIPC_IOC_STATS:
 		return sipc_ioctl_stats(ep, uarg);
 	case SIPC_IOC_CHALLENGE:
+		return sipc_ioctl_challenge(ep, uarg);
 	case SIPC_IOC_REKEY:
-		/* Known numbers whose feature bit this build does not set. */
-		return -EOPNOTSUPP;
+		return sipc_ioctl_rekey(ep, uarg);
 #ifdef SIPC_TEST_HOOKS
 	case SIPC_IOC_TEST_KEYS:
 		return sipc_ioctl_test_keys(ep, uarg);
 	case SIPC_IOC_TEST_PEEK_SEALED:
 		return sipc_ioctl_test_peek(ep, uarg);
+	case SIPC_IOC_TEST_KEY_SCHEDULE:
+		return sipc_ioctl_test_kx(uarg);
 #endif
 	default:
 		return -ENOTTY;

@@ -64,6 +64,10 @@ unsigned long sipc_rekey_records = 1UL << 24;
 module_param_named(rekey_records, sipc_rekey_records, ulong, 0444);
 MODULE_PARM_DESC(rekey_records, "default records per key epoch (default 2^24)");
 
+unsigned long sipc_rekey_bytes = 1UL << 36;
+module_param_named(rekey_bytes, sipc_rekey_bytes, ulong, 0444);
+MODULE_PARM_DESC(rekey_bytes, "default plaintext bytes per key epoch (default 2^36)");
+
 static dev_t sipc_devt;
 static struct cdev sipc_cdev;
 static struct class *sipc_class;
@@ -147,8 +151,8 @@ static bool sipc_params_valid(void)
 		return false;
 	}
 	if (!sipc_max_channels || !sipc_max_channel_bytes ||
-	    !sipc_rekey_records) {
-		pr_err("max_channels, max_channel_bytes and rekey_records must be non-zero\n");
+	    !sipc_rekey_records || !sipc_rekey_bytes) {
+		pr_err("max_channels, max_channel_bytes, rekey_records and rekey_bytes must be non-zero\n");
 		return false;
 	}
 	return true;

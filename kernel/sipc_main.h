@@ -13,6 +13,7 @@ extern unsigned int sipc_max_entries;
 extern unsigned int sipc_max_channels;
 extern unsigned long sipc_max_channel_bytes;
 extern unsigned long sipc_rekey_records;
+extern unsigned long sipc_rekey_bytes;
 extern bool sipc_allow_ns_create;
 
 /*

@@ -76,8 +76,8 @@ static size_t sipc_slots_offset(u32 entries, u16 kind)
 }
 
 /*
- * Geometry is bounded by the caller (at most 32768 x 64 KiB). Whole pages:
- * a mapping is, and user space maps exactly ring_bytes.
+ * The length of the mapping, whole pages. Geometry is bounded by the
+ * caller (at most 32768 x 64 KiB).
  */
 size_t sipc_ring_bytes(u32 entries, u32 slot_size, u16 kind)
 {

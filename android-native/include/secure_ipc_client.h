@@ -121,6 +121,16 @@ struct sipc_stats {
 	uint32_t rx_fill;
 };
 
+/* Who the other endpoint is, attested by the kernel (or SO_PEERCRED). */
+struct sipc_peer {
+	uint32_t pid;			/* as this process sees it (0: not visible) */
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t identity_verified;	/* 1: it proved the pinned identity key */
+	uint64_t pidns_ino;		/* its pid namespace inode (0: unknown) */
+	uint64_t userns_ino;		/* its user namespace inode (0: unknown) */
+};
+
 /* Fills *opts with the defaults: auto backend, 256 slots of 4096 bytes,
  * spin-then-block, no policy, no secrets. */
 void sipc_options_init(struct sipc_options *opts);
@@ -151,9 +161,18 @@ size_t sipc_max_message_size(const sipc_channel *ch);
 /* The endpoint's counters. */
 int sipc_stats(sipc_channel *ch, struct sipc_stats *out);
 
+/* Who the other endpoint is; -ENOTCONN while the owner has no peer. */
+int sipc_peer_credentials(sipc_channel *ch, struct sipc_peer *out);
+
 /* Closes the endpoint (the peer sees -EPIPE once it has drained) and frees
  * the handle. NULL is ignored. */
 void sipc_close(sipc_channel *ch);
+
+/* Derives the X25519 public key of an identity secret key: what the owner
+ * pins (SIPC_POLICY_IDENTITY, peer_identity_pub) for the service that
+ * attaches with that secret (SIPC_OPT_IDENTITY_SECRET). Returns 0, or
+ * -EINVAL for a NULL pointer. */
+int sipc_identity_public_key(const uint8_t secret[32], uint8_t public_key[32]);
 
 /* A static description of a (negative or positive) error code. */
 const char *sipc_strerror(int err);

@@ -61,6 +61,17 @@ pub struct SipcStats {
     rx_fill: u32,
 }
 
+/// `struct sipc_peer`.
+#[repr(C)]
+pub struct SipcPeer {
+    pid: u32,
+    uid: u32,
+    gid: u32,
+    identity_verified: u32,
+    pidns_ino: u64,
+    userns_ino: u64,
+}
+
 // The sizes and offsets the header's layout gives on LP64 targets; the C
 // example asserts the same numbers with the C compiler's view.
 #[cfg(target_pointer_width = "64")]
@@ -73,6 +84,7 @@ const _: () = {
     assert!(offset_of!(SipcMessage, seq) == 8);
     assert!(offset_of!(SipcMessage, pid) == 24);
     assert!(size_of::<SipcStats>() == 64);
+    assert!(size_of::<SipcPeer>() == 32);
 };
 
 const SIPC_POLICY_UID: u32 = 1 << 0;
@@ -419,6 +431,33 @@ pub unsafe extern "C" fn sipc_stats(ch: *const Endpoint, out: *mut SipcStats) ->
     })
 }
 
+/// `sipc_peer_credentials`.
+///
+/// # Safety
+/// `ch` is a live handle; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_peer_credentials(ch: *const Endpoint, out: *mut SipcPeer) -> c_int {
+    guard(|| {
+        // SAFETY: caller contract.
+        let ep = unsafe { endpoint(ch) }?;
+        if out.is_null() {
+            return Err(invalid("NULL peer pointer"));
+        }
+        let p = ep.peer_credentials()?;
+        let c = SipcPeer {
+            pid: p.cred.pid,
+            uid: p.cred.uid,
+            gid: p.cred.gid,
+            identity_verified: u32::from(p.identity_verified),
+            pidns_ino: p.pidns_ino,
+            userns_ino: p.userns_ino,
+        };
+        // SAFETY: non-NULL and writable (caller contract).
+        unsafe { out.write_unaligned(c) };
+        Ok(0)
+    })
+}
+
 /// `sipc_close`.
 ///
 /// # Safety
@@ -435,6 +474,26 @@ pub unsafe extern "C" fn sipc_close(ch: *mut Endpoint) {
         ep.close();
         drop(ep);
     }));
+}
+
+/// `sipc_identity_public_key`.
+///
+/// # Safety
+/// `secret` is NULL or 32 readable bytes; `public_key` is NULL or 32 writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_identity_public_key(secret: *const u8, public_key: *mut u8) -> c_int {
+    guard(|| {
+        if secret.is_null() || public_key.is_null() {
+            return Err(invalid("NULL key pointer"));
+        }
+        let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+        // SAFETY: 32 readable bytes (caller contract); `raw` is a distinct local.
+        unsafe { std::ptr::copy_nonoverlapping(secret, raw.as_mut_ptr(), 32) };
+        let public = x25519_dalek::PublicKey::from(&StaticSecret::from(*raw));
+        // SAFETY: 32 writable bytes (caller contract), not overlapping `public`.
+        unsafe { std::ptr::copy_nonoverlapping(public.as_bytes().as_ptr(), public_key, 32) };
+        Ok(0)
+    })
 }
 
 /// `sipc_strerror`.

@@ -38,6 +38,11 @@ use zeroize::Zeroizing;
 const META_LEN: usize = 7;
 
 static HANDLES: RwLock<BTreeMap<jlong, Arc<Endpoint>>> = RwLock::new(BTreeMap::new());
+
+thread_local! {
+    /// Per-thread staging buffer of `send(byte[])` (taken while in use).
+    static SEND_STAGING: std::cell::Cell<Vec<i8>> = const { std::cell::Cell::new(Vec::new()) };
+}
 static NEXT_HANDLE: AtomicI64 = AtomicI64::new(1);
 
 /// A failed native call: a bridge/channel error or a JNI error.
@@ -401,14 +406,25 @@ pub fn send<'local>(
                 .into());
             }
             // One copy out of the Java heap (arrays may move; the bridge must
-            // not hold them pinned across a wait), one into the slot.
-            let mut buf = vec![0i8; len];
-            data.get_region(env, off as jint, &mut buf)?;
-            Ok(ep.send(
-                ty,
-                bytemuck::cast_slice(&buf),
-                Wait::from_nanos(timeout_nanos),
-            )?)
+            // not hold them pinned across a wait), one into the slot. The
+            // staging buffer is per thread, so steady sending allocates nothing.
+            SEND_STAGING.with(|staging| {
+                let mut buf = staging.take();
+                buf.clear();
+                buf.resize(len, 0);
+                let sent = data
+                    .get_region(env, off as jint, &mut buf)
+                    .map_err(Failure::from)
+                    .and_then(|()| {
+                        Ok(ep.send(
+                            ty,
+                            bytemuck::cast_slice(&buf),
+                            Wait::from_nanos(timeout_nanos),
+                        )?)
+                    });
+                staging.set(buf);
+                sent
+            })
         })
         .resolve::<ThrowJava>()
 }

@@ -49,6 +49,16 @@ pub fn kernel_available() -> bool {
         .is_ok()
 }
 
+/// What the loaded module supports (`SIPC_IOC_INFO`); `ModuleNotLoaded` when
+/// the device cannot be opened.
+pub fn kernel_info() -> Result<secure_ipc_ring::abi::Info, Error> {
+    sys::kernel_info(DEVICE_PATH).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => Error::ModuleNotLoaded,
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::NotPermitted,
+        _ => Error::Io(e),
+    })
+}
+
 /// The backend `Auto` resolves to on this machine (without creating anything).
 pub fn resolve_backend(b: Backend) -> Backend {
     match b {
@@ -120,6 +130,21 @@ fn spin_budget(policy: WaitPolicy) -> u32 {
         WaitPolicy::BusyPoll => u32::MAX,
         WaitPolicy::Block => 0,
         WaitPolicy::SpinThenBlock { spins } => spins,
+    }
+}
+
+/// Empty polls between two `sched_yield` of a spinning wait.
+const SPIN_YIELD_EVERY: u32 = 1 << 14;
+
+/// One empty poll of a spin: a pause instruction, and every
+/// [`SPIN_YIELD_EVERY`]th time a
+/// `sched_yield`, so that a spinner sharing its CPU with the other side (more
+/// busy threads than cores) lets it run instead of burning the time slice.
+fn spin_pause(n: u32) {
+    if n % SPIN_YIELD_EVERY == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
     }
 }
 
@@ -207,7 +232,7 @@ impl Sender {
             }
             if n < spins {
                 n = n.saturating_add(1);
-                std::hint::spin_loop();
+                spin_pause(n);
                 if n % BUSY_POLL_HANGUP_CHECK == 0 {
                     self.tx.wait_room(Some(Instant::now()))?;
                 }
@@ -387,7 +412,7 @@ impl Receiver {
             }
             if n < spins {
                 n = n.saturating_add(1);
-                std::hint::spin_loop();
+                spin_pause(n);
                 if n % BUSY_POLL_HANGUP_CHECK == 0 {
                     rx.wait_data(Some(Instant::now()))?;
                 }

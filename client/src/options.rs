@@ -115,6 +115,10 @@ impl Options {
             rekey_bytes: DEFAULT_REKEY_BYTES,
         }
     }
+    /// The backend these options ask for (before `Auto` is resolved).
+    pub fn selected_backend(&self) -> Backend {
+        self.backend
+    }
     /// Chooses the backend.
     pub fn backend(mut self, b: Backend) -> Self {
         self.backend = b;

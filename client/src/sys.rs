@@ -463,3 +463,20 @@ pub fn geteuid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::geteuid() }
 }
+
+/// `SIPC_IOC_INFO` on a freshly opened `/dev/secure_ipc`.
+pub fn kernel_info(path: &str) -> io::Result<secure_ipc_ring::abi::Info> {
+    use secure_ipc_ring::abi::{Info, SIPC_IOC_INFO};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let mut info = Info {
+        size: size_of::<Info>() as u32,
+        ..Default::default()
+    };
+    // SAFETY: SIPC_IOC_INFO writes at most `info.size` bytes into the struct
+    // we pass, which is exactly that large.
+    cvt(unsafe { libc::ioctl(f.as_raw_fd(), SIPC_IOC_INFO as _, &mut info as *mut Info) })?;
+    Ok(info)
+}

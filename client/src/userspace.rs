@@ -482,9 +482,19 @@ impl Drop for RxSession {
 // The two halves handed to the public API
 // ---------------------------------------------------------------------------
 
+/// The listener's hand-over: each half takes its session; a half dropped
+/// before that marks itself gone so its session is closed at once.
+#[derive(Default)]
+struct Deposit {
+    tx: Option<TxSession>,
+    rx: Option<RxSession>,
+    tx_gone: bool,
+    rx_gone: bool,
+}
+
 /// Where the owner's listener deposits the session for the owner's halves.
 struct Pending {
-    slot: Mutex<(Option<TxSession>, Option<RxSession>)>,
+    slot: Mutex<Deposit>,
     ready: Condvar,
     stop: OwnedFd,
 }
@@ -525,7 +535,7 @@ impl UsTx {
     /// Picks up the session if the listener has finished one.
     fn session(&mut self) -> Option<&mut TxSession> {
         if let TxState::Waiting(p) = &self.state {
-            let taken = p.slot.lock().ok().and_then(|mut g| g.0.take());
+            let taken = p.slot.lock().ok().and_then(|mut g| g.tx.take());
             match taken {
                 Some(s) => {
                     self.fd = s.my_room.as_raw_fd();
@@ -544,7 +554,7 @@ impl UsTx {
 impl UsRx {
     fn session(&mut self) -> Option<&mut RxSession> {
         if let RxState::Waiting(p) = &self.state {
-            let taken = p.slot.lock().ok().and_then(|mut g| g.1.take());
+            let taken = p.slot.lock().ok().and_then(|mut g| g.rx.take());
             match taken {
                 Some(s) => {
                     self.fd = s.my_data.as_raw_fd();
@@ -563,8 +573,7 @@ impl UsRx {
 /// Waits on the pending slot's condvar for the listener to attach a peer.
 fn wait_attach(p: &Pending, deadline: Option<Instant>, tx: bool) {
     let Ok(guard) = p.slot.lock() else { return };
-    let ready =
-        |g: &(Option<TxSession>, Option<RxSession>)| if tx { g.0.is_some() } else { g.1.is_some() };
+    let ready = |g: &Deposit| if tx { g.tx.is_some() } else { g.rx.is_some() };
     if ready(&guard) {
         return;
     }
@@ -572,6 +581,30 @@ fn wait_attach(p: &Pending, deadline: Option<Instant>, tx: bool) {
         .map(|d| d.saturating_duration_since(Instant::now()))
         .unwrap_or(Duration::from_secs(3600));
     let _ = p.ready.wait_timeout_while(guard, t, |g| !ready(g));
+}
+
+impl Drop for UsTx {
+    fn drop(&mut self) {
+        if let TxState::Waiting(p) = &self.state {
+            let late = p.slot.lock().ok().and_then(|mut g| {
+                g.tx_gone = true;
+                g.tx.take()
+            });
+            drop(late);
+        }
+    }
+}
+
+impl Drop for UsRx {
+    fn drop(&mut self) {
+        if let RxState::Waiting(p) = &self.state {
+            let late = p.slot.lock().ok().and_then(|mut g| {
+                g.rx_gone = true;
+                g.rx.take()
+            });
+            drop(late);
+        }
+    }
 }
 
 impl TxBackend for UsTx {
@@ -688,7 +721,7 @@ impl RxBackend for UsRx {
         match &self.state {
             RxState::Ready(s) => Ok(s.peer),
             RxState::Waiting(p) => match p.slot.lock() {
-                Ok(g) => g.1.as_ref().map(|s| s.peer).ok_or(Error::NotConnected),
+                Ok(g) => g.rx.as_ref().map(|s| s.peer).ok_or(Error::NotConnected),
                 Err(_) => Err(Error::NotConnected),
             },
         }
@@ -945,7 +978,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let stop = sys::eventfd()?;
     let counters = Arc::new(Counters::default());
     let pending = Arc::new(Pending {
-        slot: Mutex::new((None, None)),
+        slot: Mutex::new(Deposit::default()),
         ready: Condvar::new(),
         stop: stop.try_clone()?,
     });
@@ -1043,9 +1076,21 @@ impl Listener {
                 // finds the owner ready. If the ACCEPT does not arrive, the
                 // peer closes and the owner sees the hang-up (PeerClosed).
                 let Session { tx, rx } = acc.session;
+                let mut closed = (None, None);
                 if let Ok(mut g) = pending.slot.lock() {
-                    *g = (Some(tx), Some(rx));
+                    if g.tx_gone {
+                        closed.0 = Some(tx);
+                    } else {
+                        g.tx = Some(tx);
+                    }
+                    if g.rx_gone {
+                        closed.1 = Some(rx);
+                    } else {
+                        g.rx = Some(rx);
+                    }
                 }
+                // Halves the owner dropped already hang up right away.
+                drop(closed);
                 pending.ready.notify_all();
                 let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
                 let _ = sys::send_packet(&sock, &acc.packet, &fds);

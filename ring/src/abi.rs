@@ -421,6 +421,41 @@ pub struct TestSealed {
     pub reserved: u64,
 }
 
+/// [`TestKx`] flag: `identity_pub` and `nonce` are valid; compute the proof.
+pub const SIPC_TEST_KX_IDENTITY: u32 = 1 << 0;
+/// [`TestKx`] flag: `psk` is valid.
+pub const SIPC_TEST_KX_PSK: u32 = 1 << 1;
+
+/// `SIPC_IOC_TEST_KEY_SCHEDULE` argument (test builds of the module only):
+/// the kernel's key schedule run on chosen inputs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct TestKx {
+    pub size: u32,
+    pub flags: u32,
+    pub name: [u8; SIPC_NAME_MAX],
+    pub owner_priv: [u8; SIPC_KEY_LEN],
+    pub peer_priv: [u8; SIPC_KEY_LEN],
+    pub identity_pub: [u8; SIPC_KEY_LEN],
+    pub nonce: [u8; SIPC_KEY_LEN],
+    pub psk: [u8; SIPC_KEY_LEN],
+    pub owner_pub: [u8; SIPC_KEY_LEN],
+    pub peer_pub: [u8; SIPC_KEY_LEN],
+    pub proof: [u8; SIPC_KEY_LEN],
+    pub o2p_key: [u8; SIPC_KEY_LEN],
+    pub p2o_key: [u8; SIPC_KEY_LEN],
+    pub o2p_key_epoch1: [u8; SIPC_KEY_LEN],
+    pub o2p_salt: [u8; SIPC_SALT_LEN],
+    pub p2o_salt: [u8; SIPC_SALT_LEN],
+}
+
+impl Default for TestKx {
+    fn default() -> Self {
+        Self::zeroed()
+    }
+}
+
 /// ioctl magic (free in ioctl-number.rst).
 pub const SIPC_IOC_MAGIC: u32 = 0xBC;
 
@@ -453,6 +488,8 @@ pub const SIPC_IOC_REKEY: u32 = io(0x09);
 pub const SIPC_IOC_TEST_KEYS: u32 = io(0x40);
 /// Test builds only: copy out the oldest sealed record.
 pub const SIPC_IOC_TEST_PEEK_SEALED: u32 = io(0x41);
+/// Test builds only: run the key schedule on chosen inputs.
+pub const SIPC_IOC_TEST_KEY_SCHEDULE: u32 = io(0x42);
 
 /// First published size of [`Info`]; smaller structs get EINVAL.
 pub const SIPC_INFO_SIZE_VER0: u32 = 88;
@@ -474,6 +511,8 @@ pub const SIPC_REKEY_SIZE_VER0: u32 = 16;
 pub const SIPC_TEST_KEYS_SIZE_VER0: u32 = 48;
 /// First published size of [`TestSealed`].
 pub const SIPC_TEST_SEALED_SIZE_VER0: u32 = 32;
+/// First published size of [`TestKx`].
+pub const SIPC_TEST_KX_SIZE_VER0: u32 = 400;
 
 macro_rules! assert_layout {
     ($t:ty, $size:expr, $($field:ident == $off:expr),* $(,)?) => {
@@ -665,6 +704,26 @@ assert_layout!(
     record_len == 20,
     reserved == 24
 );
+assert_layout!(
+    TestKx,
+    400,
+    size == 0,
+    flags == 4,
+    name == 8,
+    owner_priv == 40,
+    peer_priv == 72,
+    identity_pub == 104,
+    nonce == 136,
+    psk == 168,
+    owner_pub == 200,
+    peer_pub == 232,
+    proof == 264,
+    o2p_key == 296,
+    p2o_key == 328,
+    o2p_key_epoch1 == 360,
+    o2p_salt == 392,
+    p2o_salt == 396
+);
 
 // The first published sizes are the sizes of the first version's structs.
 const _: () = assert!(core::mem::size_of::<Info>() == SIPC_INFO_SIZE_VER0 as usize);
@@ -677,3 +736,4 @@ const _: () = assert!(core::mem::size_of::<Stats>() == SIPC_STATS_SIZE_VER0 as u
 const _: () = assert!(core::mem::size_of::<Rekey>() == SIPC_REKEY_SIZE_VER0 as usize);
 const _: () = assert!(core::mem::size_of::<TestKeys>() == SIPC_TEST_KEYS_SIZE_VER0 as usize);
 const _: () = assert!(core::mem::size_of::<TestSealed>() == SIPC_TEST_SEALED_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestKx>() == SIPC_TEST_KX_SIZE_VER0 as usize);

@@ -124,7 +124,16 @@ impl<D: Descriptor> Consumer<D> {
 
     /// Up to `max` published messages (at least one).
     pub fn peek_batch(&mut self, max: u32) -> Result<ReadBatch<'_, D>, PeekError> {
-        let n = self.next_available()?.min(max);
+        // Refresh when the cache holds fewer than asked for: batches stay
+        // large instead of fragmenting along stale cache boundaries.
+        let mut n = self.cached_prod.wrapping_sub(self.cons);
+        if n < max {
+            n = self.refresh()?;
+        }
+        if n == 0 {
+            n = self.next_available()?;
+        }
+        let n = n.min(max);
         if n == 0 {
             return Err(PeekError::Empty);
         }

@@ -145,6 +145,8 @@ pub(crate) struct Geometry {
     pub entries: u32,
     pub mask: u32,
     pub slot_size: u32,
+    /// log2(slot_size): slot i starts at slots_offset + (i << slot_shift).
+    pub slot_shift: u32,
     pub desc_offset: usize,
     pub slots_offset: usize,
 }
@@ -218,6 +220,7 @@ pub(crate) fn validate<D: Descriptor>(
         entries: l.entries,
         mask: l.entries - 1,
         slot_size: l.slot_size,
+        slot_shift: l.slot_size.trailing_zeros(),
         desc_offset: l.desc_offset as usize,
         slots_offset: l.slots_offset as usize,
     })

@@ -95,7 +95,7 @@ pub struct Weaken {
 #[cfg(loom)]
 struct Shadow {
     words: [AtomicU32; 8],
-    cells: std::vec::Vec<crate::sync::TrackedCell<()>>,
+    cells: std::vec::Vec<crate::sync::LoomUnsafeCell<()>>,
     weaken: Weaken,
 }
 
@@ -113,7 +113,7 @@ impl Shadow {
         Arc::new(Self {
             words: core::array::from_fn(|_| AtomicU32::new(0)),
             cells: (0..entries)
-                .map(|_| crate::sync::TrackedCell::new(()))
+                .map(|_| crate::sync::LoomUnsafeCell::new(()))
                 .collect(),
             weaken,
         })
@@ -221,7 +221,7 @@ impl<D: Descriptor> Region<D> {
         unsafe {
             self.base
                 .as_ptr()
-                .add(self.geo.slots_offset + i * self.geo.slot_size as usize)
+                .add(self.geo.slots_offset + (i << self.geo.slot_shift))
         }
     }
 
@@ -250,7 +250,8 @@ impl<D: Descriptor> Region<D> {
         let p = self.desc_ptr(idx);
         // SAFETY: in bounds and aligned (validated desc_offset alignment and
         // base alignment); the producer owns this entry until it publishes.
-        self.write_guard(idx, || unsafe { ptr::write_volatile(p, d) })
+        // A plain write: the consumer reads it only after [O1]/[O2].
+        self.write_guard(idx, || unsafe { ptr::write(p, d) })
     }
 
     /// Copies the descriptor of message `idx` out of shared memory once. The

@@ -10,4 +10,4 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
 pub(crate) use core::sync::atomic::{fence, AtomicU32, Ordering};
 
 #[cfg(loom)]
-pub(crate) use loom::cell::UnsafeCell as TrackedCell;
+pub(crate) use loom::cell::UnsafeCell as LoomUnsafeCell;

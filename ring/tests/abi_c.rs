@@ -139,6 +139,11 @@ fn rust_view() -> BTreeMap<String, u64> {
         "tx_salt" => tx_salt, "tx_epoch" => tx_epoch]);
     st!("sipc_test_sealed", TestSealed, ["size" => size, "flags" => flags, "buf" => buf,
         "buf_len" => buf_len, "record_len" => record_len, "reserved" => reserved]);
+    st!("sipc_test_kx", TestKx, ["size" => size, "flags" => flags, "name" => name,
+        "owner_priv" => owner_priv, "peer_priv" => peer_priv, "identity_pub" => identity_pub,
+        "nonce" => nonce, "psk" => psk, "owner_pub" => owner_pub, "peer_pub" => peer_pub,
+        "proof" => proof, "o2p_key" => o2p_key, "p2o_key" => p2o_key,
+        "o2p_key_epoch1" => o2p_key_epoch1, "o2p_salt" => o2p_salt, "p2o_salt" => p2o_salt]);
 
     macro_rules! consts {
         ($($n:ident),* $(,)?) => {$( m.insert(format!("const {}", stringify!($n)), $n as u64); )*};
@@ -197,6 +202,9 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_REKEY_SIZE_VER0,
         SIPC_TEST_KEYS_SIZE_VER0,
         SIPC_TEST_SEALED_SIZE_VER0,
+        SIPC_TEST_KX_SIZE_VER0,
+        SIPC_TEST_KX_IDENTITY,
+        SIPC_TEST_KX_PSK,
     );
     // ioctl numbers: the value, and its _IO decomposition (no direction, no
     // size, our magic, the command number).
@@ -222,6 +230,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_IOC_REKEY = 0x09,
         SIPC_IOC_TEST_KEYS = 0x40,
         SIPC_IOC_TEST_PEEK_SEALED = 0x41,
+        SIPC_IOC_TEST_KEY_SCHEDULE = 0x42,
     );
     m
 }

@@ -175,6 +175,19 @@ fn peek_batch_is_capped_at_max() {
 }
 
 #[test]
+fn peek_batch_picks_up_messages_published_after_the_cache_was_filled() {
+    let (mut tx, mut rx) = channel::<TxDesc>(8, 64).unwrap();
+    tx.push(desc(0), b"a").unwrap();
+    tx.publish();
+    assert_eq!(rx.available(), Ok(1));
+    for i in 1..4 {
+        tx.push(desc(i), b"b").unwrap();
+    }
+    tx.publish();
+    assert_eq!(rx.peek_batch(4).unwrap().len(), 4);
+}
+
+#[test]
 fn dropped_read_slot_keeps_message_queued() {
     let (mut tx, mut rx) = channel::<TxDesc>(4, 64).unwrap();
     tx.push(desc(3), b"keep").unwrap();

@@ -13,14 +13,39 @@ const MODULE_NAME: &str = "secure_ipc";
 
 /// Registers the Android/packaging steps of `cargo xtask test`.
 pub fn register(steps: &mut Steps) {
-    steps.step("android: dkms build", dkms_build);
+    register_matching(steps, "");
+}
+
+type Step = (String, Box<dyn FnOnce() -> Result<(), String>>);
+
+/// Registers the steps whose name contains `filter`.
+fn register_matching(steps: &mut Steps, filter: &str) {
+    let mut all: Vec<Step> = vec![
+        ("android: dkms build".into(), Box::new(dkms_build)),
+        (
+            "android: install.sh refuses to run without root".into(),
+            Box::new(install_refuses_non_root),
+        ),
+    ];
     for target in ANDROID_TARGETS {
-        steps.step(&format!("android: cargo check --target {target}"), || {
-            android_check(target)
-        });
+        all.push((
+            format!("android: cargo check --target {target}"),
+            Box::new(move || android_check(target)),
+        ));
     }
-    steps.step("android: C example", c_example);
-    steps.step("android: JVM tests", jvm_tests);
+    all.push(("android: C example".into(), Box::new(c_example)));
+    for kernel in ["6.1", "6.12"] {
+        all.push((
+            format!("android: C example on the kernel backend ({kernel}, QEMU)"),
+            Box::new(move || c_example_kernel(kernel)),
+        ));
+    }
+    all.push(("android: JVM tests".into(), Box::new(jvm_tests)));
+    for (name, f) in all {
+        if name.contains(filter) {
+            steps.step(&name, f);
+        }
+    }
 }
 
 /// The Android ABIs Waydroid runs on (arm64 devices, x86_64 PCs).
@@ -128,6 +153,59 @@ fn c_example() -> Result<(), String> {
     run_harness(Command::new(&exe).args(["demo", "userspace"]))
 }
 
+/// The C example linked statically (glibc) against libsecure_ipc_jni.a, for
+/// the busybox guest, which has no dynamic loader for it.
+fn build_static_c_example() -> Result<PathBuf, String> {
+    run(cargo().args(["build", "-p", "secure-ipc-jni"]))?;
+    let lib = root().join("target/debug/libsecure_ipc_jni.a");
+    let dir = root().join("target/android/guest");
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // The library never resolves user or host names, so glibc's warnings
+    // about NSS in static binaries do not apply.
+    run(Command::new(cc)
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-O2",
+            "-static",
+            "-s",
+        ])
+        .arg("-Iandroid-native/include")
+        .arg("android-native/examples/c/sipc_example.c")
+        .arg(&lib)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(dir.join("sipc_example")))?;
+    Ok(dir)
+}
+
+/// The C example's two-process demo on the kernel backend: the real module
+/// in a QEMU guest running `kernel` (the harness's vm-run).
+fn c_example_kernel(kernel: &str) -> Result<(), String> {
+    crate::deps::ensure()?;
+    let dir = build_static_c_example()?;
+    let args: Vec<String> = ["--kernel", kernel, "--extra"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.display().to_string()])
+        .chain(
+            ["--", "./sipc_example", "demo", "kernel"]
+                .iter()
+                .map(|s| s.to_string()),
+        )
+        .collect();
+    let vm_args = crate::vm::parse_args(&args, kernel)?;
+    match crate::vm::vm_run(&vm_args)? {
+        0 => Ok(()),
+        status => Err(format!(
+            "sipc_example demo kernel exited with {status} in the {kernel} guest"
+        )),
+    }
+}
+
 /// The JDK's bin directory: $JAVA_HOME, else OpenJDK 17's Debian path,
 /// installing openjdk-17-jdk-headless when neither has javac.
 fn jdk_bin() -> Result<PathBuf, String> {
@@ -193,10 +271,11 @@ fn jvm_tests() -> Result<(), String> {
     )
 }
 
-/// `cargo xtask android-test`: only the steps registered here.
-pub fn run_all(_args: &[String]) -> Result<(), String> {
+/// `cargo xtask android-test [FILTER]`: the steps registered here (those
+/// whose name contains FILTER).
+pub fn run_all(args: &[String]) -> Result<(), String> {
     let mut steps = Steps::default();
-    register(&mut steps);
+    register_matching(&mut steps, args.first().map_or("", String::as_str));
     steps.finish()
 }
 
@@ -212,6 +291,36 @@ fn ensure_tool(prog: &str, package: &str) -> Result<(), String> {
         return Ok(());
     }
     run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", package]))
+}
+
+/// kernel/install.sh run as `nobody` exits 1 with a message naming root,
+/// before touching anything.
+fn install_refuses_non_root() -> Result<(), String> {
+    // A copy in a world-readable place: the checkout may be in a 0700 home.
+    let dir = std::env::temp_dir().join(format!("sipc-install-test-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for f in ["install.sh", "dkms.conf"] {
+        fs::copy(root().join("kernel").join(f), dir.join(f))
+            .map_err(|e| format!("copy kernel/{f}: {e}"))?;
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(dir.join("install.sh"))
+        .args(["--kernel", "0.0.0-none", "--no-load"]);
+    let out = cmd.output();
+    let _ = fs::remove_dir_all(&dir);
+    let out = out.map_err(|e| format!("cannot start `{}`: {e}", show(&cmd)))?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(1) && err.contains("must run as root") {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` exited with {} and said: {}",
+            show(&cmd),
+            out.status,
+            err.trim()
+        ))
+    }
 }
 
 /// Reads `KEY="value"` from kernel/dkms.conf.

@@ -4,7 +4,10 @@
  *
  *   sipc_example create NAME COUNT [BACKEND]   owner: send COUNT messages,
  *                                              check each echo, print stats
- *   sipc_example attach NAME [BACKEND]         peer: echo until the owner closes
+ *   sipc_example attach NAME [BACKEND [KEYHEX]] peer: echo until the owner closes,
+ *                                              proving identity KEYHEX (64 hex digits)
+ *                                              if given; an attach error is the exit
+ *                                              status (its errno)
  *   sipc_example demo [BACKEND]                both, in two processes, with
  *                                              checks of the error paths; ends
  *                                              with "N passed, N failed"
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +35,7 @@
 _Static_assert(sizeof(struct sipc_options) == 152, "struct sipc_options layout");
 _Static_assert(sizeof(struct sipc_message) == 40, "struct sipc_message layout");
 _Static_assert(sizeof(struct sipc_stats) == 64, "struct sipc_stats layout");
+_Static_assert(sizeof(struct sipc_peer) == 32, "struct sipc_peer layout");
 
 static int passed, failed;
 
@@ -67,7 +72,21 @@ static size_t fill(unsigned char *buf, size_t max, unsigned int i)
 }
 
 /* Peer: echo every message (same type, same bytes) until the owner closes. */
-static int run_attach(const char *name, uint32_t backend)
+static int parse_key(const char *hex, uint8_t key[32])
+{
+	if (strlen(hex) != 64)
+		return -1;
+	for (int i = 0; i < 32; i++) {
+		unsigned int byte;
+
+		if (sscanf(hex + 2 * i, "%2x", &byte) != 1)
+			return -1;
+		key[i] = (uint8_t)byte;
+	}
+	return 0;
+}
+
+static int run_attach(const char *name, uint32_t backend, const char *keyhex)
 {
 	struct sipc_options opts;
 	struct sipc_message msg;
@@ -78,6 +97,13 @@ static int run_attach(const char *name, uint32_t backend)
 
 	sipc_options_init(&opts);
 	opts.backend = backend;
+	if (keyhex) {
+		if (parse_key(keyhex, opts.identity_secret)) {
+			fprintf(stderr, "KEYHEX must be 64 hex digits\n");
+			return 2;
+		}
+		opts.secret_flags |= SIPC_OPT_IDENTITY_SECRET;
+	}
 	/* The owner may still be creating the channel. */
 	for (int tries = 0; tries < 500; tries++) {
 		rc = sipc_attach(name, &opts, &ch);
@@ -87,7 +113,7 @@ static int run_attach(const char *name, uint32_t backend)
 	}
 	if (rc < 0) {
 		fprintf(stderr, "attach %s: %s\n", name, sipc_strerror(rc));
-		return 1;
+		return -rc;	/* the errno, for the demo's policy checks */
 	}
 	cap = sipc_max_message_size(ch);
 	buf = malloc(cap);
@@ -186,16 +212,113 @@ static int run_create(const char *name, unsigned int count, uint32_t backend)
 }
 
 /* Starts `self attach NAME BACKEND` as the peer process. */
-static pid_t spawn_peer(const char *self, const char *name, const char *backend)
+static pid_t spawn_peer(const char *self, const char *name, const char *backend,
+			const char *keyhex)
 {
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		execl(self, self, "attach", name, backend, (char *)NULL);
+		execl(self, self, "attach", name, backend, keyhex, (char *)NULL);
 		perror("exec");
 		_exit(127);
 	}
 	return pid;
+}
+
+/*
+ * Creates channel `name` with `opts` and lets a peer process attach (with
+ * identity key `keyhex`, or none). Returns the peer's exit status: 0 when
+ * it attached (then *who says who it was), else the errno of its attach.
+ */
+static int attach_outcome(const char *self, const char *name, const char *backend_name,
+			  const struct sipc_options *opts, const char *keyhex, struct sipc_peer *who)
+{
+	sipc_channel *ch;
+	pid_t peer;
+	int status, rc = sipc_create(name, opts, &ch);
+
+	memset(who, 0, sizeof(*who));
+	if (rc < 0) {
+		fprintf(stderr, "create %s: %s\n", name, sipc_strerror(rc));
+		return -1;
+	}
+	peer = spawn_peer(self, name, backend_name, keyhex);
+	/* Either the peer attaches (credentials appear) or it exits (refused). */
+	for (int i = 0; i < 1000; i++) {
+		if (waitpid(peer, &status, WNOHANG) == peer) {
+			sipc_close(ch);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		}
+		if (sipc_peer_credentials(ch, who) == 0)
+			break;
+		usleep(10000);
+	}
+	/* Hang up: an attached peer sees -EPIPE and exits 0. */
+	sipc_close(ch);
+	if (waitpid(peer, &status, 0) != peer || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* The peer policy, in separate processes: uid, pid namespace, identity key. */
+static void check_policies(const char *self, const char *backend_name, uint32_t backend)
+{
+	static const char secret_hex[] =
+		"a8abababababababababababababababababababababababababababababab6b";
+	static const char other_hex[] =
+		"c8cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd4d";
+	struct sipc_options opts;
+	struct sipc_peer who;
+	sipc_channel *probe;
+	uint8_t secret[32];
+	struct stat ns;
+	char name[32];
+
+	sipc_options_init(&opts);
+	opts.backend = backend;
+
+	snprintf(name, sizeof(name), "cpol%d-u", (int)getpid());
+	opts.policy_flags = SIPC_POLICY_UID;
+	opts.peer_uid = getuid() + 1;
+	check(attach_outcome(self, name, backend_name, &opts, NULL, &who) == EACCES,
+	      "uid policy for another uid refuses the peer (EACCES)");
+	opts.peer_uid = getuid();
+	snprintf(name, sizeof(name), "cpol%d-U", (int)getpid());
+	check(attach_outcome(self, name, backend_name, &opts, NULL, &who) == 0 && who.uid == getuid(),
+	      "uid policy for our uid admits the peer, attested uid matches");
+
+	if (stat("/proc/self/ns/pid", &ns) == 0) {
+		opts.policy_flags = SIPC_POLICY_PIDNS;
+		opts.peer_pidns_ino = (uint64_t)ns.st_ino + 1;
+		snprintf(name, sizeof(name), "cpol%d-n", (int)getpid());
+		check(attach_outcome(self, name, backend_name, &opts, NULL, &who) == EACCES,
+		      "pid namespace policy for another namespace refuses the peer (EACCES)");
+		opts.peer_pidns_ino = (uint64_t)ns.st_ino;
+		snprintf(name, sizeof(name), "cpol%d-N", (int)getpid());
+		check(attach_outcome(self, name, backend_name, &opts, NULL, &who) == 0 &&
+		      who.pidns_ino == (uint64_t)ns.st_ino,
+		      "pid namespace policy for our namespace admits the peer, attested inode matches");
+	}
+
+	opts.policy_flags = SIPC_POLICY_IDENTITY;
+	check(parse_key(secret_hex, secret) == 0 &&
+	      sipc_identity_public_key(secret, opts.peer_identity_pub) == 0,
+	      "derive the identity's public key");
+	snprintf(name, sizeof(name), "cpol%d-p", (int)getpid());
+	if (sipc_create(name, &opts, &probe) == -EINVAL) {
+		/* A backend without identity keys says so at create. */
+		printf("skip pinned identity: not supported by the %s backend (-EINVAL)\n",
+		       backend_name);
+		return;
+	}
+	sipc_close(probe);
+	snprintf(name, sizeof(name), "cpol%d-i", (int)getpid());
+	check(attach_outcome(self, name, backend_name, &opts, secret_hex, &who) == 0 &&
+	      who.identity_verified == 1,
+	      "pinned identity admits the key holder, reported as verified");
+	snprintf(name, sizeof(name), "cpol%d-I", (int)getpid());
+	check(attach_outcome(self, name, backend_name, &opts, other_hex, &who) == EKEYREJECTED,
+	      "pinned identity refuses another key (EKEYREJECTED)");
 }
 
 static long elapsed_ms(const struct timespec *t0)
@@ -242,7 +365,7 @@ static int run_demo(const char *self, const char *backend_name, uint32_t backend
 	check(rc == -ETIMEDOUT && elapsed_ms(&t0) >= 50, "recv with nothing to receive times out");
 	check(sipc_recv(ch, big, sizeof(big), &msg, 0) == -EAGAIN, "recv with timeout 0 is -EAGAIN");
 
-	peer = spawn_peer(self, name, backend_name);
+	peer = spawn_peer(self, name, backend_name, NULL);
 	check(exchange(ch, 1000, peer) == 0, "1000 messages echoed intact, in order, stamped with the peer's pid/uid");
 
 	memset(big, 0xab, sizeof(big));
@@ -263,6 +386,8 @@ static int run_demo(const char *self, const char *backend_name, uint32_t backend
 
 	check(waitpid(peer, &status, 0) == peer && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "the peer saw the hang-up (-EPIPE) and exited 0");
+	check_policies(self, backend_name, backend);
+	check(sipc_debug_live_handles() == 0, "no live handle after the policy checks");
 out:
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
@@ -275,10 +400,10 @@ int main(int argc, char **argv)
 	if (argc >= 4 && !strcmp(argv[1], "create") && !parse_backend(argc > 4 ? argv[4] : NULL, &backend))
 		return run_create(argv[2], (unsigned int)strtoul(argv[3], NULL, 10), backend);
 	if (argc >= 3 && !strcmp(argv[1], "attach") && !parse_backend(argc > 3 ? argv[3] : NULL, &backend))
-		return run_attach(argv[2], backend);
+		return run_attach(argv[2], backend, argc > 4 ? argv[4] : NULL);
 	if (argc >= 2 && !strcmp(argv[1], "demo") && !parse_backend(argc > 2 ? argv[2] : NULL, &backend))
 		return run_demo("/proc/self/exe", argc > 2 ? argv[2] : "auto", backend);
-	fprintf(stderr, "usage: %s create NAME COUNT [BACKEND] | attach NAME [BACKEND] | demo [BACKEND]\n",
+	fprintf(stderr, "usage: %s create NAME COUNT [BACKEND] | attach NAME [BACKEND [KEYHEX]] | demo [BACKEND]\n",
 		argv[0]);
 	return 2;
 }

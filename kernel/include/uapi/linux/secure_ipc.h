@@ -100,7 +100,8 @@
  * EBUSY        ATTACH to a channel that has a peer; CREATE/ATTACH on a
  *              file that is already an endpoint
  * ENOTCONN     SEND/RECV/read/write/mmap on a file that is not an
- *              endpoint, or an owner before the first peer attached
+ *              endpoint, or SEND/RECV/read/write of an owner before the
+ *              first peer attached (an owner may mmap right after CREATE)
  * EPIPE        the other endpoint closed and everything it sealed was
  *              received (RECV/read), or it closed (SEND/write)
  * EAGAIN       nothing to do and O_NONBLOCK (read/write)
@@ -110,7 +111,8 @@
  *              counted and never delivered
  * EACCES       the channel's policy refused this opener; CREATE from a
  *              namespace that the module does not allow
- * EKEYREJECTED identity proof missing or wrong
+ * EKEYREJECTED identity proof missing or wrong, or the two endpoints'
+ *              pre-shared keys differ (ATTACH)
  * EPROTO       a ring index or descriptor written by user space is out of
  *              range (the ring is left as it was; nothing is sealed)
  * ENOSPC       the module's channel or memory limit is reached
@@ -633,6 +635,51 @@ struct sipc_test_sealed {
 	__u64 reserved;
 };
 
+#define SIPC_TEST_KX_IDENTITY	(1U << 0)	/* identity_pub/nonce valid: compute proof */
+#define SIPC_TEST_KX_PSK	(1U << 1)	/* psk valid */
+
+/**
+ * struct sipc_test_kx - SIPC_IOC_TEST_KEY_SCHEDULE: test builds only
+ * @size: sizeof(struct sipc_test_kx). In.
+ * @flags: %SIPC_TEST_KX_*. In.
+ * @name: channel name. In.
+ * @owner_priv: owner's ephemeral X25519 private key. In.
+ * @peer_priv: peer's ephemeral X25519 private key. In.
+ * @identity_pub: pinned identity with %SIPC_TEST_KX_IDENTITY. In.
+ * @nonce: challenge nonce with %SIPC_TEST_KX_IDENTITY. In.
+ * @psk: pre-shared key with %SIPC_TEST_KX_PSK. In.
+ * @owner_pub: X25519(owner_priv, 9). Out.
+ * @peer_pub: X25519(peer_priv, 9). Out.
+ * @proof: the identity proof the kernel expects. Out.
+ * @o2p_key: owner-to-peer key, epoch 0. Out.
+ * @p2o_key: peer-to-owner key, epoch 0. Out.
+ * @o2p_key_epoch1: @o2p_key after one rekey ratchet step. Out.
+ * @o2p_salt: owner-to-peer nonce salt. Out.
+ * @p2o_salt: peer-to-owner nonce salt. Out.
+ *
+ * Runs the kernel's key schedule (docs/key-schedule.md) on chosen inputs so
+ * that the guest tests can compare it with the pinned vectors. Exists only
+ * in SIPC_TEST_HOOKS=1 builds; a normal build returns ENOTTY.
+ */
+struct sipc_test_kx {
+	__u32 size;
+	__u32 flags;
+	char  name[SIPC_NAME_MAX];
+	__u8  owner_priv[SIPC_KEY_LEN];
+	__u8  peer_priv[SIPC_KEY_LEN];
+	__u8  identity_pub[SIPC_KEY_LEN];
+	__u8  nonce[SIPC_KEY_LEN];
+	__u8  psk[SIPC_KEY_LEN];
+	__u8  owner_pub[SIPC_KEY_LEN];
+	__u8  peer_pub[SIPC_KEY_LEN];
+	__u8  proof[SIPC_KEY_LEN];
+	__u8  o2p_key[SIPC_KEY_LEN];
+	__u8  p2o_key[SIPC_KEY_LEN];
+	__u8  o2p_key_epoch1[SIPC_KEY_LEN];
+	__u8  o2p_salt[SIPC_SALT_LEN];
+	__u8  p2o_salt[SIPC_SALT_LEN];
+};
+
 /* "0xBC" is not listed in Documentation/userspace-api/ioctl/ioctl-number.rst */
 #define SIPC_IOC_MAGIC		0xBC
 
@@ -648,6 +695,7 @@ struct sipc_test_sealed {
 #define SIPC_IOC_REKEY		_IO(SIPC_IOC_MAGIC, 0x09)	/* struct sipc_rekey */
 #define SIPC_IOC_TEST_KEYS	_IO(SIPC_IOC_MAGIC, 0x40)	/* test builds only */
 #define SIPC_IOC_TEST_PEEK_SEALED _IO(SIPC_IOC_MAGIC, 0x41)	/* test builds only */
+#define SIPC_IOC_TEST_KEY_SCHEDULE _IO(SIPC_IOC_MAGIC, 0x42)	/* test builds only */
 
 /* First published sizes: smaller structs get EINVAL */
 #define SIPC_INFO_SIZE_VER0		88
@@ -660,6 +708,7 @@ struct sipc_test_sealed {
 #define SIPC_REKEY_SIZE_VER0		16
 #define SIPC_TEST_KEYS_SIZE_VER0	48
 #define SIPC_TEST_SEALED_SIZE_VER0	32
+#define SIPC_TEST_KX_SIZE_VER0		400
 
 /* Self-checks: no architecture-dependent padding in any shared struct. */
 #ifdef __KERNEL__
@@ -692,6 +741,7 @@ __SIPC_ASSERT(sizeof(struct sipc_stats) == SIPC_STATS_SIZE_VER0, "stats");
 __SIPC_ASSERT(sizeof(struct sipc_rekey) == SIPC_REKEY_SIZE_VER0, "rekey");
 __SIPC_ASSERT(sizeof(struct sipc_test_keys) == SIPC_TEST_KEYS_SIZE_VER0, "test keys");
 __SIPC_ASSERT(sizeof(struct sipc_test_sealed) == SIPC_TEST_SEALED_SIZE_VER0, "test sealed");
+__SIPC_ASSERT(sizeof(struct sipc_test_kx) == SIPC_TEST_KX_SIZE_VER0, "test kx");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod) == 128, "prod line");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, cons) == 256, "cons line");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod_flags) == 384, "prod_flags line");

@@ -32,14 +32,22 @@
 use crate::harness::Test;
 
 mod client_kernel;
+mod datapath;
 mod device;
+mod kchan;
+mod security;
 
 /// Every test, in run order.
 pub fn all() -> Vec<&'static Test> {
-    [device::TESTS, client_kernel::TESTS]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        device::TESTS,
+        datapath::TESTS,
+        security::TESTS,
+        client_kernel::TESTS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,316 @@
+//! The ring in-process, one producer thread and one consumer thread, side by
+//! side with `rtrb` and `crossbeam_queue::ArrayQueue` moving the same
+//! payloads (8 B, 64 B, 4 KiB) singly and in batches of 32. Throughput is in
+//! messages per second; each criterion iteration is one message.
+//!
+//! Every queue copies the payload in on the producer side and out on the
+//! consumer side; the ring additionally writes and validates a 16-byte
+//! descriptor per message. `secure_ipc_ring` publishes as for a busy-polling
+//! consumer (like rtrb and ArrayQueue, which have no sleep protocol);
+//! `secure_ipc_ring+wakeup` runs the NEED_WAKEUP check ([O6]: a SeqCst fence
+//! and a flag load) once per publish, as a consumer that may sleep needs.
+//!
+//! `cargo bench -p secure-ipc-benches --bench ring`
+
+use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
+use crossbeam_queue::ArrayQueue;
+use secure_ipc_benches::Backoff;
+use secure_ipc_ring::abi::TxDesc;
+use secure_ipc_ring::{channel, PeekError, Producer, PushError, ReserveError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Slots in every queue.
+const CAPACITY: usize = 256;
+
+/// `wake_check`: publish with the NEED_WAKEUP check ([O6] fence), as a
+/// consumer that may sleep needs; without it, as for a busy-polling consumer.
+fn run_ring<const S: usize>(n: u64, batch: u32, wake_check: bool) -> Duration {
+    let slot_size = (S as u32).next_power_of_two().max(64);
+    let (mut tx, mut rx) = channel::<TxDesc>(CAPACITY as u32, slot_size).unwrap();
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let payload = [0xA5u8; S];
+            let mut backoff = Backoff::default();
+            let mut sent = 0u64;
+            while sent < n {
+                if batch == 1 {
+                    match tx.push(TxDesc::default(), &payload) {
+                        Ok(()) => {
+                            publish(&mut tx, wake_check);
+                            sent += 1;
+                            backoff.reset();
+                        }
+                        Err(PushError::Full(_)) => backoff.snooze(),
+                        Err(e) => panic!("{e}"),
+                    }
+                    continue;
+                }
+                let k = (n - sent).min(batch as u64) as u32;
+                match tx.reserve_batch(k) {
+                    Ok(mut b) => {
+                        for i in 0..k {
+                            b.write(i, TxDesc::default(), &payload).unwrap();
+                        }
+                        b.commit();
+                        publish(&mut tx, wake_check);
+                        sent += k as u64;
+                        backoff.reset();
+                    }
+                    Err(ReserveError::Full { .. }) => backoff.snooze(),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+        let mut buf = [0u8; S];
+        let mut backoff = Backoff::default();
+        let mut got = 0u64;
+        while got < n {
+            if batch == 1 {
+                match rx.peek() {
+                    Ok(m) => {
+                        m.read_payload(&mut buf).unwrap();
+                        black_box(&buf);
+                        m.release();
+                        got += 1;
+                        backoff.reset();
+                    }
+                    Err(PeekError::Empty) => backoff.snooze(),
+                    Err(e) => panic!("{e}"),
+                }
+                continue;
+            }
+            match rx.peek_batch(batch) {
+                Ok(b) => {
+                    for i in 0..b.len() {
+                        let m = b.get(i).unwrap().unwrap();
+                        m.read_payload(&mut buf).unwrap();
+                        black_box(&buf);
+                    }
+                    got += b.len() as u64;
+                    b.release();
+                    backoff.reset();
+                }
+                Err(PeekError::Empty) => backoff.snooze(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    start.elapsed()
+}
+
+#[inline]
+fn publish(tx: &mut Producer<TxDesc>, wake_check: bool) {
+    if wake_check {
+        black_box(tx.publish());
+    } else {
+        tx.publish_without_wake_check();
+    }
+}
+
+fn run_rtrb<const S: usize>(n: u64, batch: usize) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; S]>::new(CAPACITY);
+    let start = Instant::now();
+    thread::scope(|s| {
+        s.spawn(move || {
+            let payload = [0xA5u8; S];
+            let mut backoff = Backoff::default();
+            let mut sent = 0u64;
+            while sent < n {
+                if batch == 1 {
+                    match tx.push(payload) {
+                        Ok(()) => {
+                            sent += 1;
+                            backoff.reset();
+                        }
+                        Err(_) => backoff.snooze(),
+                    }
+                    continue;
+                }
+                let k = (n - sent).min(batch as u64) as usize;
+                match tx.write_chunk_uninit(k) {
+                    Ok(chunk) => {
+                        chunk.fill_from_iter(std::iter::repeat(payload));
+                        sent += k as u64;
+                        backoff.reset();
+                    }
+                    Err(_) => backoff.snooze(),
+                }
+            }
+        });
+        let mut buf = [0u8; S];
+        let mut backoff = Backoff::default();
+        let mut got = 0u64;
+        while got < n {
+            if batch == 1 {
+                match rx.pop() {
+                    Ok(v) => {
+                        black_box(&v);
+                        got += 1;
+                        backoff.reset();
+                    }
+                    Err(_) => backoff.snooze(),
+                }
+                continue;
+            }
+            let k = rx.slots().min(batch);
+            if k == 0 {
+                backoff.snooze();
+                continue;
+            }
+            let chunk = rx.read_chunk(k).unwrap();
+            let (a, b) = chunk.as_slices();
+            for v in a.iter().chain(b) {
+                buf.copy_from_slice(v);
+                black_box(&buf);
+            }
+            chunk.commit_all();
+            got += k as u64;
+            backoff.reset();
+        }
+    });
+    start.elapsed()
+}
+
+/// ArrayQueue has no batch API: a batch is `batch` single pushes/pops.
+fn run_crossbeam<const S: usize>(n: u64) -> Duration {
+    let q = Arc::new(ArrayQueue::<[u8; S]>::new(CAPACITY));
+    let start = Instant::now();
+    thread::scope(|s| {
+        let tq = q.clone();
+        s.spawn(move || {
+            let payload = [0xA5u8; S];
+            let mut backoff = Backoff::default();
+            let mut sent = 0u64;
+            while sent < n {
+                match tq.push(payload) {
+                    Ok(()) => {
+                        sent += 1;
+                        backoff.reset();
+                    }
+                    Err(_) => backoff.snooze(),
+                }
+            }
+        });
+        let mut backoff = Backoff::default();
+        let mut got = 0u64;
+        while got < n {
+            match q.pop() {
+                Some(v) => {
+                    black_box(&v);
+                    got += 1;
+                    backoff.reset();
+                }
+                None => backoff.snooze(),
+            }
+        }
+    });
+    start.elapsed()
+}
+
+fn group<const S: usize>(c: &mut Criterion, label: &str) {
+    for batch in [1u32, 32] {
+        let mut g = c.benchmark_group(format!("spsc {label} batch {batch}"));
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::from_parameter("secure_ipc_ring"), |b| {
+            b.iter_custom(|iters| run_ring::<S>(iters, batch, false))
+        });
+        g.bench_function(BenchmarkId::from_parameter("secure_ipc_ring+wakeup"), |b| {
+            b.iter_custom(|iters| run_ring::<S>(iters, batch, true))
+        });
+        g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
+            b.iter_custom(|iters| run_rtrb::<S>(iters, batch as usize))
+        });
+        g.bench_function(BenchmarkId::from_parameter("crossbeam_ArrayQueue"), |b| {
+            b.iter_custom(run_crossbeam::<S>)
+        });
+        g.finish();
+    }
+}
+
+fn spsc(c: &mut Criterion) {
+    group::<8>(c, "8B");
+    group::<64>(c, "64B");
+    group::<4096>(c, "4KiB");
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
+    targets = spsc
+}
+
+const IMPLS: [&str; 4] = [
+    "secure_ipc_ring",
+    "secure_ipc_ring+wakeup",
+    "rtrb",
+    "crossbeam_ArrayQueue",
+];
+
+/// Messages per second of implementation `which` moving `n` messages.
+fn rate<const S: usize>(which: usize, n: u64, batch: u32) -> f64 {
+    let t = match which {
+        0 => run_ring::<S>(n, batch, false),
+        1 => run_ring::<S>(n, batch, true),
+        2 => run_rtrb::<S>(n, batch as usize),
+        _ => run_crossbeam::<S>(n),
+    };
+    n as f64 / t.as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// One table row: `ROUNDS` rounds, each running every implementation once
+/// in rotated order; reports each one's median rate and the median of the
+/// per-round ratios to rtrb (a load burst hits one round, not one
+/// implementation).
+fn summary_row<const S: usize>(label: &str, n: u64) {
+    const ROUNDS: usize = 15;
+    for batch in [1u32, 32] {
+        let mut rates = vec![Vec::new(); IMPLS.len()];
+        let mut ratios = vec![Vec::new(); IMPLS.len()];
+        for round in 0..ROUNDS {
+            let mut r = [0.0; IMPLS.len()];
+            for k in 0..IMPLS.len() {
+                let which = (round + k) % IMPLS.len();
+                r[which] = rate::<S>(which, n, batch);
+            }
+            for (i, v) in r.iter().enumerate() {
+                rates[i].push(*v);
+                ratios[i].push(*v / r[2]);
+            }
+        }
+        let cells: Vec<String> = rates
+            .into_iter()
+            .map(|v| format!("{:.2}", median(v) / 1e6))
+            .collect();
+        println!(
+            "| {label} | {batch} | {} | {:.2} | {:.2} |",
+            cells.join(" | "),
+            median(ratios[0].clone()),
+            median(ratios[1].clone()),
+        );
+    }
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    println!("\nInterleaved side-by-side run (Mmsg/s, medians of 15 rounds):\n");
+    println!(
+        "| payload | batch | {} | ring/rtrb | ring+wakeup/rtrb |",
+        IMPLS.join(" | ")
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    summary_row::<8>("8 B", 200_000);
+    summary_row::<64>("64 B", 200_000);
+    summary_row::<4096>("4 KiB", 20_000);
+}
