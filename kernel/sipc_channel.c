@@ -29,6 +29,72 @@ unsigned int sipc_channel_count(void)
 	return READ_ONCE(sipc_nr_channels);
 }
 
+/*
+ * Per-user accounting of listed channels and the bytes they pin, charged
+ * to the creator's fsuid (sipc_registry_lock). Few users create channels,
+ * so a list is enough.
+ */
+struct sipc_user {
+	struct list_head node;
+	kuid_t uid;
+	unsigned int channels;
+	size_t bytes;
+};
+
+static LIST_HEAD(sipc_users);
+
+/* Must hold sipc_registry_lock. */
+static int sipc_user_charge(kuid_t uid, size_t bytes)
+{
+	struct sipc_user *u;
+
+	lockdep_assert_held(&sipc_registry_lock);
+	list_for_each_entry(u, &sipc_users, node)
+		if (uid_eq(u->uid, uid))
+			goto found;
+	u = kzalloc(sizeof(*u), GFP_KERNEL_ACCOUNT);
+	if (!u)
+		return -ENOMEM;
+	u->uid = uid;
+	list_add(&u->node, &sipc_users);
+found:
+	if (u->channels >= sipc_max_user_channels ||
+	    bytes > sipc_max_user_bytes - u->bytes) {
+		if (!u->channels) {
+			list_del(&u->node);
+			kfree(u);
+		}
+		pr_notice_ratelimited("CREATE refused: uid %u reached its limit (max_user_channels=%u, max_user_bytes=%lu)\n",
+				      from_kuid(&init_user_ns, uid),
+				      sipc_max_user_channels,
+				      sipc_max_user_bytes);
+		return -ENOSPC;
+	}
+	u->channels++;
+	u->bytes += bytes;
+	return 0;
+}
+
+/* Must hold sipc_registry_lock. */
+static void sipc_user_uncharge(kuid_t uid, size_t bytes)
+{
+	struct sipc_user *u;
+
+	lockdep_assert_held(&sipc_registry_lock);
+	list_for_each_entry(u, &sipc_users, node) {
+		if (!uid_eq(u->uid, uid))
+			continue;
+		u->channels--;
+		u->bytes -= bytes;
+		if (!u->channels) {
+			list_del(&u->node);
+			kfree(u);
+		}
+		return;
+	}
+	WARN_ONCE(1, "secure_ipc: uncharging an unknown user\n");
+}
+
 /* ---------------------------------------------------------------- */
 /* Channels                                                          */
 /* ---------------------------------------------------------------- */
@@ -380,6 +446,7 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 	chan->rekey_records = arg->rekey_records ?: sipc_rekey_records;
 	chan->rekey_bytes = arg->rekey_bytes ?: sipc_rekey_bytes;
 	chan->owner_uid = ep->cred->fsuid;
+	chan->bytes = sipc_channel_bytes(chan->entries, chan->slot_size);
 	chan->peer_uid = make_kuid(ns, arg->peer_uid);
 	chan->peer_gid = make_kgid(ns, arg->peer_gid);
 	chan->peer_pidns_ino = arg->peer_pidns_ino;
@@ -404,9 +471,12 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 		ret = -ENOSPC;
 		goto err_unlock_registry;
 	}
-	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
+	ret = sipc_user_charge(chan->owner_uid, chan->bytes);
 	if (ret)
 		goto err_unlock_registry;
+	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
+	if (ret)
+		goto err_uncharge;
 
 	/* The registry's reference is the one from kref_init(). */
 	list_add(&chan->node, &sipc_channels);
@@ -424,6 +494,8 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 	arg->rx_ring_bytes = ep->rx.bytes;
 	return 0;
 
+err_uncharge:
+	sipc_user_uncharge(chan->owner_uid, chan->bytes);
 err_unlock_registry:
 	mutex_unlock(&sipc_registry_lock);
 err_unlock_ep:
@@ -770,6 +842,7 @@ void sipc_endpoint_release(struct sipc_endpoint *ep)
 		chan->owner = NULL;
 		list_del_init(&chan->node);
 		sipc_nr_channels--;
+		sipc_user_uncharge(chan->owner_uid, chan->bytes);
 	}
 	sipc_endpoint_hangup(ep);
 	ep->closed = true;

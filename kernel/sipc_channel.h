@@ -139,6 +139,7 @@ struct sipc_session {
  * @rekey_records: records per key epoch
  * @rekey_bytes: bytes per key epoch
  * @owner_uid: the creator's uid, charged for the channel
+ * @bytes: memory the channel pins (rings of both endpoints, both stores)
  * @owner: the owner endpoint while it is open (sipc_registry_lock)
  * @peer: the peer endpoint while it is open (sipc_registry_lock)
  * @owner_cred: the creator's credentials, to charge and to decode policy
@@ -161,6 +162,7 @@ struct sipc_channel {
 	u64 rekey_records;
 	u64 rekey_bytes;
 	kuid_t owner_uid;
+	size_t bytes;
 	struct sipc_endpoint *owner;
 	struct sipc_endpoint *peer;
 	atomic64_t attach_refused;

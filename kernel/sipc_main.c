@@ -55,6 +55,15 @@ module_param_named(max_channel_bytes, sipc_max_channel_bytes, ulong, 0444);
 MODULE_PARM_DESC(max_channel_bytes,
 		 "memory (rings + sealed stores, both endpoints) one channel may pin (default 64 MiB)");
 
+unsigned int sipc_max_user_channels = 16;
+module_param_named(max_user_channels, sipc_max_user_channels, uint, 0444);
+MODULE_PARM_DESC(max_user_channels, "channels one uid may own at once (default 16)");
+
+unsigned long sipc_max_user_bytes = 256UL << 20;
+module_param_named(max_user_bytes, sipc_max_user_bytes, ulong, 0444);
+MODULE_PARM_DESC(max_user_bytes,
+		 "memory the channels one uid owns may pin in total (default 256 MiB)");
+
 bool sipc_allow_ns_create;
 module_param_named(allow_ns_create, sipc_allow_ns_create, bool, 0444);
 MODULE_PARM_DESC(allow_ns_create,

@@ -15,6 +15,8 @@ extern unsigned long sipc_max_channel_bytes;
 extern unsigned long sipc_rekey_records;
 extern unsigned long sipc_rekey_bytes;
 extern bool sipc_allow_ns_create;
+extern unsigned int sipc_max_user_channels;
+extern unsigned long sipc_max_user_bytes;
 
 /*
  * SIPC_TEST_HOOKS (make ... SIPC_TEST_HOOKS=1) compiles the test-only

@@ -273,7 +273,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// per-round ratios to rtrb (a load burst hits one round, not one
 /// implementation).
 fn summary_row<const S: usize>(label: &str, n: u64) {
-    const ROUNDS: usize = 15;
+    const ROUNDS: usize = 21;
     for batch in [1u32, 32] {
         let mut rates = vec![Vec::new(); IMPLS.len()];
         let mut ratios = vec![Vec::new(); IMPLS.len()];
@@ -304,7 +304,7 @@ fn summary_row<const S: usize>(label: &str, n: u64) {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    println!("\nInterleaved side-by-side run (Mmsg/s, medians of 15 rounds):\n");
+    println!("\nInterleaved side-by-side run (Mmsg/s, medians of 21 rounds):\n");
     println!(
         "| payload | batch | {} | ring/rtrb | ring+wakeup/rtrb |",
         IMPLS.join(" | ")

@@ -113,8 +113,9 @@ struct Counters {
     rekeys: AtomicU64,
     tx_epoch: AtomicU32,
     rx_epoch: AtomicU32,
-    tx_fill: AtomicU32,
-    rx_fill: AtomicU32,
+    /// The session's mapping and (outgoing, incoming) ring offsets, for the
+    /// fill levels (read only when someone asks for stats).
+    rings: std::sync::OnceLock<(Arc<Mapping>, usize, usize)>,
 }
 
 impl Counters {
@@ -131,8 +132,8 @@ impl Counters {
             doorbells_signalled: l(&self.doorbells_signalled),
             doorbells_suppressed: l(&self.doorbells_suppressed),
             rekeys: l(&self.rekeys),
-            tx_fill: l32(&self.tx_fill),
-            rx_fill: l32(&self.rx_fill),
+            tx_fill: self.rings.get().map_or(0, |(m, tx, _)| m.ring_fill(*tx)),
+            rx_fill: self.rings.get().map_or(0, |(m, _, rx)| m.ring_fill(*rx)),
             tx_epoch: l32(&self.tx_epoch),
             rx_epoch: l32(&self.rx_epoch),
         }
@@ -239,8 +240,8 @@ struct TxSession {
     their_data: OwnedFd,
     counters: Arc<Counters>,
     unpublished: usize,
-    mapping: Arc<Mapping>,
-    ring_off: usize,
+    /// The last reserve found the ring full (for `full_events`).
+    was_full: bool,
 }
 
 /// The receiving half once a session exists.
@@ -256,8 +257,6 @@ struct RxSession {
     peer: PeerCredentials,
     current: Option<MessageMeta>,
     empty_polls: u32,
-    mapping: Arc<Mapping>,
-    ring_off: usize,
 }
 
 /// Everything a finished handshake produces for one endpoint.
@@ -276,9 +275,17 @@ impl TxSession {
             return Err(Error::PeerClosed);
         }
         match self.producer.reserve() {
-            Ok(_slot) => Ok(true), // dropped uncommitted: the slot stays ours to take again
+            Ok(_slot) => {
+                // Dropped uncommitted: the slot stays ours to take again.
+                self.was_full = false;
+                Ok(true)
+            }
             Err(ReserveError::Full { .. }) => {
-                self.counters.full_events.fetch_add(1, Ordering::Relaxed);
+                // Count each time the ring fills up, not each retry.
+                if !self.was_full {
+                    self.was_full = true;
+                    self.counters.full_events.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(false)
             }
             Err(ReserveError::Closed) => Err(Error::PeerClosed),
@@ -337,9 +344,6 @@ impl TxSession {
                 .doorbells_suppressed
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.counters
-            .tx_fill
-            .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
         if self.link.gone.load(Ordering::Relaxed) {
             return Err(Error::PeerClosed);
         }
@@ -409,9 +413,6 @@ impl RxSession {
                 .doorbells_signalled
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.counters
-            .rx_fill
-            .store(self.mapping.ring_fill(self.ring_off), Ordering::Relaxed);
         let opened = match copied {
             Ok(n) if n == rec_len && rec_len >= OVERHEAD => {
                 self.opener.open_next(&mut self.buf[..rec_len])
@@ -803,6 +804,7 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         (k.p2o_key, k.p2o_salt, k.o2p_key, k.o2p_salt)
     };
     let max = p.geo.max_payload();
+    let _ = p.counters.rings.set((p.mapping.clone(), tx_off, rx_off));
     let tx = TxSession {
         producer,
         sealer: Sealer::new(
@@ -820,8 +822,7 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         their_data: p.bells.their_data,
         counters: p.counters.clone(),
         unpublished: 0,
-        mapping: p.mapping.clone(),
-        ring_off: tx_off,
+        was_full: false,
     };
     let rx = RxSession {
         consumer,
@@ -835,8 +836,6 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         peer: p.peer,
         current: None,
         empty_polls: 0,
-        mapping: p.mapping,
-        ring_off: rx_off,
     };
     Ok(Session { tx, rx })
 }

@@ -737,7 +737,19 @@ fn main() {
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Flags libtest takes with a separate value: skip the value too.
+    let mut filters: Vec<&String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if matches!(
+            a.as_str(),
+            "--test-threads" | "--skip" | "--color" | "--format" | "--logfile" | "-Z"
+        ) {
+            it.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
     let (mut passed, mut failed) = (0, 0);
     for (n, f) in TESTS {
         if !filters.is_empty() && !filters.iter().any(|flt| n.contains(flt.as_str())) {

@@ -277,7 +277,7 @@ impl<D: Descriptor> Region<D> {
         // (no reference into it is ever handed out for writing except by the
         // unsafe accessors, whose contract forbids this overlap).
         self.write_guard(idx, || unsafe {
-            ptr::copy_nonoverlapping(src.as_ptr(), dst.add(offset), src.len())
+            copy_bytes(src.as_ptr(), dst.add(offset), src.len())
         });
         true
     }
@@ -292,7 +292,7 @@ impl<D: Descriptor> Region<D> {
         // SAFETY: dst.len() <= slot_size keeps the source inside this slot;
         // `dst` is an exclusive Rust slice, so it does not overlap the slot.
         self.read_guard(idx, || unsafe {
-            ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len())
+            copy_bytes(src, dst.as_mut_ptr(), dst.len())
         });
         true
     }
@@ -386,6 +386,43 @@ impl<D: Descriptor> Region<D> {
     #[cfg(feature = "std")]
     pub(crate) fn set_owner(&mut self, owner: Arc<dyn Send + Sync>) {
         self.owner = Some(owner);
+    }
+}
+
+/// `copy_nonoverlapping` for a run-time length, with the common small sizes
+/// (up to 64 bytes) done inline by two possibly overlapping fixed-size
+/// copies instead of a call to `memcpy`.
+///
+/// # Safety
+/// As for `ptr::copy_nonoverlapping(src, dst, len)`.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    macro_rules! two {
+        ($n:literal) => {{
+            // SAFETY: $n <= len <= 2 * $n, so both $n-byte windows, at 0 and
+            // at len - $n, are inside the caller's ranges.
+            unsafe {
+                let a = ptr::read_unaligned(src.cast::<[u8; $n]>());
+                let b = ptr::read_unaligned(src.add(len - $n).cast::<[u8; $n]>());
+                ptr::write_unaligned(dst.cast::<[u8; $n]>(), a);
+                ptr::write_unaligned(dst.add(len - $n).cast::<[u8; $n]>(), b);
+            }
+        }};
+    }
+    match len {
+        0 => {}
+        1..=3 => {
+            for i in 0..len {
+                // SAFETY: i < len.
+                unsafe { *dst.add(i) = *src.add(i) };
+            }
+        }
+        4..=7 => two!(4),
+        8..=15 => two!(8),
+        16..=31 => two!(16),
+        32..=64 => two!(32),
+        // SAFETY: the caller's contract.
+        _ => unsafe { ptr::copy_nonoverlapping(src, dst, len) },
     }
 }
 

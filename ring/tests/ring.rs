@@ -221,6 +221,17 @@ fn write_slot_payload_and_commit_round_trip() {
 }
 
 #[test]
+fn payloads_of_every_small_length_round_trip() {
+    let (mut tx, mut rx) = channel::<TxDesc>(2, 128).unwrap();
+    for len in 0..=128usize {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        tx.push(desc(0), &payload).unwrap();
+        tx.publish();
+        assert_eq!(pop(&mut rx).unwrap().1, payload, "length {len}");
+    }
+}
+
+#[test]
 fn commit_rejects_length_beyond_slot() {
     let (mut tx, _rx) = channel::<TxDesc>(4, 64).unwrap();
     let s = tx.reserve().unwrap();

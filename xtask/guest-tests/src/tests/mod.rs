@@ -34,6 +34,7 @@ use crate::harness::Test;
 mod client_kernel;
 mod datapath;
 mod device;
+mod hostile;
 mod kchan;
 mod security;
 
@@ -43,6 +44,7 @@ pub fn all() -> Vec<&'static Test> {
         device::TESTS,
         datapath::TESTS,
         security::TESTS,
+        hostile::TESTS,
         client_kernel::TESTS,
     ]
     .into_iter()

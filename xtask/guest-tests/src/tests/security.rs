@@ -84,6 +84,14 @@ pub const TESTS: &[Test] = &[
         "fd_passed_to_root_keeps_openers_rights",
         fd_passed_to_root_keeps_openers_rights,
     ),
+    Test::new(
+        "per_user_channel_limit_is_enospc",
+        per_user_channel_limit_is_enospc,
+    ),
+    Test::new(
+        "channel_beyond_max_channel_bytes_is_enospc",
+        channel_beyond_max_channel_bytes_is_enospc,
+    ),
     Test::new("rekey_ioctl_advances_epoch", rekey_ioctl_advances_epoch),
     Test::new(
         "automatic_rekey_every_n_records_loses_nothing",
@@ -779,4 +787,36 @@ fn test_keys(f: &File) -> Result<abi::TestKeys, String> {
     };
     ioctl_struct(f, abi::SIPC_IOC_TEST_KEYS, &mut k).map_err(|e| format!("TEST_KEYS: {e}"))?;
     Ok(k)
+}
+
+fn per_user_channel_limit_is_enospc() -> TestResult {
+    crate::harness::unload_module()?;
+    crate::harness::load_module(Needs::Module, &["max_user_channels=2"])?;
+    let _a = Endpoint::create(&kchan::unique_name("lim1"), 4, 64)?;
+    let b = Endpoint::create(&kchan::unique_name("lim2"), 4, 64)?;
+    let f = sys::open_device()?;
+    let mut c = kchan::create_arg(&kchan::unique_name("lim3"), 4, 64);
+    expect_errno(
+        ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c),
+        libc::ENOSPC,
+        "third CREATE",
+    )?;
+    // Closing one channel gives its slot back.
+    drop(b);
+    let mut c = kchan::create_arg(&kchan::unique_name("lim3"), 4, 64);
+    ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c)
+        .map_err(|e| format!("CREATE after a close: {e}"))?;
+    Ok(())
+}
+
+fn channel_beyond_max_channel_bytes_is_enospc() -> TestResult {
+    let f = sys::open_device()?;
+    let i = crate::harness::info(&f)?;
+    // Six rings' worth of slots at the largest geometry exceeds the default.
+    let mut c = kchan::create_arg(&kchan::unique_name("huge"), i.max_entries, i.max_slot_size);
+    expect_errno(
+        ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c),
+        libc::ENOSPC,
+        "CREATE",
+    )
 }
