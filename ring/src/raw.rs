@@ -409,20 +409,25 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
             }
         }};
     }
-    match len {
-        0 => {}
-        1..=3 => {
-            for i in 0..len {
-                // SAFETY: i < len.
-                unsafe { *dst.add(i) = *src.add(i) };
-            }
+    // Binary decision on the size class: at most three compares.
+    if len >= 16 {
+        if len > 64 {
+            // SAFETY: the caller's contract.
+            unsafe { ptr::copy_nonoverlapping(src, dst, len) }
+        } else if len >= 32 {
+            two!(32)
+        } else {
+            two!(16)
         }
-        4..=7 => two!(4),
-        8..=15 => two!(8),
-        16..=31 => two!(16),
-        32..=64 => two!(32),
-        // SAFETY: the caller's contract.
-        _ => unsafe { ptr::copy_nonoverlapping(src, dst, len) },
+    } else if len >= 8 {
+        two!(8)
+    } else if len >= 4 {
+        two!(4)
+    } else {
+        for i in 0..len {
+            // SAFETY: i < len.
+            unsafe { *dst.add(i) = *src.add(i) };
+        }
     }
 }
 
