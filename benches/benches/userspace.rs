@@ -5,8 +5,8 @@
 //! `recv(2)` per message.
 //!
 //! Both sides of every measurement are **two threads of one process**
-//! (sender and receiver; ping and echo), run in the same invocation, so the
-//! ratios compare like with like on this machine.
+//! (sender and receiver; ping and echo), pinned to CPUs 0 and 1, run in the
+//! same invocation, so the ratios compare like with like on this machine.
 //!
 //! - throughput: 64 B messages in batches of 32 (messages/s) and 16 KiB
 //!   messages (MB/s); the channel publishes once per batch, the socket sends
@@ -32,6 +32,20 @@ const SMALL: usize = 64;
 const LARGE: usize = 16 * 1024;
 const BATCH: u64 = 32;
 
+/// Pins the calling thread to one CPU (modulo the CPUs online), so that the
+/// two threads of every measurement run on CPUs 0 and 1 for both contenders.
+fn pin(cpu: usize) {
+    // SAFETY: sysconf has no memory effects.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it; the syscall
+    // reads the set we pass with its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % n, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // The secure_ipc userspace backend
 // ---------------------------------------------------------------------------
@@ -44,12 +58,17 @@ struct Chan {
     prx: Receiver,
 }
 
+/// Ring memory per direction: 512 KiB (the baseline's socket buffers are
+/// 4 MiB, so the channel buffers less, not more).
+const RING_BYTES: u32 = 1 << 19;
+
 fn chan(tag: &str, size: usize, wait: WaitPolicy) -> Chan {
     let name = format!("bench{}-{tag}", std::process::id());
     let slot = ((size + 56) as u32).next_power_of_two().max(128);
+    let slots = (RING_BYTES / slot).clamp(16, 4096);
     let o = Options::new()
         .backend(Backend::Userspace)
-        .slots(512)
+        .slots(slots)
         .slot_size(slot)
         .wait(wait);
     let (tx, prx_owner) = Channel::create(&name, &o).expect("create");
@@ -68,7 +87,9 @@ fn sipc_stream(c: &mut Chan, n: u64, size: usize, batch: u64) -> Duration {
     let (tx, rx) = (&mut c.tx, &mut c.rx);
     let start = Instant::now();
     thread::scope(|s| {
+        pin(0);
         s.spawn(move || {
+            pin(1);
             let mut sent = 0;
             while sent < n {
                 let k = batch.min(n - sent);
@@ -95,7 +116,9 @@ fn sipc_pingpong(c: &mut Chan, n: usize) -> Vec<u64> {
     let ping = [0x5Au8; SMALL];
     let mut out = Vec::with_capacity(n);
     thread::scope(|s| {
+        pin(0);
         s.spawn(move || {
+            pin(1);
             let mut buf = [0u8; SMALL];
             for _ in 0..n {
                 let m = rx.recv().expect("echo recv");
@@ -276,7 +299,9 @@ fn base_stream(pair: &mut (SealedSocket, SealedSocket), n: u64, size: usize) -> 
     let (a, b) = (&mut pair.0, &mut pair.1);
     let start = Instant::now();
     thread::scope(|s| {
+        pin(0);
         s.spawn(move || {
+            pin(1);
             for _ in 0..n {
                 a.send(&payload);
             }
@@ -301,7 +326,9 @@ fn base_pingpong(
     let (c, d) = (&mut back.0, &mut back.1);
     let mut out = Vec::with_capacity(n);
     thread::scope(|s| {
+        pin(0);
         s.spawn(move || {
+            pin(1);
             let mut buf = [0u8; SMALL];
             for _ in 0..n {
                 let len = b.recv(spin);
@@ -419,7 +446,7 @@ fn table(quick: bool) {
     let mut base_block = base_pingpong(&mut f, &mut b, rounds, false);
 
     println!();
-    println!("userspace backend vs Unix SOCK_SEQPACKET + AES-256-GCM (two threads, one process, same run)");
+    println!("userspace backend vs Unix SOCK_SEQPACKET + AES-256-GCM (two threads of one process pinned to CPUs 0 and 1, same run)");
     println!("| measurement | secure_ipc userspace | socket + aes-gcm | ratio |");
     println!("|---|---|---|---|");
     println!(

@@ -133,15 +133,18 @@ fn spin_budget(policy: WaitPolicy) -> u32 {
     }
 }
 
-/// Empty polls between two `sched_yield` of a spinning wait.
-const SPIN_YIELD_EVERY: u32 = 1 << 14;
+/// Empty polls a spinning wait makes before it starts yielding the CPU.
+const SPIN_PURE: u32 = 2048;
+/// After that, one `sched_yield` per this many empty polls.
+const SPIN_YIELD_EVERY: u32 = 64;
 
-/// One empty poll of a spin: a pause instruction, and every
-/// [`SPIN_YIELD_EVERY`]th time a
-/// `sched_yield`, so that a spinner sharing its CPU with the other side (more
-/// busy threads than cores) lets it run instead of burning the time slice.
+/// One empty poll of a spin. The first [`SPIN_PURE`] polls only pause (the
+/// other side, running on another CPU, usually answers within them); later
+/// ones yield now and then, so that a spinner sharing its CPU with the other
+/// side (more busy threads than cores) lets it run instead of burning its
+/// time slice.
 fn spin_pause(n: u32) {
-    if n % SPIN_YIELD_EVERY == 0 {
+    if n >= SPIN_PURE && n % SPIN_YIELD_EVERY == 0 {
         std::thread::yield_now();
     } else {
         std::hint::spin_loop();

@@ -321,8 +321,17 @@ fn peer_in_the_policy_pid_namespace_is_accepted() -> Result<(), String> {
 
 fn second_attacher_is_refused_as_busy() -> Result<(), String> {
     let name = uniq("busy");
-    let (_tx, _rx) = Channel::create(&name, &opts()).map_err(|e| e.to_string())?;
-    let _first = Channel::attach(&name, &opts()).map_err(|e| format!("first attach: {e}"))?;
+    let (mut otx, mut orx) = Channel::create(&name, &opts()).map_err(|e| e.to_string())?;
+    let (_ptx, mut prx) =
+        Channel::attach(&name, &opts()).map_err(|e| format!("first attach: {e}"))?;
+    // Both owner halves take the session over; later attachers are still refused.
+    otx.send(b"taken").map_err(|e| e.to_string())?;
+    if orx.try_recv().map_err(|e| e.to_string())?.is_some() {
+        return Err("the owner received a message nobody sent".into());
+    }
+    prx.recv_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?
+        .ok_or("no message")?;
     match Channel::attach(&name, &opts()) {
         Err(Error::Busy) => Ok(()),
         Ok(_) => Err("a second peer attached".into()),
@@ -737,7 +746,19 @@ fn main() {
         }
         return;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Flags libtest takes with a separate value: skip the value too.
+    let mut filters: Vec<&String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if matches!(
+            a.as_str(),
+            "--test-threads" | "--skip" | "--color" | "--format" | "--logfile" | "-Z"
+        ) {
+            it.next();
+        } else if !a.starts_with('-') {
+            filters.push(a);
+        }
+    }
     let (mut passed, mut failed) = (0, 0);
     for (n, f) in TESTS {
         if !filters.is_empty() && !filters.iter().any(|flt| n.contains(flt.as_str())) {

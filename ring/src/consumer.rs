@@ -46,7 +46,7 @@ impl<D: Descriptor> Consumer<D> {
         self.region.geo.slot_size as usize
     }
 
-    /// Loads the producer's index [O2], validates it and updates the cache.
+    /// Loads the producer's index \[O2\], validates it and updates the cache.
     fn refresh(&mut self) -> Result<u32, ProtocolError> {
         // [O2] Pairs with the store-release of `prod` in
         // Producer::publish_without_wake_check() (producer side): the
@@ -145,7 +145,7 @@ impl<D: Descriptor> Consumer<D> {
         })
     }
 
-    /// Gives slots below `new_cons` back to the producer [O3].
+    /// Gives slots below `new_cons` back to the producer \[O3\].
     fn release_to(&mut self, new_cons: u32) {
         self.cons = new_cons;
         // [O3] Pairs with the load-acquire of `cons` in Producer::refresh()
@@ -156,7 +156,7 @@ impl<D: Descriptor> Consumer<D> {
             .store(new_cons, self.region.ord_release());
     }
 
-    /// [O7] After releasing: full barrier, then read the producer's
+    /// \[O7\] After releasing: full barrier, then read the producer's
     /// NEED_WAKEUP. True means the producer waits for room: wake it.
     pub fn producer_wants_wakeup(&self) -> bool {
         // [O7] Pairs with the fence in Producer::prepare_wait_for_room()
@@ -170,7 +170,7 @@ impl<D: Descriptor> Consumer<D> {
             != 0
     }
 
-    /// [O5] Before sleeping on the doorbell: sets NEED_WAKEUP in
+    /// \[O5\] Before sleeping on the doorbell: sets NEED_WAKEUP in
     /// `cons_flags`, full barrier, re-checks `prod` and the producer's
     /// CLOSED. Returns true if the ring is still empty and the caller may
     /// sleep (call [`Consumer::finish_sleep`] once awake); false, with the
@@ -214,7 +214,7 @@ impl<D: Descriptor> Consumer<D> {
         }
     }
 
-    /// Whether the producer hung up ([O8] load-acquire of `prod_flags`).
+    /// Whether the producer hung up (\[O8\] load-acquire of `prod_flags`).
     /// Messages published before the hang-up may still be waiting.
     pub fn is_producer_closed(&self) -> bool {
         // [O8] Pairs with the store-release of CLOSED in Producer::close()
@@ -226,7 +226,7 @@ impl<D: Descriptor> Consumer<D> {
             != 0
     }
 
-    /// Hangs up: store-releases CLOSED in `cons_flags` [O8]; the producer's
+    /// Hangs up: store-releases CLOSED in `cons_flags` \[O8\]; the producer's
     /// next reserve on a full cache reports [`crate::ReserveError::Closed`].
     /// Returns true if the producer waits for room (wake it). Idempotent.
     pub fn close(&mut self) -> bool {
@@ -242,7 +242,7 @@ impl<D: Descriptor> Consumer<D> {
         self.producer_wants_wakeup()
     }
 
-    /// The kernel status line [O9]: on an RX ring, data is waiting when the
+    /// The kernel status line \[O9\]: on an RX ring, data is waiting when the
     /// ring is non-empty or `records_waiting()`.
     pub fn kernel_status(&self) -> KernelStatus {
         KernelStatus::load(&self.region)
@@ -318,7 +318,7 @@ impl<D: Descriptor> ReadSlot<'_, D> {
         self.consumer.region.slot_ptr(self.idx)
     }
 
-    /// Gives the slot back to the producer (one release store, [O3]).
+    /// Gives the slot back to the producer (one release store, \[O3\]).
     pub fn release(self) {
         self.consumer.release_to(self.idx.wrapping_add(1));
     }

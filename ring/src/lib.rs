@@ -5,7 +5,7 @@
 //! describes (mirrored in [`abi`]): a 4096-byte header page, the descriptor
 //! array at `desc_offset`, the slot array at `slots_offset`; message `i`
 //! lives in descriptor and slot `i & (entries - 1)`. The memory-ordering
-//! protocol is the header's [O1]..[O9]; every atomic access in this crate
+//! protocol is the header's \[O1\]..\[O9\]; every atomic access in this crate
 //! names its step and partner. See docs/ring-protocol.md.
 //!
 //! Ways in:
@@ -66,7 +66,7 @@ pub use raw::SharedWord;
 pub use raw::Weaken;
 
 /// The kernel status line of a ring header (line 5), loaded with acquire
-/// ([O9]). Hints for polling and sleeping; the ioctls are authoritative.
+/// (\[O9\]). Hints for polling and sleeping; the ioctls are authoritative.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelStatus {
     /// Records sealed into the direction's sealed store so far.

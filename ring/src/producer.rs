@@ -73,7 +73,7 @@ impl<D: Descriptor> Producer<D> {
             .wrapping_sub(self.prod.wrapping_sub(self.cached_cons))
     }
 
-    /// Loads the consumer's index [O4], validates it and updates the cache.
+    /// Loads the consumer's index \[O4\], validates it and updates the cache.
     fn refresh(&mut self) -> Result<u32, ReserveError> {
         // [O4] Pairs with the store-release of `cons` in
         // Consumer::release_to() (consumer side): the consumer's reads of
@@ -171,7 +171,7 @@ impl<D: Descriptor> Producer<D> {
         Ok(())
     }
 
-    /// Publishes everything committed with one release store [O1], without
+    /// Publishes everything committed with one release store \[O1\], without
     /// the NEED_WAKEUP check. For a consumer that never sleeps on this ring
     /// (the kernel consuming TX on `SIPC_IOC_SEND`, a busy-polling peer).
     pub fn publish_without_wake_check(&mut self) {
@@ -187,7 +187,7 @@ impl<D: Descriptor> Producer<D> {
         self.published = self.prod;
     }
 
-    /// Publishes everything committed [O1], then [O6]: full barrier and a
+    /// Publishes everything committed \[O1\], then \[O6\]: full barrier and a
     /// read of the consumer's NEED_WAKEUP flag. Returns true when the
     /// consumer is (about to be) asleep and must be woken (eventfd, futex,
     /// kernel doorbell). Returns false when nothing new was published since
@@ -209,7 +209,7 @@ impl<D: Descriptor> Producer<D> {
             != 0
     }
 
-    /// [O7] Before waiting for room: sets NEED_WAKEUP in `prod_flags`, full
+    /// \[O7\] Before waiting for room: sets NEED_WAKEUP in `prod_flags`, full
     /// barrier, re-checks the consumer's index. Returns true if `needed`
     /// slots are still not free and the caller may sleep (then call
     /// [`Producer::finish_wait_for_room`] once awake); false, with the flag
@@ -218,6 +218,8 @@ impl<D: Descriptor> Producer<D> {
     /// On a kernel TX ring the room that matters is also the sealed store's:
     /// check [`Producer::kernel_status`] after this returns true.
     pub fn prepare_wait_for_room(&mut self, needed: u32) -> Result<bool, ProtocolError> {
+        // More than the ring holds can never be free: wait for an empty ring.
+        let needed = needed.min(self.capacity());
         if self.free_cached() >= needed {
             return Ok(false);
         }
@@ -252,7 +254,7 @@ impl<D: Descriptor> Producer<D> {
         }
     }
 
-    /// Whether the consumer hung up ([O8] load-acquire of `cons_flags`).
+    /// Whether the consumer hung up (\[O8\] load-acquire of `cons_flags`).
     pub fn is_consumer_closed(&self) -> bool {
         // [O8] Pairs with the store-release of CLOSED in Consumer::close()
         // (consumer side).
@@ -264,7 +266,7 @@ impl<D: Descriptor> Producer<D> {
     }
 
     /// Hangs up: publishes what is committed, then store-releases CLOSED in
-    /// `prod_flags` [O8]. The consumer drains what was published, then sees
+    /// `prod_flags` \[O8\]. The consumer drains what was published, then sees
     /// [`crate::PeekError::Closed`]. Returns true if the consumer asked for
     /// a wake-up (signal it so it notices). Idempotent.
     pub fn close(&mut self) -> bool {
@@ -289,7 +291,7 @@ impl<D: Descriptor> Producer<D> {
             != 0
     }
 
-    /// The kernel status line [O9] (all zero on a ring the kernel does not
+    /// The kernel status line \[O9\] (all zero on a ring the kernel does not
     /// manage).
     pub fn kernel_status(&self) -> KernelStatus {
         KernelStatus::load(&self.region)

@@ -74,19 +74,19 @@ impl SharedWord {
 #[cfg(loom)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Weaken {
-    /// [O1] store `prod` Relaxed instead of Release.
+    /// \[O1\] store `prod` Relaxed instead of Release.
     pub publish_relaxed: bool,
-    /// [O2] load `prod` Relaxed instead of Acquire.
+    /// \[O2\] load `prod` Relaxed instead of Acquire.
     pub observe_relaxed: bool,
-    /// [O3] store `cons` Relaxed instead of Release.
+    /// \[O3\] store `cons` Relaxed instead of Release.
     pub release_relaxed: bool,
-    /// [O4] load `cons` Relaxed instead of Acquire.
+    /// \[O4\] load `cons` Relaxed instead of Acquire.
     pub room_relaxed: bool,
-    /// [O5]/[O7] drop the sleeper's SeqCst fence.
+    /// \[O5\]/\[O7\] drop the sleeper's SeqCst fence.
     pub no_sleep_fence: bool,
-    /// [O6]/[O7] drop the waker's SeqCst fence.
+    /// \[O6\]/\[O7\] drop the waker's SeqCst fence.
     pub no_wake_fence: bool,
-    /// [O8] store and load the CLOSED flag Relaxed.
+    /// \[O8\] store and load the CLOSED flag Relaxed.
     pub close_relaxed: bool,
     /// Skip the `prod - cons <= entries` check.
     pub no_index_check: bool,
@@ -245,7 +245,7 @@ impl<D: Descriptor> Region<D> {
     }
 
     /// Writes the descriptor of message `idx`. The caller owns the entry
-    /// (producer, between [O4] and [O1]).
+    /// (producer, between \[O4\] and \[O1\]).
     pub(crate) fn write_desc(&self, idx: u32, d: D) {
         let p = self.desc_ptr(idx);
         // SAFETY: in bounds and aligned (validated desc_offset alignment and
@@ -255,7 +255,7 @@ impl<D: Descriptor> Region<D> {
     }
 
     /// Copies the descriptor of message `idx` out of shared memory once. The
-    /// caller owns the entry (consumer, between [O2] and [O3]).
+    /// caller owns the entry (consumer, between \[O2\] and \[O3\]).
     pub(crate) fn read_desc(&self, idx: u32) -> D {
         let p = self.desc_ptr(idx);
         // SAFETY: in bounds and aligned; volatile so the descriptor is fetched
@@ -359,7 +359,7 @@ impl<D: Descriptor> Region<D> {
         }
         Ordering::Acquire
     }
-    /// The sleeper's full barrier of [O5]/[O7].
+    /// The sleeper's full barrier of \[O5\]/\[O7\].
     pub(crate) fn sleep_fence(&self) {
         #[cfg(loom)]
         if self.shadow.weaken.no_sleep_fence {
@@ -367,7 +367,7 @@ impl<D: Descriptor> Region<D> {
         }
         crate::sync::fence(Ordering::SeqCst);
     }
-    /// The waker's full barrier of [O6]/[O7].
+    /// The waker's full barrier of \[O6\]/\[O7\].
     pub(crate) fn wake_fence(&self) {
         #[cfg(loom)]
         if self.shadow.weaken.no_wake_fence {
@@ -409,20 +409,25 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
             }
         }};
     }
-    match len {
-        0 => {}
-        1..=3 => {
-            for i in 0..len {
-                // SAFETY: i < len.
-                unsafe { *dst.add(i) = *src.add(i) };
-            }
+    // Binary decision on the size class: at most three compares.
+    if len >= 16 {
+        if len > 64 {
+            // SAFETY: the caller's contract.
+            unsafe { ptr::copy_nonoverlapping(src, dst, len) }
+        } else if len >= 32 {
+            two!(32)
+        } else {
+            two!(16)
         }
-        4..=7 => two!(4),
-        8..=15 => two!(8),
-        16..=31 => two!(16),
-        32..=64 => two!(32),
-        // SAFETY: the caller's contract.
-        _ => unsafe { ptr::copy_nonoverlapping(src, dst, len) },
+    } else if len >= 8 {
+        two!(8)
+    } else if len >= 4 {
+        two!(4)
+    } else {
+        for i in 0..len {
+            // SAFETY: i < len.
+            unsafe { *dst.add(i) = *src.add(i) };
+        }
     }
 }
 

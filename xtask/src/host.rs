@@ -48,15 +48,20 @@ pub fn miri() -> Result<(), String> {
             "rust-src",
         ]))?;
     }
-    run(Command::new("rustup").args([
-        "run",
-        "nightly",
-        "cargo",
-        "miri",
-        "test",
-        "-p",
-        "secure-ipc-ring",
-    ]))
+    // The outer cargo's CARGO and RUSTUP_TOOLCHAIN must not leak into the
+    // nightly cargo.
+    run(Command::new("rustup")
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "miri",
+            "test",
+            "-p",
+            "secure-ipc-ring",
+        ])
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN"))
 }
 
 /// Adds every host step to `steps` (`cargo xtask test` adds the VM tests after them).

@@ -48,7 +48,7 @@ OPTIONS (bench):
     --size N (64)  --batch N (32)  --count N (1000000)  --backend B  --wait W
 
 OPTIONS (demo):
-    --seconds N (10)  --rate HZ (8000)
+    --seconds N (10)  --rate HZ (8000)  --backend userspace|kernel (userspace)
 
 EXAMPLES:
     sipc demo
@@ -689,7 +689,16 @@ fn own_ns(what: &str) -> u64 {
 }
 
 fn cmd_demo(a: &Args) -> Result<(), Fail> {
-    a.check_known(&["seconds", "rate"])?;
+    a.check_known(&["seconds", "rate", "backend"])?;
+    let backend = match backend_of(a)? {
+        Backend::Auto => Backend::Userspace,
+        b => b,
+    };
+    let backend_arg = if backend == Backend::Kernel {
+        "kernel"
+    } else {
+        "userspace"
+    };
     let seconds: u64 = a.num("seconds", 10)?;
     let rate: u64 = a.num("rate", 8000)?;
     if rate == 0 || rate > 100_000 {
@@ -722,6 +731,7 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
         &name,
         &seconds.to_string(),
         &rate.to_string(),
+        backend_arg,
     ]);
     cmd.stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped());
@@ -735,6 +745,7 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
                     &name,
                     &seconds.to_string(),
                     &rate.to_string(),
+                    backend_arg,
                 ])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -776,13 +787,13 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
         ..Default::default()
     };
     let o = Options::new()
-        .backend(Backend::Userspace)
+        .backend(backend)
         .slots(1024)
         .slot_size(128)
         .policy(policy);
     let (mut tx, mut rx) = Channel::create(&name, &o)?;
     println!(
-        "  channel {name}: userspace backend, policy uid {uid}{}",
+        "  channel {name}: {backend:?} backend, policy uid {uid}{}",
         pidns.map(|p| format!(", pid ns {p}")).unwrap_or_default()
     );
     if let Some(mut stdin) = child.stdin.take() {
@@ -838,7 +849,7 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
 }
 
 /// The container side of the demo (hidden command).
-fn demo_container(name: &str, seconds: u64, rate: u64) -> Result<(), Fail> {
+fn demo_container(name: &str, seconds: u64, rate: u64, backend: Backend) -> Result<(), Fail> {
     println!("ready");
     io::stdout().flush()?;
     let mut go = String::new();
@@ -856,9 +867,7 @@ fn demo_container(name: &str, seconds: u64, rate: u64) -> Result<(), Fail> {
         own_ns("user")
     );
     // A sensor HAL sleeps between samples: block on the doorbell at once.
-    let o = Options::new()
-        .backend(Backend::Userspace)
-        .wait(WaitPolicy::Block);
+    let o = Options::new().backend(backend).wait(WaitPolicy::Block);
     let (mut tx, mut rx) = Channel::attach(name, &o)?;
     tx.send(b"hello from the container")?;
     let total = seconds * rate;
@@ -959,10 +968,15 @@ fn real_main() -> Result<(), Fail> {
         "info" => cmd_info(&Args::parse(rest)?),
         "demo" => cmd_demo(&Args::parse(rest)?),
         "__demo-container" => match rest {
-            [name, secs, rate] => demo_container(
+            [name, secs, rate, backend] => demo_container(
                 name,
                 secs.parse().map_err(|_| usage("seconds"))?,
                 rate.parse().map_err(|_| usage("rate"))?,
+                if backend == "kernel" {
+                    Backend::Kernel
+                } else {
+                    Backend::Userspace
+                },
             ),
             _ => Err(usage("internal command")),
         },
