@@ -783,19 +783,20 @@ out:
 }
 
 /*
- * Copy the oldest unopened record of the outgoing store. Racy against the
- * receiver opening it in place: tests call it while the receiver is idle.
+ * Copy out (or, with SIPC_TEST_SEALED_FLIP, corrupt one bit of) the oldest
+ * unopened record of the outgoing store. Racy against the receiver opening
+ * it in place: tests call it while the receiver is idle.
  */
 int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 			  struct sipc_test_sealed *arg)
 {
-	const struct sipc_record_le *h;
+	struct sipc_record_le *h;
 	struct sipc_dir *dir;
 	u32 scons;
 	size_t rec_len;
 	int ret = 0;
 
-	if (arg->flags || arg->reserved)
+	if (arg->flags & ~SIPC_TEST_SEALED_FLIP || arg->reserved)
 		return -EINVAL;
 	mutex_lock(&ep->tx_lock);
 	if (!ep->session) {
@@ -811,6 +812,14 @@ int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 	}
 	h = dir->store.vaddr + sipc_rec_off(dir, scons);
 	rec_len = sizeof(*h) + le32_to_cpu(h->len) + SIPC_TAG_LEN;
+	if (arg->flags & SIPC_TEST_SEALED_FLIP) {
+		if (arg->record_len >= rec_len) {
+			ret = -EINVAL;
+			goto out;
+		}
+		((u8 *)h)[arg->record_len] ^= 1;
+		goto out;
+	}
 	if (arg->buf_len < rec_len) {
 		ret = -EMSGSIZE;
 		goto out;

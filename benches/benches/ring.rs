@@ -10,6 +10,8 @@
 //! `secure_ipc_ring+wakeup` runs the NEED_WAKEUP check ([O6]: a SeqCst fence
 //! and a flag load) once per publish, as a consumer that may sleep needs.
 //!
+//! The producer runs on CPU 1 and the consumer on CPU 0 (pinned).
+//!
 //! `cargo bench -p secure-ipc-benches --bench ring`
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
@@ -24,6 +26,20 @@ use std::time::{Duration, Instant};
 /// Slots in every queue.
 const CAPACITY: usize = 256;
 
+/// Pins the calling thread to one CPU (modulo the CPUs present), so the
+/// producer and the consumer never share a core: the bench measures the
+/// cross-core protocol, not time-slicing on one core.
+fn pin_to_cpu(cpu: usize) {
+    let n = thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET and
+    // sched_setaffinity only read and write this local set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu % n, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// `wake_check`: publish with the NEED_WAKEUP check ([O6] fence), as a
 /// consumer that may sleep needs; without it, as for a busy-polling consumer.
 fn run_ring<const S: usize>(n: u64, batch: u32, wake_check: bool) -> Duration {
@@ -32,6 +48,7 @@ fn run_ring<const S: usize>(n: u64, batch: u32, wake_check: bool) -> Duration {
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
+            pin_to_cpu(1);
             let payload = [0xA5u8; S];
             let mut backoff = Backoff::default();
             let mut sent = 0u64;
@@ -64,6 +81,7 @@ fn run_ring<const S: usize>(n: u64, batch: u32, wake_check: bool) -> Duration {
                 }
             }
         });
+        pin_to_cpu(0);
         let mut buf = [0u8; S];
         let mut backoff = Backoff::default();
         let mut got = 0u64;
@@ -115,6 +133,7 @@ fn run_rtrb<const S: usize>(n: u64, batch: usize) -> Duration {
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
+            pin_to_cpu(1);
             let payload = [0xA5u8; S];
             let mut backoff = Backoff::default();
             let mut sent = 0u64;
@@ -140,6 +159,7 @@ fn run_rtrb<const S: usize>(n: u64, batch: usize) -> Duration {
                 }
             }
         });
+        pin_to_cpu(0);
         let mut buf = [0u8; S];
         let mut backoff = Backoff::default();
         let mut got = 0u64;
@@ -181,6 +201,7 @@ fn run_crossbeam<const S: usize>(n: u64) -> Duration {
     thread::scope(|s| {
         let tq = q.clone();
         s.spawn(move || {
+            pin_to_cpu(1);
             let payload = [0xA5u8; S];
             let mut backoff = Backoff::default();
             let mut sent = 0u64;
@@ -194,6 +215,7 @@ fn run_crossbeam<const S: usize>(n: u64) -> Duration {
                 }
             }
         });
+        pin_to_cpu(0);
         let mut backoff = Backoff::default();
         let mut got = 0u64;
         while got < n {

@@ -116,13 +116,13 @@ fn open_device() -> Result<File, Error> {
         })
 }
 
-fn unsupported(opts: &Options) -> Result<(), Error> {
-    if opts.identity.is_some() || opts.psk.is_some() || opts.policy.identity_pub.is_some() {
-        return Err(Error::InvalidArgument(
-            "the kernel backend does not support identity keys or pre-shared keys yet",
-        ));
+/// EKEYREJECTED: the identity proof, or else the pre-shared key, did not match.
+fn key_rejected(opts: &Options) -> Error {
+    if opts.identity.is_none() && opts.psk.is_some() {
+        Error::PskMismatch
+    } else {
+        Error::IdentityRejected
     }
-    Ok(())
 }
 
 /// Kernel default epochs unless the caller asked for others.
@@ -142,7 +142,6 @@ fn rekey_args(opts: &Options) -> (u64, u64) {
 
 /// Creates channel `name` on a new endpoint (owner).
 pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
-    unsupported(opts)?;
     let dev = open_device()?;
     let (rekey_records, rekey_bytes) = rekey_args(opts);
     let p = &opts.policy;
@@ -156,6 +155,12 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     if p.pidns_ino.is_some() {
         flags |= abi::SIPC_POLICY_PIDNS;
     }
+    if p.identity_pub.is_some() {
+        flags |= abi::SIPC_POLICY_IDENTITY;
+    }
+    if opts.psk.is_some() {
+        flags |= abi::SIPC_CREATE_PSK;
+    }
     let mut c = abi::Create {
         size: std::mem::size_of::<abi::Create>() as u32,
         flags,
@@ -165,11 +170,15 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         peer_uid: p.uid.unwrap_or(0),
         peer_gid: p.gid.unwrap_or(0),
         peer_pidns_ino: p.pidns_ino.unwrap_or(0),
+        identity_pub: p.identity_pub.unwrap_or([0; 32]),
+        psk: opts.psk.as_deref().copied().unwrap_or([0; 32]),
         rekey_records,
         rekey_bytes,
         ..Default::default()
     };
-    ioctl_struct(dev.as_raw_fd(), abi::SIPC_IOC_CREATE, &mut c).map_err(|e| match e.0 {
+    let r = ioctl_struct(dev.as_raw_fd(), abi::SIPC_IOC_CREATE, &mut c);
+    zeroize::Zeroize::zeroize(&mut c.psk);
+    r.map_err(|e| match e.0 {
         libc::ENOSPC => Error::Io(std::io::Error::new(
             std::io::ErrorKind::OutOfMemory,
             "the module's channel or memory limit is reached (ENOSPC)",
@@ -184,15 +193,37 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 
 /// Attaches to channel `name` on a new endpoint (peer).
 pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
-    unsupported(opts)?;
     let dev = open_device()?;
+    let name32 = crate::encode_name(name)?;
     let mut a = abi::Attach {
         size: std::mem::size_of::<abi::Attach>() as u32,
-        name: crate::encode_name(name)?,
+        name: name32,
         ..Default::default()
     };
-    ioctl_struct(dev.as_raw_fd(), abi::SIPC_IOC_ATTACH, &mut a)
-        .map_err(|e| errno_error(e, "ATTACH refused its arguments"))?;
+    if let Some(identity) = &opts.identity {
+        // The kernel's fresh ephemeral key and nonce for this one attempt.
+        let mut c = abi::Challenge {
+            size: std::mem::size_of::<abi::Challenge>() as u32,
+            name: name32,
+            ..Default::default()
+        };
+        ioctl_struct(dev.as_raw_fd(), abi::SIPC_IOC_CHALLENGE, &mut c)
+            .map_err(|e| errno_error(e, "CHALLENGE refused its arguments"))?;
+        let (proof, _dh) = crate::keys::prove_identity(identity, &name32, &c.kernel_pub, &c.nonce);
+        a.flags |= abi::SIPC_ATTACH_PROOF;
+        a.proof = proof;
+    }
+    if let Some(psk) = &opts.psk {
+        a.flags |= abi::SIPC_ATTACH_PSK;
+        a.psk = **psk;
+    }
+    let r = ioctl_struct(dev.as_raw_fd(), abi::SIPC_IOC_ATTACH, &mut a);
+    // The PSK copy in the argument is no longer needed.
+    zeroize::Zeroize::zeroize(&mut a.psk);
+    r.map_err(|e| match e.0 {
+        libc::EKEYREJECTED => key_rejected(opts),
+        _ => errno_error(e, "ATTACH refused its arguments"),
+    })?;
     endpoint(dev, a.tx_ring_bytes, a.rx_ring_bytes, opts.wait)
 }
 

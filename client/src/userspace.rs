@@ -248,7 +248,15 @@ struct TxSession {
 struct RxSession {
     consumer: Consumer<TxDesc>,
     opener: Opener,
+    /// Private copies of up to `batch_max` records, one slot size apart.
     buf: Vec<u8>,
+    slot_size: usize,
+    batch_max: u32,
+    /// Copied records not yet opened: (offset in `buf`, length, copy ok).
+    queue: Vec<(usize, usize, bool)>,
+    queue_pos: usize,
+    /// Offset in `buf` of the current message's record.
+    current_off: usize,
     link: Arc<Link>,
     my_data: OwnedFd,
     their_room: OwnedFd,
@@ -380,49 +388,69 @@ impl Drop for TxSession {
 }
 
 impl RxSession {
-    fn next(&mut self) -> Result<Option<MessageMeta>, Error> {
-        debug_assert!(self.current.is_none());
-        let slot = match self.consumer.peek() {
-            Ok(s) => s,
-            Err(PeekError::Empty) => {
-                self.empty_polls = self.empty_polls.wrapping_add(1);
-                let gone = self.link.gone.load(Ordering::Relaxed)
-                    || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
-                if !gone {
-                    return Ok(None);
-                }
-                // The peer is gone: take what it published before it died
-                // (its stores are visible once we saw the hang-up).
-                match self.consumer.peek() {
-                    Ok(s) => s,
-                    Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
-                    Err(_) => return Err(Error::PeerClosed),
-                }
-            }
+    /// Copies up to a batch of records out of the ring into private memory
+    /// and releases their slots at once (one release store and one [O7]
+    /// check per batch). Returns how many were taken.
+    fn refill(&mut self) -> Result<usize, Error> {
+        self.queue.clear();
+        self.queue_pos = 0;
+        let batch = match self.consumer.peek_batch(self.batch_max) {
+            Ok(b) => b,
+            Err(PeekError::Empty) => return Ok(0),
             Err(PeekError::Closed) => return Err(Error::PeerClosed),
             Err(PeekError::Protocol(e)) => return Err(ring_error(e)),
         };
-        // Copy the whole record out of shared memory first: everything
-        // below checks and decrypts the private copy only.
-        let rec_len = slot.len();
-        let copied = slot.read_payload(&mut self.buf[..]);
-        slot.release();
+        let slot = self.slot_size;
+        let mut taken = 0u32;
+        for i in 0..batch.len() {
+            match batch.get(i) {
+                Some(Ok(entry)) => {
+                    // Copy the whole record out of shared memory first:
+                    // everything later checks and decrypts the copy only.
+                    let off = i as usize * slot;
+                    let len = entry.len();
+                    let ok = entry.read_payload(&mut self.buf[off..off + slot]) == Ok(len);
+                    self.queue.push((off, len, ok));
+                    taken += 1;
+                }
+                Some(Err(e)) if taken == 0 => return Err(ring_error(e)),
+                Some(Err(_)) | None => break,
+            }
+        }
+        batch.release_first(taken);
         if self.consumer.producer_wants_wakeup() {
             sys::eventfd_signal(&self.their_room);
             self.counters
                 .doorbells_signalled
                 .fetch_add(1, Ordering::Relaxed);
         }
-        let opened = match copied {
-            Ok(n) if n == rec_len && rec_len >= OVERHEAD => {
-                self.opener.open_next(&mut self.buf[..rec_len])
+        Ok(taken as usize)
+    }
+
+    fn next(&mut self) -> Result<Option<MessageMeta>, Error> {
+        debug_assert!(self.current.is_none());
+        if self.queue_pos == self.queue.len() && self.refill()? == 0 {
+            self.empty_polls = self.empty_polls.wrapping_add(1);
+            let gone = self.link.gone.load(Ordering::Relaxed)
+                || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
+            if !gone {
+                return Ok(None);
             }
-            _ => {
-                // Keep the sequence accounting: this record is spent.
-                let mut spent = [0u8; 0];
-                let _ = self.opener.open_next(&mut spent);
-                Err(Error::AuthenticationFailed)
+            // The peer is gone: take what it published before it died (its
+            // stores are visible once we saw the hang-up), then report it.
+            if self.refill()? == 0 {
+                return Err(Error::PeerClosed);
             }
+        }
+        let (off, rec_len, copied) = self.queue[self.queue_pos];
+        self.queue_pos += 1;
+        let opened = if copied && rec_len >= OVERHEAD {
+            self.opener.open_next(&mut self.buf[off..off + rec_len])
+        } else {
+            // Keep the sequence accounting: this record is spent.
+            let mut spent = [0u8; 0];
+            let _ = self.opener.open_next(&mut spent);
+            Err(Error::AuthenticationFailed)
         };
         match opened {
             Ok((hdr, jumped)) => {
@@ -445,15 +473,34 @@ impl RxSession {
                     sender: self.sender,
                 };
                 self.current = Some(meta);
+                self.current_off = off;
                 Ok(Some(meta))
             }
             Err(e) => {
                 self.counters.auth_failures.fetch_add(1, Ordering::Relaxed);
                 // Never deliver any of it; wipe the private copy.
-                let wipe = rec_len.min(self.buf.len());
-                self.buf[..wipe].fill(0);
+                let wipe = rec_len.min(self.slot_size);
+                self.buf[off..off + wipe].fill(0);
                 Err(e)
             }
+        }
+    }
+
+    /// Plaintext of the current message.
+    fn current_payload(&self) -> &[u8] {
+        match self.current {
+            Some(m) => {
+                &self.buf[self.current_off + HEADER_LEN..self.current_off + HEADER_LEN + m.len]
+            }
+            None => &[],
+        }
+    }
+
+    /// Done with the current message: its plaintext does not outlive it.
+    fn release_current(&mut self) {
+        if let Some(m) = self.current.take() {
+            let at = self.current_off + HEADER_LEN;
+            self.buf[at..at + m.len].fill(0);
         }
     }
 
@@ -693,19 +740,13 @@ impl RxBackend for UsRx {
     }
     fn payload(&self) -> &[u8] {
         match &self.state {
-            RxState::Ready(s) => match s.current {
-                Some(m) => &s.buf[HEADER_LEN..HEADER_LEN + m.len],
-                None => &[],
-            },
+            RxState::Ready(s) => s.current_payload(),
             RxState::Waiting(_) => &[],
         }
     }
     fn release(&mut self) {
         if let RxState::Ready(s) = &mut self.state {
-            if let Some(m) = s.current.take() {
-                // The plaintext does not outlive the message.
-                s.buf[HEADER_LEN..HEADER_LEN + m.len].fill(0);
-            }
+            s.release_current();
         }
     }
     fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
@@ -810,6 +851,10 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
     };
     let max = p.geo.max_payload();
     let _ = p.counters.rings.set((p.mapping.clone(), tx_off, rx_off));
+    // Records copied out per batch: up to 32, at most 256 KiB of copies.
+    let rx_batch = ((256 * 1024) / p.geo.slot_size)
+        .clamp(1, 32)
+        .min(p.geo.slots);
     let tx = TxSession {
         producer,
         sealer: Sealer::new(
@@ -832,7 +877,12 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
     let rx = RxSession {
         consumer,
         opener: Opener::new(k.channel_id, rx_dir, rx_key, rx_salt),
-        buf: vec![0u8; p.geo.slot_size as usize],
+        buf: vec![0u8; rx_batch as usize * p.geo.slot_size as usize],
+        slot_size: p.geo.slot_size as usize,
+        batch_max: rx_batch,
+        queue: Vec::with_capacity(rx_batch as usize),
+        queue_pos: 0,
+        current_off: 0,
         link: p.link,
         my_data: p.bells.my_data,
         their_room: p.bells.their_room,

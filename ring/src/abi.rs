@@ -421,6 +421,10 @@ pub struct TestSealed {
     pub reserved: u64,
 }
 
+/// [`TestSealed`] flag: flip the lowest bit of byte `record_len` of the
+/// oldest sealed record instead of copying it out.
+pub const SIPC_TEST_SEALED_FLIP: u32 = 1 << 0;
+
 /// [`TestKx`] flag: `identity_pub` and `nonce` are valid; compute the proof.
 pub const SIPC_TEST_KX_IDENTITY: u32 = 1 << 0;
 /// [`TestKx`] flag: `psk` is valid.

@@ -218,6 +218,8 @@ impl<D: Descriptor> Producer<D> {
     /// On a kernel TX ring the room that matters is also the sealed store's:
     /// check [`Producer::kernel_status`] after this returns true.
     pub fn prepare_wait_for_room(&mut self, needed: u32) -> Result<bool, ProtocolError> {
+        // More than the ring holds can never be free: wait for an empty ring.
+        let needed = needed.min(self.capacity());
         if self.free_cached() >= needed {
             return Ok(false);
         }

@@ -205,6 +205,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_TEST_KX_SIZE_VER0,
         SIPC_TEST_KX_IDENTITY,
         SIPC_TEST_KX_PSK,
+        SIPC_TEST_SEALED_FLIP,
     );
     // ioctl numbers: the value, and its _IO decomposition (no direction, no
     // size, our magic, the command number).

@@ -336,6 +336,12 @@ fn release_wakes_producer_waiting_for_room() {
 }
 
 #[test]
+fn wait_for_more_room_than_capacity_ends_when_ring_is_empty() {
+    let (mut tx, _rx) = channel::<TxDesc>(2, 64).unwrap();
+    assert_eq!(tx.prepare_wait_for_room(100), Ok(false));
+}
+
+#[test]
 fn wait_for_room_is_refused_when_room_exists() {
     let (mut tx, _rx) = channel::<TxDesc>(2, 64).unwrap();
     assert_eq!(tx.prepare_wait_for_room(1), Ok(false));

@@ -32,7 +32,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if tcrypt {
         bench_args.extend(["--tcrypt".into(), "/lib/sipc/opt/tcrypt.ko".into()]);
     }
-    let bins = vm::build_guest_bins("sipc-guest-bench", &["sipc-guest-bench"])?;
+    let bins = vm::build_guest_bins("sipc-guest-bench", "release", &["sipc-guest-bench"])?;
     let mut cmd = vec!["sipc-guest-bench".to_string()];
     cmd.extend(bench_args);
     let mut failed = 0;
@@ -53,7 +53,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map(String::as_str)
             .collect();
         let out = vm::target_dir().join(format!("bench-{}.txt", k.version));
-        std::fs::write(&out, report.join("\n") + "\n")
+        let (_, cpu, accel) = vm::accel();
+        let head = format!(
+            "guest: {accel} (-cpu {cpu}), 2 vCPUs, kernel {}\n",
+            k.version
+        );
+        std::fs::write(&out, head + &report.join("\n") + "\n")
             .map_err(|e| format!("{}: {e}", out.display()))?;
         let trouble = vm::kernel_trouble(&o.log);
         if o.status != Some(0) || !trouble.is_empty() {

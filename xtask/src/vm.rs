@@ -243,19 +243,25 @@ fn unpack_bzimage(image: &Path) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
-/// Builds static guest binaries of `package` (musl, release); returns the
-/// paths of the named binaries.
-pub fn build_guest_bins(package: &str, bins: &[&str]) -> Result<Vec<PathBuf>, String> {
+/// Builds static guest binaries of `package` (musl) with cargo profile
+/// `profile` ("guest" for tests: fast to compile; "release" for benches);
+/// returns the paths of the named binaries.
+pub fn build_guest_bins(
+    package: &str,
+    profile: &str,
+    bins: &[&str],
+) -> Result<Vec<PathBuf>, String> {
     run(cargo().args([
         "build",
-        "--release",
+        "--profile",
+        profile,
         "--quiet",
         "-p",
         package,
         "--target",
         crate::deps::GUEST_TARGET,
     ]))?;
-    let dir = target_dir().join(crate::deps::GUEST_TARGET).join("release");
+    let dir = target_dir().join(crate::deps::GUEST_TARGET).join(profile);
     bins.iter()
         .map(|b| {
             let p = dir.join(b);
@@ -439,7 +445,9 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn accel() -> (&'static str, &'static str, &'static str) {
+/// QEMU accelerator, CPU model and a label: KVM where the CPU offers
+/// vmx/svm and /dev/kvm exists, TCG otherwise.
+pub fn accel() -> (&'static str, &'static str, &'static str) {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let hw = cpuinfo
         .lines()
@@ -590,6 +598,24 @@ pub fn kernel_trouble(log: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The guest tests that were running when the kernel logged trouble: a
+/// test's result line follows whatever the kernel printed while it ran.
+fn blamed_tests(log: &[String]) -> Vec<String> {
+    let mut blamed = Vec::new();
+    let mut pending = false;
+    for line in log {
+        if !kernel_trouble(std::slice::from_ref(line)).is_empty() {
+            pending = true;
+        } else if let Some((name, _)) = parse_test_line(line) {
+            if pending && !blamed.contains(&name) {
+                blamed.push(name);
+            }
+            pending = false;
+        }
+    }
+    blamed
+}
+
 fn tail(log: &[String], n: usize) -> String {
     let from = log.len().saturating_sub(n);
     log[from..].iter().map(|l| format!("  | {l}\n")).collect()
@@ -670,9 +696,21 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
 pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
     let kernels = find_kernels(&a.kernel)?;
     let t = Instant::now();
-    let bins = build_guest_bins("sipc-guest-tests", &["sipc-guest-tests"])?;
+    // The module builds (kbuild, mostly serial) overlap the cargo build;
+    // pack() below then finds them up to date. Their errors surface there.
+    let bins = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for k in &kernels {
+                let _ = extract_vmlinux(k);
+                for v in [Variant::Normal, Variant::TestHooks] {
+                    let _ = build_module(k, v);
+                }
+            }
+        });
+        build_guest_bins("sipc-guest-tests", "guest", &["sipc-guest-tests"])
+    })?;
     eprintln!(
-        "==> guest test binaries built ({:.1}s)",
+        "==> guest test binaries and modules built ({:.1}s)",
         t.elapsed().as_secs_f64()
     );
     let mut runner_args = Vec::new();
@@ -737,7 +775,17 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             if trouble.is_empty() {
                 Ok(())
             } else {
-                Err(format!("{}\n{}", trouble.join("\n"), show()))
+                let during = blamed_tests(&o.log);
+                Err(format!(
+                    "{}\n(during: {}){}",
+                    trouble.join("\n"),
+                    if during.is_empty() {
+                        "no test".into()
+                    } else {
+                        during.join(", ")
+                    },
+                    show()
+                ))
             },
         ));
         health.push((
@@ -827,7 +875,7 @@ pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
 /// `vm-shell`: an interactive shell in the guest (module loaded).
 pub fn vm_shell(a: &VmArgs) -> Result<(), String> {
     let k = find_kernels(&a.kernel)?.into_iter().next().unwrap();
-    let bins = build_guest_bins("sipc-guest-tests", &["sipc-guest-tests"])?;
+    let bins = build_guest_bins("sipc-guest-tests", "guest", &["sipc-guest-tests"])?;
     let guest = Guest {
         mode: Mode::Shell,
         bins,
@@ -870,6 +918,19 @@ mod tests {
             "SIPC-HARNESS: fine".to_string(),
         ];
         assert_eq!(kernel_trouble(&log).len(), 1);
+    }
+
+    #[test]
+    fn trouble_is_blamed_on_the_running_test() {
+        let log: Vec<String> = [
+            "test a ... ok (0.1s)",
+            "[ 1.0] WARNING: CPU: 0 PID: 9 at x.c:1 f+0x1/0x2",
+            "test b ... ok (0.1s)",
+            "test c ... ok (0.1s)",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(blamed_tests(&log), ["b"]);
     }
 
     #[test]

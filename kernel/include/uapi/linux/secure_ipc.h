@@ -619,13 +619,21 @@ struct sipc_test_keys {
 /**
  * struct sipc_test_sealed - SIPC_IOC_TEST_PEEK_SEALED: test builds only
  * @size: sizeof(struct sipc_test_sealed). In.
- * @flags: zero. In.
+ * @flags: zero, or %SIPC_TEST_SEALED_FLIP. In.
  * @buf: user pointer receiving the oldest record of the outgoing sealed
  *	store: &struct sipc_record_hdr, ciphertext, tag. In.
  * @buf_len: its length. In.
- * @record_len: bytes written. Out.
+ * @record_len: bytes written. Out. With %SIPC_TEST_SEALED_FLIP: In, the
+ *	offset of the byte to corrupt.
  * @reserved: zero.
+ *
+ * With %SIPC_TEST_SEALED_FLIP nothing is copied: the kernel flips the
+ * lowest bit of byte @record_len of that record in the store (header,
+ * ciphertext or tag), so the tests can check that a tampered record is
+ * refused with EBADMSG and the stream goes on.
  */
+#define SIPC_TEST_SEALED_FLIP	(1U << 0)
+
 struct sipc_test_sealed {
 	__u32 size;
 	__u32 flags;

@@ -3,7 +3,9 @@
 
 use crate::check;
 use crate::harness::{Test, TestResult};
-use secure_ipc::{Backend, Channel, Error, Options, Receiver, Sender, WaitPolicy};
+use secure_ipc::{
+    Backend, Channel, Error, Options, PeerPolicy, Receiver, Sender, StaticSecret, WaitPolicy,
+};
 use std::time::{Duration, Instant};
 
 /// The tests of this file.
@@ -57,6 +59,26 @@ pub const TESTS: &[Test] = &[
     Test::new(
         "client_kernel_zero_copy_reserve_commit",
         client_kernel_zero_copy_reserve_commit,
+    ),
+    Test::new(
+        "client_kernel_identity_proof_attaches",
+        client_kernel_identity_proof_attaches,
+    ),
+    Test::new(
+        "client_kernel_wrong_identity_is_identity_rejected",
+        client_kernel_wrong_identity_is_identity_rejected,
+    ),
+    Test::new(
+        "client_kernel_matching_psk_attaches",
+        client_kernel_matching_psk_attaches,
+    ),
+    Test::new(
+        "client_kernel_psk_mismatch_is_psk_mismatch",
+        client_kernel_psk_mismatch_is_psk_mismatch,
+    ),
+    Test::new(
+        "client_kernel_rekey_advances_the_epoch",
+        client_kernel_rekey_advances_the_epoch,
     ),
 ];
 
@@ -312,5 +334,86 @@ fn client_kernel_zero_copy_reserve_commit() -> TestResult {
         p.iter().enumerate().all(|(i, &b)| b == i as u8),
         "payload differs"
     );
+    Ok(())
+}
+
+const IDENTITY: [u8; 32] = [0x11; 32];
+
+fn pinned(identity: [u8; 32]) -> Options {
+    opts(8, 256, WaitPolicy::default()).policy(PeerPolicy {
+        identity_pub: Some(secure_ipc::keys::public_key(&identity)),
+        ..Default::default()
+    })
+}
+
+fn client_kernel_identity_proof_attaches() -> TestResult {
+    let n = name("id-ok");
+    let (mut otx, orx) =
+        Channel::create(&n, &pinned(IDENTITY)).map_err(|e| format!("create: {e}"))?;
+    let peer_opts = opts(8, 256, WaitPolicy::default()).identity(StaticSecret::from(IDENTITY));
+    let (_ptx, mut prx) =
+        Channel::attach(&n, &peer_opts).map_err(|e| format!("attach with the identity: {e}"))?;
+    otx.send(b"proved").map_err(|e| format!("send: {e}"))?;
+    let (p, _, _) = recv_one(&mut prx)?;
+    check!(p == b"proved", "got {p:?}");
+    let cred = orx
+        .peer_credentials()
+        .map_err(|e| format!("peer_credentials: {e}"))?;
+    check!(
+        cred.identity_verified,
+        "the owner does not see the peer as identity-verified: {cred:?}"
+    );
+    Ok(())
+}
+
+fn client_kernel_wrong_identity_is_identity_rejected() -> TestResult {
+    let n = name("id-bad");
+    let _owner = Channel::create(&n, &pinned(IDENTITY)).map_err(|e| format!("create: {e}"))?;
+    let peer_opts = opts(8, 256, WaitPolicy::default()).identity(StaticSecret::from([0x22; 32]));
+    match Channel::attach(&n, &peer_opts) {
+        Err(Error::IdentityRejected) => Ok(()),
+        Err(e) => Err(format!("expected IdentityRejected, got {e:?}")),
+        Ok(_) => Err("attach with the wrong identity key succeeded".into()),
+    }
+}
+
+fn client_kernel_matching_psk_attaches() -> TestResult {
+    let o = opts(8, 256, WaitPolicy::default()).psk([7; 32]);
+    let ((mut otx, _), (_, mut prx)) = pair("psk-ok", &o)?;
+    otx.send(b"psk").map_err(|e| format!("send: {e}"))?;
+    let (p, _, _) = recv_one(&mut prx)?;
+    check!(p == b"psk", "got {p:?}");
+    Ok(())
+}
+
+fn client_kernel_psk_mismatch_is_psk_mismatch() -> TestResult {
+    let n = name("psk-bad");
+    let _owner = Channel::create(&n, &opts(8, 256, WaitPolicy::default()).psk([7; 32]))
+        .map_err(|e| format!("create: {e}"))?;
+    match Channel::attach(&n, &opts(8, 256, WaitPolicy::default()).psk([8; 32])) {
+        Err(Error::PskMismatch) => Ok(()),
+        Err(e) => Err(format!("expected PskMismatch, got {e:?}")),
+        Ok(_) => Err("attach with another PSK succeeded".into()),
+    }
+}
+
+fn client_kernel_rekey_advances_the_epoch() -> TestResult {
+    let ((mut otx, _), (_, mut prx)) = pair("rekey", &opts(8, 256, WaitPolicy::default()))?;
+    otx.send(b"epoch 0").map_err(|e| format!("send: {e}"))?;
+    let e = otx.rekey().map_err(|e| format!("rekey: {e}"))?;
+    check!(e == 1, "rekey returned epoch {e}");
+    otx.send(b"epoch 1").map_err(|e| format!("send: {e}"))?;
+    for (want, epoch) in [(&b"epoch 0"[..], 0), (&b"epoch 1"[..], 1)] {
+        let m = prx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| format!("recv: {e}"))?
+            .ok_or("nothing received")?;
+        check!(
+            m.payload() == want && m.epoch() == epoch,
+            "got {:?} at epoch {}",
+            m.payload(),
+            m.epoch()
+        );
+    }
     Ok(())
 }

@@ -165,6 +165,11 @@ pub const TESTS: &[Test] = &[
     )
     .needs(Needs::TestHooksModule),
     Test::new("reattach_uses_fresh_keys", reattach_uses_fresh_keys).needs(Needs::TestHooksModule),
+    Test::new(
+        "tampered_record_is_ebadmsg_and_stream_continues",
+        tampered_record_is_ebadmsg_and_stream_continues,
+    )
+    .needs(Needs::TestHooksModule),
 ];
 
 fn errno_of(r: Result<i32, Errno>) -> i32 {
@@ -1318,5 +1323,66 @@ fn reattach_uses_fresh_keys() -> TestResult {
         "re-attach kept the old key"
     );
     check!(k1.tx_key != [0u8; 32], "zero key");
+    Ok(())
+}
+
+/// Flips one bit of byte `at` of the oldest record the owner sealed.
+fn flip_sealed(f: &std::fs::File, at: u32) -> Result<(), String> {
+    let mut t = abi::TestSealed {
+        size: std::mem::size_of::<abi::TestSealed>() as u32,
+        flags: abi::SIPC_TEST_SEALED_FLIP,
+        record_len: at,
+        ..Default::default()
+    };
+    ioctl_struct(f, abi::SIPC_IOC_TEST_PEEK_SEALED, &mut t)
+        .map(|_| ())
+        .map_err(|e| format!("TEST_PEEK_SEALED(FLIP {at}): {e}"))
+}
+
+fn tampered_record_is_ebadmsg_and_stream_continues() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("tamper", 8, 64)?;
+    // Header (AAD: the seq), ciphertext, tag: each tampered record is
+    // dropped, counted, and the next authentic one still opens.
+    let mut seq = 0u64;
+    for (round, at) in [8u32, 40 + 3, 40 + 10 + 5].into_iter().enumerate() {
+        owner.send_one(&[round as u8; 10], 0)?;
+        flip_sealed(&owner.file, at)?;
+        owner.send_one(&[0xA0 | round as u8; 10], 0)?;
+        let n = peer.recv().map_err(|e| format!("RECV: {e}"))?;
+        check!(
+            n == 1,
+            "round {round}: RECV delivered {n}, want only the good record"
+        );
+        let r = peer.rx.pop().ok_or("no message")?;
+        check!(
+            r.payload == [0xA0 | round as u8; 10] && r.desc.seq == seq + 1,
+            "round {round}: got seq {} {:?}",
+            r.desc.seq,
+            r.payload
+        );
+        seq += 2;
+    }
+    check!(peer.recv() == Ok(0), "something else was delivered");
+    let s = peer.stats()?;
+    check!(s.badmsg == 3 && s.opened_msgs == 3, "stats {s:?}");
+    // A tampered record as the only one: RECV says EBADMSG, read() too.
+    owner.send_one(b"bad", 0)?;
+    flip_sealed(&owner.file, 50)?;
+    expect_errno(peer.recv(), libc::EBADMSG, "RECV of a lone tampered record")?;
+    kchan::write_msg(&owner.file, b"bad2").map_err(|e| format!("write: {e}"))?;
+    flip_sealed(&owner.file, 41)?;
+    kchan::write_msg(&owner.file, b"good").map_err(|e| format!("write: {e}"))?;
+    let mut buf = [0u8; 64];
+    expect_errno(
+        kchan::read_msg(&peer.file, &mut buf),
+        libc::EBADMSG,
+        "read of a tampered record",
+    )?;
+    let n = kchan::read_msg(&peer.file, &mut buf).map_err(|e| format!("read: {e}"))?;
+    check!(
+        &buf[..n] == b"good",
+        "read after the tampered record: {:?}",
+        &buf[..n]
+    );
     Ok(())
 }
