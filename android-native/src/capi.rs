@@ -108,7 +108,10 @@ fn invalid(what: &str) -> BridgeError {
 }
 
 /// Converts the caller's options (already read) into the client's.
-fn options_from(o: &SipcOptions, socket_dir: Option<PathBuf>) -> Result<Options, BridgeError> {
+fn options_from(
+    o: &SipcOptions,
+    socket_dir: Option<PathBuf>,
+) -> Result<(Options, WaitPolicy), BridgeError> {
     let backend = match o.backend {
         0 => Backend::Auto,
         1 => Backend::Kernel,
@@ -149,7 +152,7 @@ fn options_from(o: &SipcOptions, socket_dir: Option<PathBuf>) -> Result<Options,
     if let Some(dir) = socket_dir {
         opts = opts.socket_dir(dir);
     }
-    Ok(opts)
+    Ok((opts, wait))
 }
 
 fn defaults() -> SipcOptions {
@@ -224,11 +227,11 @@ unsafe fn open(
             let dir = unsafe { CStr::from_ptr(o.socket_dir) };
             Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
         };
-        let opts = options_from(&o, socket_dir)?;
+        let (opts, wait) = options_from(&o, socket_dir)?;
         let ep = if create {
-            Endpoint::create(name, &opts)?
+            Endpoint::create(name, &opts, wait)?
         } else {
-            Endpoint::attach(name, &opts)?
+            Endpoint::attach(name, &opts, wait)?
         };
         // SAFETY: `out` is non-NULL and writable (caller contract).
         unsafe { out.write(Box::into_raw(Box::new(ep))) };

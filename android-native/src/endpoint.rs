@@ -3,7 +3,7 @@
 //! send while another receives), bounded waits that notice a concurrent
 //! close, and a count of live endpoints for leak tests.
 
-use secure_ipc::{Channel, Error, Options, PeerCredentials, Receiver, Sender, Stats};
+use secure_ipc::{Channel, Error, Options, PeerCredentials, Receiver, Sender, Stats, WaitPolicy};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -171,6 +171,8 @@ struct RxState {
 
 /// One endpoint of a channel (owner or peer).
 pub struct Endpoint {
+    /// Failed sends retried without sleeping (from the wait policy).
+    spin_budget: u32,
     tx: Mutex<Sender>,
     rx: Mutex<RxState>,
     closing: AtomicBool,
@@ -198,10 +200,15 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, BridgeError> {
 }
 
 impl Endpoint {
-    fn new((tx, rx): (Sender, Receiver)) -> Endpoint {
+    fn new((tx, rx): (Sender, Receiver), wait: WaitPolicy) -> Endpoint {
         // Relaxed: see live_endpoints().
         LIVE_ENDPOINTS.fetch_add(1, Ordering::Relaxed);
         Endpoint {
+            spin_budget: match wait {
+                WaitPolicy::BusyPoll => u32::MAX,
+                WaitPolicy::Block => 0,
+                WaitPolicy::SpinThenBlock { spins } => spins,
+            },
             max_message_size: tx.max_message_size(),
             tx: Mutex::new(tx),
             rx: Mutex::new(RxState { rx, held: None }),
@@ -209,14 +216,15 @@ impl Endpoint {
         }
     }
 
-    /// Creates channel `name` as its owner.
-    pub fn create(name: &str, opts: &Options) -> Result<Endpoint, BridgeError> {
-        Ok(Endpoint::new(Channel::create(name, opts)?))
+    /// Creates channel `name` as its owner; `wait` must be the wait policy
+    /// in `opts` (the bridge's own waits follow it too).
+    pub fn create(name: &str, opts: &Options, wait: WaitPolicy) -> Result<Endpoint, BridgeError> {
+        Ok(Endpoint::new(Channel::create(name, opts)?, wait))
     }
 
-    /// Attaches to channel `name` as its peer.
-    pub fn attach(name: &str, opts: &Options) -> Result<Endpoint, BridgeError> {
-        Ok(Endpoint::new(Channel::attach(name, opts)?))
+    /// Attaches to channel `name` as its peer; `wait` as for [`Endpoint::create`].
+    pub fn attach(name: &str, opts: &Options, wait: WaitPolicy) -> Result<Endpoint, BridgeError> {
+        Ok(Endpoint::new(Channel::attach(name, opts)?, wait))
     }
 
     /// Largest payload of one message.
@@ -257,6 +265,8 @@ impl Endpoint {
             .into());
         }
         let mut tx = lock(&self.tx)?;
+        let mut spins: u32 = 0;
+        let mut rounds: u32 = 0;
         loop {
             self.check_open()?;
             match tx.try_send(msg_type, payload) {
@@ -267,7 +277,17 @@ impl Endpoint {
             let Some(slice) = wait.next_slice() else {
                 return Ok(false);
             };
-            wait_for_room(&mut tx, slice)?;
+            // Like the client's own blocking send: retry a while before
+            // backing off.
+            if spins < self.spin_budget {
+                spins += 1;
+                std::hint::spin_loop();
+                if spins % 4096 == 0 {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            back_off(&mut rounds, slice);
         }
     }
 
@@ -351,35 +371,20 @@ impl Endpoint {
     }
 }
 
-/// Waits up to `slice` for room in the sender's ring (or for a peer).
-fn wait_for_room(tx: &mut Sender, slice: Duration) -> Result<(), BridgeError> {
-    use std::os::fd::AsRawFd;
-    match tx.arm() {
-        // Room appeared between the failed send and arming: retry at once.
-        Ok(false) => Ok(()),
-        Ok(true) => {
-            let mut pfd = libc::pollfd {
-                fd: tx.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = i32::try_from(slice.as_millis().max(1)).unwrap_or(i32::MAX);
-            poll_one(&mut pfd, ms);
-            Ok(())
-        }
-        // No peer yet: nothing to be woken by.
-        Err(Error::NotConnected) => {
-            std::thread::sleep(slice.min(Duration::from_millis(1)));
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
+/// Backs off while the channel is full (or has no peer): yield first, then
+/// sleep 20 µs, doubling up to 1 ms, never past `slice`. A full channel is
+/// backpressure, so a sleeping producer costs little; the client's
+/// doorbell-based wait cannot be used here because it cannot be bounded
+/// and interrupted by close(), and arming the doorbell by hand would leave
+/// its NEED_WAKEUP flag set (a doorbell syscall on every later release).
+fn back_off(round: &mut u32, slice: Duration) {
+    const YIELDS: u32 = 16;
+    if *round < YIELDS {
+        std::thread::yield_now();
+    } else {
+        let exp = (*round - YIELDS).min(6);
+        let pause = Duration::from_micros(20u64 << exp).min(Duration::from_millis(1));
+        std::thread::sleep(pause.min(slice));
     }
-}
-
-/// poll(2) on one descriptor; errors (EINTR) just end the wait early, the
-/// caller retries.
-fn poll_one(pfd: &mut libc::pollfd, timeout_ms: i32) {
-    // SAFETY: `pfd` points to one valid, initialised pollfd for the call's
-    // duration and nfds is 1.
-    unsafe { libc::poll(pfd, 1, timeout_ms) };
+    *round = round.saturating_add(1);
 }

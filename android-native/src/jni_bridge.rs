@@ -361,9 +361,9 @@ pub fn open<'local>(
                 opts = opts.socket_dir(socket_dir.try_to_string(env)?);
             }
             let ep = if create {
-                Endpoint::create(&name, &opts)?
+                Endpoint::create(&name, &opts, wait)?
             } else {
-                Endpoint::attach(&name, &opts)?
+                Endpoint::attach(&name, &opts, wait)?
             };
             // Relaxed: only uniqueness matters; the map's lock publishes the entry.
             let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);

@@ -7,9 +7,8 @@
 //! - [`endpoint`]: what both share: one channel endpoint with bounded,
 //!   close-aware waits and a live-endpoint count for leak tests.
 //!
-//! Unsafe code is confined to the two foreign boundaries, raw pointers from
-//! C callers (capi) and direct-buffer memory from the JVM (jni_bridge), plus
-//! one poll(2) call in endpoint.
+//! Unsafe code is confined to the two foreign boundaries: raw pointers from
+//! C callers (capi) and direct-buffer memory from the JVM (jni_bridge).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
