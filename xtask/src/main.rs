@@ -7,6 +7,7 @@
 
 mod android;
 mod bench;
+mod demo;
 mod deps;
 mod host;
 mod initramfs;
@@ -32,6 +33,8 @@ commands:
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   bench [--kernel K] [--quick] [--tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
+  demo [--kernel [6.1|6.12]] [--seconds N]
+                     the IMU streaming demo: on this host (userspace backend), or in a guest on the kernel backend
   help               this text
 ";
 
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         "bench" => bench::run(rest),
+        "demo" => demo::run_demo(rest),
         "vm-shell" => deps::ensure()
             .and_then(|()| vm::parse_args(rest, "6.12"))
             .and_then(|a| vm::vm_shell(&a)),

@@ -834,7 +834,10 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
         }
         tx.send_with_type(IMU_TYPE, &ImuSample::synth(seq, rate).encode())?;
     }
+    // Hang up the whole endpoint: on the kernel backend both halves share
+    // one file, and the container sees PeerClosed only once it is closed.
     drop(tx);
+    drop(rx);
     let _ = printer.join();
     let st = child.wait()?;
     println!(
