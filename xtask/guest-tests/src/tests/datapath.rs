@@ -67,10 +67,10 @@ pub const TESTS: &[Test] = &[
     )
     .timeout(300),
     Test::new(
-        "stream_100k_messages_both_directions_random_sizes",
-        stream_100k_messages_both_directions_random_sizes,
+        "stream_messages_both_directions_random_sizes",
+        stream_messages_both_directions_random_sizes,
     )
-    .timeout(900),
+    .timeout(1800),
     Test::new("blocking_read_wakes_on_send", blocking_read_wakes_on_send),
     Test::new(
         "busy_consumer_gets_zero_doorbells",
@@ -585,10 +585,16 @@ fn slow_consumer_backpressure_loses_nothing() -> TestResult {
         .map_err(|_| "producer panicked".to_string())?
 }
 
-fn stream_100k_messages_both_directions_random_sizes() -> TestResult {
-    // 100,000 each way: under TCG on this 2-core host one million take
-    // about 20 minutes, beyond the guest's time budget.
-    let count: u64 = 100_000;
+fn stream_messages_both_directions_random_sizes() -> TestResult {
+    // One million each way on the 6.12 guest (about 6 minutes under TCG on
+    // a quiet 2-core host); 100,000 on 6.1, which runs the same code path,
+    // to keep the whole suite within its time budget.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let count: u64 = if release.starts_with("6.12.") {
+        1_000_000
+    } else {
+        100_000
+    };
     let (owner, peer) = Endpoint::pair("stream", 256, 1024)?;
     // Each endpoint is split: its TX ring goes to a sender thread, its RX
     // ring to a receiver thread (SEND and RECV are independent in the
@@ -630,7 +636,7 @@ fn stream_100k_messages_both_directions_random_sizes() -> TestResult {
     let receiver = |file: std::sync::Arc<std::fs::File>, mut rx: kchan::Rx, seed: u64| {
         std::thread::spawn(move || -> TestResult {
             let mut got = 0u64;
-            let deadline = Instant::now() + Duration::from_secs(850);
+            let deadline = Instant::now() + Duration::from_secs(1700);
             while got < count {
                 let n = ioctl_none(&file, abi::SIPC_IOC_RECV)
                     .map_err(|e| format!("RECV at {got}: {e}"))?;
