@@ -78,13 +78,6 @@ pub(crate) trait TxBackend: Send {
     fn commit(&mut self, len: usize, msg_type: u16) -> Result<(), Error>;
     /// Publishes every committed message; returns how many.
     fn flush(&mut self) -> Result<usize, Error>;
-    /// Publishes every committed message without waiting for the transport
-    /// to take them all (what it cannot take yet stays queued for the next
-    /// flush); returns how many. Backends whose publish never waits keep the
-    /// default.
-    fn flush_nowait(&mut self) -> Result<usize, Error> {
-        self.flush()
-    }
     /// Sleeps until there may be room, the peer hangs up, or `deadline`.
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error>;
     /// Asks for a doorbell on [`TxBackend::raw_fd`] when room appears;

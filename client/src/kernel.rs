@@ -478,17 +478,6 @@ impl TxBackend for KernelTx {
         Ok(n)
     }
 
-    fn flush_nowait(&mut self) -> Result<usize, Error> {
-        let n = self.prod.pending() as usize;
-        self.prod.publish_without_wake_check();
-        // One SEND: what the kernel cannot take yet (no peer, sealed store
-        // full) stays published in TX for the next SEND.
-        match self.send_once() {
-            Ok(_) | Err(Error::NotConnected) => Ok(n),
-            Err(e) => Err(e),
-        }
-    }
-
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         match self.send_once() {
             Ok(_) | Err(Error::NotConnected) => {}

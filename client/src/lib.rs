@@ -105,7 +105,6 @@ fn split(ep: Endpoint, wait: WaitPolicy) -> (Sender, Receiver) {
             tx: ep.tx,
             wait,
             queued: 0,
-            backlog: false,
             reserved: false,
         },
         Receiver { rx: ep.rx, wait },
@@ -161,9 +160,6 @@ pub struct Sender {
     tx: Box<dyn TxBackend>,
     wait: WaitPolicy,
     queued: usize,
-    /// Published messages the transport may not have taken yet (left by a
-    /// non-waiting send); the next flush() pushes them.
-    backlog: bool,
     reserved: bool,
 }
 
@@ -188,24 +184,9 @@ impl Sender {
     }
 
     /// Sends one message without waiting: `Err(Full)` when there is no room.
-    ///
-    /// It never waits: on the kernel backend a message the kernel cannot
-    /// take yet (no peer, sealed store full) stays queued in the TX ring and
-    /// goes with the next send or [`Sender::flush`].
     pub fn try_send(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
         self.queue(ty, payload, false)?;
-        self.flush_nowait().map(|_| ())
-    }
-
-    /// Publishes what is queued without waiting for the transport to take it.
-    fn flush_nowait(&mut self) -> Result<usize, Error> {
-        if self.queued == 0 {
-            return Ok(0);
-        }
-        self.queued = 0;
-        let n = self.tx.flush_nowait()?;
-        self.backlog = true;
-        Ok(n)
+        self.flush().map(|_| ())
     }
 
     /// Queues one message (published by the next [`Sender::flush`] or send):
@@ -236,8 +217,8 @@ impl Sender {
             return Ok(());
         }
         // No room: publish what is queued so the consumer can drain it.
+        self.flush()?;
         if !wait {
-            self.flush_nowait()?;
             return if self.tx.reserve()? {
                 self.reserved = true;
                 Ok(())
@@ -245,7 +226,6 @@ impl Sender {
                 Err(Error::Full)
             };
         }
-        self.flush()?;
         let spins = spin_budget(self.wait);
         let mut n: u32 = 0;
         loop {
@@ -282,13 +262,11 @@ impl Sender {
 
     /// Publishes every queued message; returns how many.
     pub fn flush(&mut self) -> Result<usize, Error> {
-        if self.queued == 0 && !self.backlog {
+        if self.queued == 0 {
             return Ok(0);
         }
         self.queued = 0;
-        let n = self.tx.flush()?;
-        self.backlog = false;
-        Ok(n)
+        self.tx.flush()
     }
 
     /// Largest payload of one message.

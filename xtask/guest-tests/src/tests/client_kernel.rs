@@ -53,10 +53,6 @@ pub const TESTS: &[Test] = &[
         client_kernel_sender_waits_for_peer_to_attach,
     ),
     Test::new(
-        "client_kernel_try_send_without_peer_reports_full_not_blocks",
-        client_kernel_try_send_without_peer_reports_full_not_blocks,
-    ),
-    Test::new(
         "client_kernel_peer_close_drains_then_peer_closed",
         client_kernel_peer_close_drains_then_peer_closed,
     ),
@@ -303,36 +299,6 @@ fn client_kernel_sender_waits_for_peer_to_attach() -> TestResult {
         .map_err(|e| format!("attach: {e}"))?;
     let (p, seq, _) = recv_one(&mut prx)?;
     check!(p == b"early" && seq == 0, "peer got {p:?} seq {seq}");
-    Ok(())
-}
-
-fn client_kernel_try_send_without_peer_reports_full_not_blocks() -> TestResult {
-    let o = opts(8, 256, WaitPolicy::Block);
-    let n = name("try-nopeer");
-    let (mut otx, _orx) = Channel::create(&n, &o).map_err(|e| format!("create: {e}"))?;
-    for i in 0..8u8 {
-        otx.try_send(1, &[i; 16])
-            .map_err(|e| format!("try_send {i} with room in TX: {e}"))?;
-    }
-    match otx.try_send(1, &[8; 16]) {
-        Err(Error::Full) => {}
-        r => {
-            return Err(format!(
-                "9th try_send into 8 slots: expected Full, got {r:?}"
-            ))
-        }
-    }
-    // The queued messages go once a peer is there and the sender flushes.
-    let (_ptx, mut prx) = Channel::attach(&n, &o).map_err(|e| format!("attach: {e}"))?;
-    otx.flush()
-        .map_err(|e| format!("flush after attach: {e}"))?;
-    for i in 0..8u8 {
-        let (p, seq, _) = recv_one(&mut prx)?;
-        check!(
-            p == [i; 16] && seq == u64::from(i),
-            "message {i}: got {p:?} seq {seq}"
-        );
-    }
     Ok(())
 }
 
