@@ -31,9 +31,11 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
                     .map_err(|_| format!("--seconds {v}: not a whole number"))?;
                 seconds = v.clone();
             }
-            o => return Err(format!(
+            o => {
+                return Err(format!(
                 "unknown option `{o}`; usage: cargo xtask demo [--kernel [6.1|6.12]] [--seconds N]"
-            )),
+            ))
+            }
         }
     }
     let Some(kernel) = kernel else {
