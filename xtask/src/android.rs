@@ -187,18 +187,7 @@ fn build_static_c_example() -> Result<PathBuf, String> {
 fn c_example_kernel(kernel: &str) -> Result<(), String> {
     crate::deps::ensure()?;
     let dir = build_static_c_example()?;
-    let args: Vec<String> = ["--kernel", kernel, "--extra"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([dir.display().to_string()])
-        .chain(
-            ["--", "./sipc_example", "demo", "kernel"]
-                .iter()
-                .map(|s| s.to_string()),
-        )
-        .collect();
-    let vm_args = crate::vm::parse_args(&args, kernel)?;
-    match crate::vm::vm_run(&vm_args)? {
+    match crate::vm::run_in_guest(kernel, &dir, &["./sipc_example", "demo", "kernel"])? {
         0 => Ok(()),
         status => Err(format!(
             "sipc_example demo kernel exited with {status} in the {kernel} guest"

@@ -61,25 +61,15 @@ pub fn run_demo(args: &[String]) -> Result<(), String> {
     let dir = crate::vm::target_dir().join("demo/guest");
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     fs::copy(&sipc[0], dir.join("sipc")).map_err(|e| format!("copying sipc: {e}"))?;
-    let vm_args: Vec<String> = ["--kernel", &kernel, "--extra"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([dir.display().to_string(), "--".into()])
-        .chain(
-            [
-                "./sipc",
-                "demo",
-                "--backend",
-                "kernel",
-                "--seconds",
-                &seconds,
-            ]
-            .iter()
-            .map(|s| s.to_string()),
-        )
-        .collect();
-    let a = crate::vm::parse_args(&vm_args, &kernel)?;
-    match crate::vm::vm_run(&a)? {
+    let cmd = [
+        "./sipc",
+        "demo",
+        "--backend",
+        "kernel",
+        "--seconds",
+        &seconds,
+    ];
+    match crate::vm::run_in_guest(&kernel, &dir, &cmd)? {
         0 => Ok(()),
         s => Err(format!(
             "the demo exited with status {s} in the {kernel} guest"

@@ -872,6 +872,18 @@ pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
     Ok(last)
 }
 
+/// Runs `cmd` in /extra of one `kernel` guest holding `extra`'s files
+/// (the module loaded); returns the command's exit status.
+pub fn run_in_guest(kernel: &str, extra: &Path, cmd: &[&str]) -> Result<i32, String> {
+    let args: Vec<String> = ["--kernel", kernel, "--extra"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([extra.display().to_string(), "--".into()])
+        .chain(cmd.iter().map(|s| s.to_string()))
+        .collect();
+    vm_run(&parse_args(&args, kernel)?)
+}
+
 /// `vm-shell`: an interactive shell in the guest (module loaded).
 pub fn vm_shell(a: &VmArgs) -> Result<(), String> {
     let k = find_kernels(&a.kernel)?.into_iter().next().unwrap();
