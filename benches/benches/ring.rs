@@ -12,6 +12,13 @@
 //!
 //! The producer runs on CPU 1 and the consumer on CPU 0 (pinned).
 //!
+//! rtrb stores its elements with their own alignment: `[u8; 64]` payloads
+//! start wherever the allocator put the buffer and straddle two cache lines,
+//! where the ring's slots are cache-line aligned by its layout. The
+//! interleaved table therefore also runs rtrb on the same bytes in a 64-byte
+//! aligned element (`rtrb_aligned`, for payloads of 64 bytes and more), so
+//! the comparison does not hinge on that.
+//!
 //! `cargo bench -p secure-ipc-benches --bench ring`
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
@@ -102,9 +109,8 @@ fn run_ring<const S: usize>(n: u64, batch: u32, wake_check: bool) -> Duration {
             }
             match rx.peek_batch(batch) {
                 Ok(b) => {
-                    for i in 0..b.len() {
-                        let m = b.get(i).unwrap().unwrap();
-                        m.read_payload(&mut buf).unwrap();
+                    for m in &b {
+                        m.unwrap().read_payload(&mut buf).unwrap();
                         black_box(&buf);
                     }
                     got += b.len() as u64;
@@ -128,13 +134,44 @@ fn publish(tx: &mut Producer<TxDesc>, wake_check: bool) {
     }
 }
 
-fn run_rtrb<const S: usize>(n: u64, batch: usize) -> Duration {
-    let (mut tx, mut rx) = rtrb::RingBuffer::<[u8; S]>::new(CAPACITY);
+/// A payload type for rtrb: `[u8; S]` itself, or the same bytes in a
+/// cache-line aligned element.
+trait Payload<const S: usize>: Copy + Send + 'static {
+    fn new(bytes: [u8; S]) -> Self;
+    fn bytes(&self) -> &[u8; S];
+}
+
+impl<const S: usize> Payload<S> for [u8; S] {
+    fn new(bytes: [u8; S]) -> Self {
+        bytes
+    }
+    fn bytes(&self) -> &[u8; S] {
+        self
+    }
+}
+
+/// `S` bytes starting on a cache line (for S a multiple of 64 its size is
+/// exactly S, so rtrb moves the same bytes per message).
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct LineAligned<const S: usize>([u8; S]);
+
+impl<const S: usize> Payload<S> for LineAligned<S> {
+    fn new(bytes: [u8; S]) -> Self {
+        Self(bytes)
+    }
+    fn bytes(&self) -> &[u8; S] {
+        &self.0
+    }
+}
+
+fn run_rtrb<const S: usize, P: Payload<S>>(n: u64, batch: usize) -> Duration {
+    let (mut tx, mut rx) = rtrb::RingBuffer::<P>::new(CAPACITY);
     let start = Instant::now();
     thread::scope(|s| {
         s.spawn(move || {
             pin_to_cpu(1);
-            let payload = [0xA5u8; S];
+            let payload = P::new([0xA5u8; S]);
             let mut backoff = Backoff::default();
             let mut sent = 0u64;
             while sent < n {
@@ -167,7 +204,7 @@ fn run_rtrb<const S: usize>(n: u64, batch: usize) -> Duration {
             if batch == 1 {
                 match rx.pop() {
                     Ok(v) => {
-                        black_box(&v);
+                        black_box(v.bytes());
                         got += 1;
                         backoff.reset();
                     }
@@ -183,7 +220,7 @@ fn run_rtrb<const S: usize>(n: u64, batch: usize) -> Duration {
             let chunk = rx.read_chunk(k).unwrap();
             let (a, b) = chunk.as_slices();
             for v in a.iter().chain(b) {
-                buf.copy_from_slice(v);
+                buf.copy_from_slice(v.bytes());
                 black_box(&buf);
             }
             chunk.commit_all();
@@ -243,7 +280,7 @@ fn group<const S: usize>(c: &mut Criterion, label: &str) {
             b.iter_custom(|iters| run_ring::<S>(iters, batch, true))
         });
         g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
-            b.iter_custom(|iters| run_rtrb::<S>(iters, batch as usize))
+            b.iter_custom(|iters| run_rtrb::<S, [u8; S]>(iters, batch as usize))
         });
         g.bench_function(BenchmarkId::from_parameter("crossbeam_ArrayQueue"), |b| {
             b.iter_custom(run_crossbeam::<S>)
@@ -267,11 +304,12 @@ criterion_group! {
     targets = spsc
 }
 
-const IMPLS: [&str; 4] = [
+const IMPLS: [&str; 5] = [
     "secure_ipc_ring",
     "secure_ipc_ring+wakeup",
     "rtrb",
     "crossbeam_ArrayQueue",
+    "rtrb_aligned",
 ];
 
 /// Messages per second of implementation `which` moving `n` messages.
@@ -279,8 +317,9 @@ fn rate<const S: usize>(which: usize, n: u64, batch: u32) -> f64 {
     let t = match which {
         0 => run_ring::<S>(n, batch, false),
         1 => run_ring::<S>(n, batch, true),
-        2 => run_rtrb::<S>(n, batch as usize),
-        _ => run_crossbeam::<S>(n),
+        2 => run_rtrb::<S, [u8; S]>(n, batch as usize),
+        3 => run_crossbeam::<S>(n),
+        _ => run_rtrb::<S, LineAligned<S>>(n, batch as usize),
     };
     n as f64 / t.as_secs_f64()
 }
@@ -293,29 +332,45 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// One table row: `ROUNDS` rounds, each running every implementation once
 /// in rotated order; reports each one's median rate and the median of the
 /// per-round ratios to rtrb (a load burst hits one round, not one
-/// implementation).
+/// implementation). `rtrb_aligned` runs only for payloads of 64 bytes and
+/// more (an aligned 8-byte payload would be a 64-byte element).
 fn summary_row<const S: usize>(label: &str, n: u64) {
     const ROUNDS: usize = 21;
+    let impls = if S >= 64 {
+        IMPLS.len()
+    } else {
+        IMPLS.len() - 1
+    };
     for batch in [1u32, 32] {
-        let mut rates = vec![Vec::new(); IMPLS.len()];
-        let mut ratios = vec![Vec::new(); IMPLS.len()];
+        let mut rates = vec![Vec::new(); impls];
+        let mut ratios = vec![Vec::new(); impls];
+        let mut to_aligned = Vec::new();
         for round in 0..ROUNDS {
             let mut r = [0.0; IMPLS.len()];
-            for k in 0..IMPLS.len() {
-                let which = (round + k) % IMPLS.len();
+            for k in 0..impls {
+                let which = (round + k) % impls;
                 r[which] = rate::<S>(which, n, batch);
             }
-            for (i, v) in r.iter().enumerate() {
+            for (i, v) in r.iter().take(impls).enumerate() {
                 rates[i].push(*v);
                 ratios[i].push(*v / r[2]);
             }
+            if impls == IMPLS.len() {
+                to_aligned.push(r[0] / r[4]);
+            }
         }
-        let cells: Vec<String> = rates
+        let mut cells: Vec<String> = rates
             .into_iter()
             .map(|v| format!("{:.2}", median(v) / 1e6))
             .collect();
+        cells.resize(IMPLS.len(), "-".into());
+        let aligned = if to_aligned.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.2}", median(to_aligned))
+        };
         println!(
-            "| {label} | {batch} | {} | {:.2} | {:.2} |",
+            "| {label} | {batch} | {} | {:.2} | {:.2} | {aligned} |",
             cells.join(" | "),
             median(ratios[0].clone()),
             median(ratios[1].clone()),
@@ -328,10 +383,10 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
     println!("\nInterleaved side-by-side run (Mmsg/s, medians of 21 rounds):\n");
     println!(
-        "| payload | batch | {} | ring/rtrb | ring+wakeup/rtrb |",
+        "| payload | batch | {} | ring/rtrb | ring+wakeup/rtrb | ring/rtrb_aligned |",
         IMPLS.join(" | ")
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     summary_row::<8>("8 B", 200_000);
     summary_row::<64>("64 B", 200_000);
     summary_row::<4096>("4 KiB", 20_000);

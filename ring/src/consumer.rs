@@ -3,7 +3,7 @@
 use crate::abi::{SIPC_FLAG_CLOSED, SIPC_FLAG_NEED_WAKEUP};
 use crate::desc::Descriptor;
 use crate::error::{PayloadError, PeekError, ProtocolError};
-use crate::raw::{Region, SharedWord};
+use crate::raw::{Arrays, Region, SharedWord};
 use crate::sync::Ordering;
 use crate::KernelStatus;
 
@@ -79,10 +79,15 @@ impl<D: Descriptor> Consumer<D> {
 
     /// At least one message available, or why not.
     fn next_available(&mut self) -> Result<u32, PeekError> {
-        let n = self.available()?;
-        if n > 0 {
-            return Ok(n);
+        match self.available()? {
+            0 => self.empty_or_closed(),
+            n => Ok(n),
         }
+    }
+
+    /// The ring looked empty on a fresh load of `prod`: `Empty`, or, once
+    /// the producer hung up, what it published before (then `Closed`).
+    fn empty_or_closed(&mut self) -> Result<u32, PeekError> {
         if !self.is_producer_closed() {
             return Err(PeekError::Empty);
         }
@@ -94,26 +99,13 @@ impl<D: Descriptor> Consumer<D> {
         }
     }
 
-    fn entry(&self, idx: u32) -> Result<(D, u32), ProtocolError> {
-        let desc = self.region.read_desc(idx);
-        let len = desc.payload_len();
-        if len > self.region.geo.slot_size {
-            return Err(ProtocolError::LengthOutOfRange {
-                index: idx,
-                len,
-                slot_size: self.region.geo.slot_size,
-            });
-        }
-        Ok((desc, len))
-    }
-
     /// The oldest published message. Its descriptor is copied and its
     /// length checked; release it with [`ReadSlot::release`] (dropping the
     /// slot keeps the message queued).
     pub fn peek(&mut self) -> Result<ReadSlot<'_, D>, PeekError> {
         self.next_available()?;
         let idx = self.cons;
-        let (desc, len) = self.entry(idx)?;
+        let (desc, len) = entry(self.region.arrays(), idx)?;
         Ok(ReadSlot {
             consumer: self,
             idx,
@@ -131,7 +123,9 @@ impl<D: Descriptor> Consumer<D> {
             n = self.refresh()?;
         }
         if n == 0 {
-            n = self.next_available()?;
+            // Just refreshed (or max == 0): no second load of `prod`
+            // unless the producer hung up.
+            n = self.empty_or_closed()?;
         }
         let n = n.min(max);
         if n == 0 {
@@ -139,21 +133,24 @@ impl<D: Descriptor> Consumer<D> {
         }
         let start = self.cons;
         Ok(ReadBatch {
-            consumer: self,
+            arrays: self.region.arrays(),
+            region: &self.region,
+            cons: &mut self.cons,
             start,
             len: n,
         })
     }
 
-    /// Gives slots below `new_cons` back to the producer \[O3\].
-    fn release_to(&mut self, new_cons: u32) {
-        self.cons = new_cons;
+    /// Gives slots below `new_cons` back to the producer \[O3\] (`cons` is
+    /// the consumer's own copy of its index).
+    fn release_to(region: &Region<D>, cons: &mut u32, new_cons: u32) {
+        *cons = new_cons;
         // [O3] Pairs with the load-acquire of `cons` in Producer::refresh()
         // (producer side): our reads of the released slots happen before
         // the producer may overwrite them.
-        self.region
+        region
             .word(SharedWord::Cons)
-            .store(new_cons, self.region.ord_release());
+            .store(new_cons, region.ord_release());
     }
 
     /// \[O7\] After releasing: full barrier, then read the producer's
@@ -261,8 +258,24 @@ impl<D: Descriptor> Drop for Consumer<D> {
     }
 }
 
+/// Copies descriptor `idx` out once and checks its length against the slot.
+#[inline(always)]
+fn entry<D: Descriptor>(arrays: Arrays<'_, D>, idx: u32) -> Result<(D, u32), ProtocolError> {
+    let desc = arrays.read_desc(idx);
+    let len = desc.payload_len();
+    if len > arrays.slot_size() {
+        return Err(ProtocolError::LengthOutOfRange {
+            index: idx,
+            len,
+            slot_size: arrays.slot_size(),
+        });
+    }
+    Ok((desc, len))
+}
+
+#[inline(always)]
 fn copy_out<D: Descriptor>(
-    region: &Region<D>,
+    arrays: Arrays<'_, D>,
     idx: u32,
     len: u32,
     dst: &mut [u8],
@@ -275,7 +288,7 @@ fn copy_out<D: Descriptor>(
         });
     };
     // Cannot fail: len <= slot_size was checked when the entry was read.
-    let _ = region.read_payload(idx, dst);
+    let _ = arrays.read_payload(idx, dst);
     Ok(len)
 }
 
@@ -310,7 +323,7 @@ impl<D: Descriptor> ReadSlot<'_, D> {
 
     /// Copies the payload into the start of `dst`; returns its length.
     pub fn read_payload(&self, dst: &mut [u8]) -> Result<usize, PayloadError> {
-        copy_out(&self.consumer.region, self.idx, self.len, dst)
+        copy_out(self.consumer.region.arrays(), self.idx, self.len, dst)
     }
 
     /// Raw pointer to the payload's [`ReadSlot::len`] bytes.
@@ -320,18 +333,25 @@ impl<D: Descriptor> ReadSlot<'_, D> {
 
     /// Gives the slot back to the producer (one release store, \[O3\]).
     pub fn release(self) {
-        self.consumer.release_to(self.idx.wrapping_add(1));
+        let c = self.consumer;
+        Consumer::release_to(&c.region, &mut c.cons, self.idx.wrapping_add(1));
     }
 }
 
 /// Several consecutive published messages, released together.
+///
+/// Holds its own copy of the ring's array pointers and geometry (see
+/// [`crate::WriteBatch`]).
 pub struct ReadBatch<'a, D: Descriptor> {
-    consumer: &'a mut Consumer<D>,
+    arrays: Arrays<'a, D>,
+    region: &'a Region<D>,
+    /// The consumer's own index, advanced by the release.
+    cons: &'a mut u32,
     start: u32,
     len: u32,
 }
 
-impl<D: Descriptor> ReadBatch<'_, D> {
+impl<'a, D: Descriptor> ReadBatch<'a, D> {
     /// Messages in the batch (at least one).
     pub fn len(&self) -> u32 {
         self.len
@@ -344,17 +364,22 @@ impl<D: Descriptor> ReadBatch<'_, D> {
 
     /// Entry `i`, its descriptor copied once and validated; None outside
     /// the batch.
-    pub fn get(&self, i: u32) -> Option<Result<ReadEntry<'_, D>, ProtocolError>> {
+    #[inline]
+    pub fn get(&self, i: u32) -> Option<Result<ReadEntry<'a, D>, ProtocolError>> {
         if i >= self.len {
             return None;
         }
-        let idx = self.start.wrapping_add(i);
-        Some(self.consumer.entry(idx).map(|(desc, len)| ReadEntry {
-            region: &self.consumer.region,
-            idx,
-            desc,
-            len,
-        }))
+        Some(read_entry(self.arrays, self.start.wrapping_add(i)))
+    }
+
+    /// The entries in order, each descriptor copied once and validated
+    /// when the iterator reaches it.
+    pub fn iter(&self) -> ReadBatchIter<'a, D> {
+        ReadBatchIter {
+            arrays: self.arrays,
+            next: self.start,
+            end: self.start.wrapping_add(self.len),
+        }
     }
 
     /// Releases every message of the batch (one release store).
@@ -366,13 +391,64 @@ impl<D: Descriptor> ReadBatch<'_, D> {
     /// Releases the first `n` messages (at most the batch length).
     pub fn release_first(self, n: u32) {
         let end = self.start.wrapping_add(n.min(self.len));
-        self.consumer.release_to(end);
+        Consumer::release_to(self.region, self.cons, end);
     }
 }
 
+impl<'a, D: Descriptor> IntoIterator for &ReadBatch<'a, D> {
+    type Item = Result<ReadEntry<'a, D>, ProtocolError>;
+    type IntoIter = ReadBatchIter<'a, D>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+#[inline(always)]
+fn read_entry<D: Descriptor>(
+    arrays: Arrays<'_, D>,
+    idx: u32,
+) -> Result<ReadEntry<'_, D>, ProtocolError> {
+    let (desc, len) = entry(arrays, idx)?;
+    Ok(ReadEntry {
+        arrays,
+        idx,
+        desc,
+        len,
+    })
+}
+
+/// Iterator over the entries of a [`ReadBatch`] ([`ReadBatch::iter`]).
+pub struct ReadBatchIter<'a, D: Descriptor> {
+    arrays: Arrays<'a, D>,
+    next: u32,
+    end: u32,
+}
+
+impl<'a, D: Descriptor> Iterator for ReadBatchIter<'a, D> {
+    type Item = Result<ReadEntry<'a, D>, ProtocolError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next == self.end {
+            return None;
+        }
+        let idx = self.next;
+        self.next = idx.wrapping_add(1);
+        Some(read_entry(self.arrays, idx))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.end.wrapping_sub(self.next) as usize;
+        (n, Some(n))
+    }
+}
+
+impl<D: Descriptor> ExactSizeIterator for ReadBatchIter<'_, D> {}
+
 /// One message of a [`ReadBatch`].
 pub struct ReadEntry<'a, D: Descriptor> {
-    pub(crate) region: &'a Region<D>,
+    pub(crate) arrays: Arrays<'a, D>,
     pub(crate) idx: u32,
     desc: D,
     pub(crate) len: u32,
@@ -395,12 +471,13 @@ impl<D: Descriptor> ReadEntry<'_, D> {
     }
 
     /// Copies the payload into the start of `dst`; returns its length.
+    #[inline]
     pub fn read_payload(&self, dst: &mut [u8]) -> Result<usize, PayloadError> {
-        copy_out(self.region, self.idx, self.len, dst)
+        copy_out(self.arrays, self.idx, self.len, dst)
     }
 
     /// Raw pointer to the payload.
     pub fn payload_ptr(&self) -> *const u8 {
-        self.region.slot_ptr(self.idx)
+        self.arrays.slot_ptr(self.idx)
     }
 }

@@ -52,7 +52,7 @@ mod producer;
 mod raw;
 mod sync;
 
-pub use consumer::{Consumer, ReadBatch, ReadEntry, ReadSlot};
+pub use consumer::{Consumer, ReadBatch, ReadBatchIter, ReadEntry, ReadSlot};
 pub use desc::Descriptor;
 pub use error::{
     CommitError, LayoutError, PayloadError, PeekError, ProtocolError, PushError, ReserveError,

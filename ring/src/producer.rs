@@ -3,7 +3,7 @@
 use crate::abi::{SIPC_FLAG_CLOSED, SIPC_FLAG_NEED_WAKEUP};
 use crate::desc::Descriptor;
 use crate::error::{CommitError, PayloadError, ProtocolError, PushError, ReserveError};
-use crate::raw::{Region, SharedWord};
+use crate::raw::{Arrays, Region, SharedWord};
 use crate::sync::Ordering;
 use crate::KernelStatus;
 
@@ -137,7 +137,8 @@ impl<D: Descriptor> Producer<D> {
         self.ensure_room(n)?;
         let start = self.prod;
         Ok(WriteBatch {
-            producer: self,
+            arrays: self.region.arrays(),
+            prod: &mut self.prod,
             start,
             len: n,
         })
@@ -361,8 +362,13 @@ impl<D: Descriptor> WriteSlot<'_, D> {
 }
 
 /// `len` reserved consecutive slots, committed together.
+///
+/// Holds its own copy of the ring's array pointers and geometry, so a batch
+/// is filled without reading the producer back after every store.
 pub struct WriteBatch<'a, D: Descriptor> {
-    producer: &'a mut Producer<D>,
+    arrays: Arrays<'a, D>,
+    /// The producer's next index, advanced by the commit.
+    prod: &'a mut u32,
     start: u32,
     len: u32,
 }
@@ -379,6 +385,7 @@ impl<D: Descriptor> WriteBatch<'_, D> {
     }
 
     /// Copies `payload` into entry `i`, sets `desc`'s length and writes it.
+    #[inline]
     pub fn write(&mut self, i: u32, mut desc: D, payload: &[u8]) -> Result<(), CommitError<D>> {
         if i >= self.len {
             return Err(CommitError::OutOfBatch {
@@ -386,13 +393,15 @@ impl<D: Descriptor> WriteBatch<'_, D> {
                 batch_len: self.len,
             });
         }
-        let slot_size = self.producer.region.geo.slot_size;
         let idx = self.start.wrapping_add(i);
-        if !self.producer.region.write_payload(idx, 0, payload) {
-            return Err(CommitError::TooLong { desc, slot_size });
+        if !self.arrays.write_payload(idx, 0, payload) {
+            return Err(CommitError::TooLong {
+                desc,
+                slot_size: self.arrays.slot_size(),
+            });
         }
         desc.set_payload_len(payload.len() as u32);
-        self.producer.region.write_desc(idx, desc);
+        self.arrays.write_desc(idx, desc);
         Ok(())
     }
 
@@ -405,22 +414,21 @@ impl<D: Descriptor> WriteBatch<'_, D> {
             });
         }
         if self
-            .producer
-            .region
+            .arrays
             .write_payload(self.start.wrapping_add(i), offset, src)
         {
             Ok(())
         } else {
             Err(PayloadError::OutOfSlot {
                 end: offset.saturating_add(src.len()),
-                slot_size: self.producer.slot_size(),
+                slot_size: self.arrays.slot_size() as usize,
             })
         }
     }
 
     /// Writes the descriptor of entry `i`.
     pub fn set_desc(&mut self, i: u32, desc: D) -> Result<(), CommitError<D>> {
-        let slot_size = self.producer.region.geo.slot_size;
+        let slot_size = self.arrays.slot_size();
         if i >= self.len {
             return Err(CommitError::OutOfBatch {
                 desc,
@@ -430,15 +438,13 @@ impl<D: Descriptor> WriteBatch<'_, D> {
         if desc.payload_len() > slot_size {
             return Err(CommitError::TooLong { desc, slot_size });
         }
-        self.producer
-            .region
-            .write_desc(self.start.wrapping_add(i), desc);
+        self.arrays.write_desc(self.start.wrapping_add(i), desc);
         Ok(())
     }
 
     /// Raw pointer to entry `i`'s slot, or None outside the batch.
     pub fn payload_ptr(&mut self, i: u32) -> Option<*mut u8> {
-        (i < self.len).then(|| self.producer.region.slot_ptr(self.start.wrapping_add(i)))
+        (i < self.len).then(|| self.arrays.slot_ptr(self.start.wrapping_add(i)))
     }
 
     /// Commits all entries (publish them with [`Producer::publish`]).
@@ -449,6 +455,6 @@ impl<D: Descriptor> WriteBatch<'_, D> {
 
     /// Commits the first `n` entries (at most the batch length).
     pub fn commit_first(self, n: u32) {
-        self.producer.prod = self.start.wrapping_add(n.min(self.len));
+        *self.prod = self.start.wrapping_add(n.min(self.len));
     }
 }

@@ -20,7 +20,7 @@ use crate::error::LayoutError;
 use crate::layout::{self, Geometry, Line0, RingKind, RingLayout};
 use crate::sync::{AtomicU32, Ordering};
 use core::marker::PhantomData;
-use core::mem::{offset_of, size_of};
+use core::mem::{align_of, offset_of, size_of, MaybeUninit};
 use core::ptr::{self, NonNull};
 
 #[cfg(feature = "std")]
@@ -201,117 +201,50 @@ impl<D: Descriptor> Region<D> {
         }
     }
 
-    fn desc_ptr(&self, idx: u32) -> *mut D {
-        let i = (idx & self.geo.mask) as usize;
-        // SAFETY: desc_offset + entries * size_of::<D>() <= ring_bytes was
-        // validated and i < entries, so the pointer stays in the mapping.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(self.geo.desc_offset + i * size_of::<D>())
-                .cast::<D>()
+    /// The descriptor and slot arrays, for the per-message paths.
+    #[inline]
+    pub(crate) fn arrays(&self) -> Arrays<'_, D> {
+        // SAFETY: desc_offset and slots_offset were validated to lie inside
+        // the mapping (with their arrays), so both sums stay in it and are
+        // not null.
+        let (descs, slots) = unsafe {
+            (
+                NonNull::new_unchecked(self.base.as_ptr().add(self.geo.desc_offset).cast::<D>()),
+                NonNull::new_unchecked(self.base.as_ptr().add(self.geo.slots_offset)),
+            )
+        };
+        Arrays {
+            descs,
+            slots,
+            mask: self.geo.mask,
+            slot_shift: self.geo.slot_shift,
+            slot_size: self.geo.slot_size,
+            #[cfg(loom)]
+            shadow: &self.shadow,
+            _region: PhantomData,
         }
     }
 
     /// First byte of the slot of message `idx`.
     pub(crate) fn slot_ptr(&self, idx: u32) -> *mut u8 {
-        let i = (idx & self.geo.mask) as usize;
-        // SAFETY: slots_offset + entries * slot_size <= ring_bytes was
-        // validated and i < entries, so the pointer stays in the mapping.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(self.geo.slots_offset + (i << self.geo.slot_shift))
-        }
+        self.arrays().slot_ptr(idx)
     }
 
-    #[cfg(loom)]
-    fn write_guard<R>(&self, idx: u32, f: impl FnOnce() -> R) -> R {
-        self.shadow.cells[(idx & self.geo.mask) as usize].with_mut(|_| f())
-    }
-    #[cfg(not(loom))]
-    #[inline(always)]
-    fn write_guard<R>(&self, _idx: u32, f: impl FnOnce() -> R) -> R {
-        f()
-    }
-    #[cfg(loom)]
-    fn read_guard<R>(&self, idx: u32, f: impl FnOnce() -> R) -> R {
-        self.shadow.cells[(idx & self.geo.mask) as usize].with(|_| f())
-    }
-    #[cfg(not(loom))]
-    #[inline(always)]
-    fn read_guard<R>(&self, _idx: u32, f: impl FnOnce() -> R) -> R {
-        f()
-    }
-
-    /// Writes the descriptor of message `idx`. The caller owns the entry
-    /// (producer, between \[O4\] and \[O1\]).
+    /// See [`Arrays::write_desc`].
     pub(crate) fn write_desc(&self, idx: u32, d: D) {
-        let p = self.desc_ptr(idx);
-        // SAFETY: in bounds and aligned (validated desc_offset alignment and
-        // base alignment); the producer owns this entry until it publishes.
-        // A plain write: the consumer reads it only after [O1]/[O2].
-        self.write_guard(idx, || unsafe { ptr::write(p, d) })
+        self.arrays().write_desc(idx, d)
     }
 
-    /// Copies the descriptor of message `idx` out of shared memory once. The
-    /// caller owns the entry (consumer, between \[O2\] and \[O3\]).
-    pub(crate) fn read_desc(&self, idx: u32) -> D {
-        let p = self.desc_ptr(idx);
-        // SAFETY: in bounds and aligned; volatile so the descriptor is fetched
-        // exactly once and validated copy is the one used. D is Pod, so any
-        // bytes a hostile peer left there are a valid D.
-        self.read_guard(idx, || unsafe { ptr::read_volatile(p) })
-    }
-
-    /// Copies `src` into the slot of message `idx` at `offset`. Returns false
-    /// (and copies nothing) if it would not fit in the slot.
+    /// See [`Arrays::write_payload`].
     pub(crate) fn write_payload(&self, idx: u32, offset: usize, src: &[u8]) -> bool {
-        match offset.checked_add(src.len()) {
-            Some(end) if end <= self.geo.slot_size as usize => {}
-            _ => return false,
-        }
-        let dst = self.slot_ptr(idx);
-        // SAFETY: offset + len <= slot_size, so the destination is inside this
-        // slot; `src` is a Rust slice and cannot overlap the shared mapping
-        // (no reference into it is ever handed out for writing except by the
-        // unsafe accessors, whose contract forbids this overlap).
-        self.write_guard(idx, || unsafe {
-            copy_bytes(src.as_ptr(), dst.add(offset), src.len())
-        });
-        true
-    }
-
-    /// Copies `dst.len()` bytes from the start of the slot of message `idx`.
-    /// Returns false (and copies nothing) if that exceeds the slot.
-    pub(crate) fn read_payload(&self, idx: u32, dst: &mut [u8]) -> bool {
-        if dst.len() > self.geo.slot_size as usize {
-            return false;
-        }
-        let src = self.slot_ptr(idx);
-        // SAFETY: dst.len() <= slot_size keeps the source inside this slot;
-        // `dst` is an exclusive Rust slice, so it does not overlap the slot.
-        self.read_guard(idx, || unsafe {
-            copy_bytes(src, dst.as_mut_ptr(), dst.len())
-        });
-        true
-    }
-
-    /// # Safety
-    /// No one may write the slot while the slice lives (the other side is
-    /// trusted, e.g. the kernel), and `len <= slot_size`.
-    pub(crate) unsafe fn payload_slice(&self, idx: u32, len: usize) -> &[u8] {
-        debug_assert!(len <= self.geo.slot_size as usize);
-        // SAFETY: in bounds by the caller's len check; the caller guarantees
-        // no concurrent writer for the slice's lifetime.
-        unsafe { core::slice::from_raw_parts(self.slot_ptr(idx), len) }
+        self.arrays().write_payload(idx, offset, src)
     }
 
     /// # Safety
     /// No one else may read or write the slot while the slice lives.
     pub(crate) unsafe fn payload_slice_mut(&mut self, idx: u32) -> &mut [u8] {
-        // SAFETY: the slot is slot_size bytes inside the mapping; exclusivity
-        // is the caller's promise.
+        // SAFETY: the slot is slot_size bytes inside the mapping (Arrays
+        // invariant); exclusivity is the caller's promise.
         unsafe { core::slice::from_raw_parts_mut(self.slot_ptr(idx), self.geo.slot_size as usize) }
     }
 
@@ -389,6 +322,166 @@ impl<D: Descriptor> Region<D> {
     }
 }
 
+/// The validated descriptor and slot arrays of a [`Region`], copied out of it
+/// for the per-message paths.
+///
+/// Batch handles keep one in their own (stack) fields: the compiler can then
+/// keep the pointers and the geometry in registers across the raw stores of
+/// a batch, where reading them back through the half would cost reloads
+/// after every store (a store through a raw pointer might alias the half).
+///
+/// Invariant: built only by [`Region::arrays`], so `descs` and `slots` point
+/// to the validated arrays of `mask + 1` entries (descriptors of
+/// `size_of::<D>()` bytes, slots of `slot_size = 1 << slot_shift` bytes) in
+/// a mapping that lives at least as long as `'a`.
+pub(crate) struct Arrays<'a, D> {
+    descs: NonNull<D>,
+    slots: NonNull<u8>,
+    mask: u32,
+    slot_shift: u32,
+    slot_size: u32,
+    #[cfg(loom)]
+    shadow: &'a Shadow,
+    _region: PhantomData<&'a Region<D>>,
+}
+
+impl<D> Clone for Arrays<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<D> Copy for Arrays<'_, D> {}
+
+impl<'a, D: Descriptor> Arrays<'a, D> {
+    /// Bytes per slot.
+    #[inline(always)]
+    pub(crate) fn slot_size(&self) -> u32 {
+        self.slot_size
+    }
+
+    #[inline(always)]
+    fn desc_ptr(&self, idx: u32) -> *mut D {
+        let i = (idx & self.mask) as usize;
+        // SAFETY: i < entries and the descriptor array holds `entries`
+        // descriptors inside the mapping (invariant).
+        unsafe { self.descs.as_ptr().add(i) }
+    }
+
+    /// First byte of the slot of message `idx`.
+    #[inline(always)]
+    pub(crate) fn slot_ptr(&self, idx: u32) -> *mut u8 {
+        let i = (idx & self.mask) as usize;
+        // SAFETY: i < entries and the slot array holds `entries` slots of
+        // 1 << slot_shift bytes inside the mapping (invariant).
+        unsafe { self.slots.as_ptr().add(i << self.slot_shift) }
+    }
+
+    #[cfg(loom)]
+    fn write_guard<R>(&self, idx: u32, f: impl FnOnce() -> R) -> R {
+        self.shadow.cells[(idx & self.mask) as usize].with_mut(|_| f())
+    }
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn write_guard<R>(&self, _idx: u32, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+    #[cfg(loom)]
+    fn read_guard<R>(&self, idx: u32, f: impl FnOnce() -> R) -> R {
+        self.shadow.cells[(idx & self.mask) as usize].with(|_| f())
+    }
+    #[cfg(not(loom))]
+    #[inline(always)]
+    fn read_guard<R>(&self, _idx: u32, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// Writes the descriptor of message `idx`. The caller owns the entry
+    /// (producer, between \[O4\] and \[O1\]).
+    #[inline(always)]
+    pub(crate) fn write_desc(&self, idx: u32, d: D) {
+        let p = self.desc_ptr(idx);
+        // SAFETY: in bounds and aligned (validated desc_offset alignment and
+        // base alignment); the producer owns this entry until it publishes.
+        // A plain write: the consumer reads it only after [O1]/[O2].
+        self.write_guard(idx, || unsafe { ptr::write(p, d) })
+    }
+
+    /// Copies the descriptor of message `idx` out of shared memory once. The
+    /// caller owns the entry (consumer, between \[O2\] and \[O3\]).
+    #[inline(always)]
+    pub(crate) fn read_desc(&self, idx: u32) -> D {
+        let p = self.desc_ptr(idx);
+        self.read_guard(idx, || {
+            if align_of::<D>() >= 8 && size_of::<D>() % 8 == 0 {
+                // Word-wise: one load per 8 bytes (a volatile read of a
+                // struct loads field by field).
+                let mut d = MaybeUninit::<D>::uninit();
+                let (src, dst) = (p.cast::<u64>(), d.as_mut_ptr().cast::<u64>());
+                for k in 0..size_of::<D>() / 8 {
+                    // SAFETY: word k is inside the descriptor, which is in
+                    // bounds and 8-aligned (align_of::<D>() >= 8); volatile so
+                    // each word is fetched exactly once and the validated
+                    // copy is the one used.
+                    unsafe { dst.add(k).write(ptr::read_volatile(src.add(k))) };
+                }
+                // SAFETY: every byte of `d` was written; D is Pod, so any
+                // bytes a hostile peer left there are a valid D.
+                unsafe { d.assume_init() }
+            } else {
+                // SAFETY: in bounds and aligned; volatile so the descriptor
+                // is fetched exactly once and the validated copy is the one
+                // used. D is Pod, so any bytes are a valid D.
+                unsafe { ptr::read_volatile(p) }
+            }
+        })
+    }
+
+    /// Copies `src` into the slot of message `idx` at `offset`. Returns false
+    /// (and copies nothing) if it would not fit in the slot.
+    #[inline(always)]
+    pub(crate) fn write_payload(&self, idx: u32, offset: usize, src: &[u8]) -> bool {
+        match offset.checked_add(src.len()) {
+            Some(end) if end <= self.slot_size as usize => {}
+            _ => return false,
+        }
+        let dst = self.slot_ptr(idx);
+        // SAFETY: offset + len <= slot_size, so the destination is inside this
+        // slot; `src` is a Rust slice and cannot overlap the shared mapping
+        // (no reference into it is ever handed out for writing except by the
+        // unsafe accessors, whose contract forbids this overlap).
+        self.write_guard(idx, || unsafe {
+            copy_bytes(src.as_ptr(), dst.add(offset), src.len())
+        });
+        true
+    }
+
+    /// Copies `dst.len()` bytes from the start of the slot of message `idx`.
+    /// Returns false (and copies nothing) if that exceeds the slot.
+    #[inline(always)]
+    pub(crate) fn read_payload(&self, idx: u32, dst: &mut [u8]) -> bool {
+        if dst.len() > self.slot_size as usize {
+            return false;
+        }
+        let src = self.slot_ptr(idx);
+        // SAFETY: dst.len() <= slot_size keeps the source inside this slot;
+        // `dst` is an exclusive Rust slice, so it does not overlap the slot.
+        self.read_guard(idx, || unsafe {
+            copy_bytes(src, dst.as_mut_ptr(), dst.len())
+        });
+        true
+    }
+
+    /// # Safety
+    /// No one may write the slot while the slice lives (the other side is
+    /// trusted, e.g. the kernel), and `len <= slot_size`.
+    pub(crate) unsafe fn payload_slice(self, idx: u32, len: usize) -> &'a [u8] {
+        debug_assert!(len <= self.slot_size as usize);
+        // SAFETY: in bounds by the caller's len check; the caller guarantees
+        // no concurrent writer for the slice's lifetime.
+        unsafe { core::slice::from_raw_parts(self.slot_ptr(idx), len) }
+    }
+}
+
 /// `copy_nonoverlapping` for a run-time length, with the common small sizes
 /// (up to 64 bytes) done inline by two possibly overlapping fixed-size
 /// copies instead of a call to `memcpy`.
@@ -400,11 +493,13 @@ unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
     macro_rules! two {
         ($n:literal) => {{
             // SAFETY: $n <= len <= 2 * $n, so both $n-byte windows, at 0 and
-            // at len - $n, are inside the caller's ranges.
+            // at len - $n, are inside the caller's ranges. The ranges do not
+            // overlap, so each window can be stored before the next is
+            // loaded (no registers held across, no spills).
             unsafe {
                 let a = ptr::read_unaligned(src.cast::<[u8; $n]>());
-                let b = ptr::read_unaligned(src.add(len - $n).cast::<[u8; $n]>());
                 ptr::write_unaligned(dst.cast::<[u8; $n]>(), a);
+                let b = ptr::read_unaligned(src.add(len - $n).cast::<[u8; $n]>());
                 ptr::write_unaligned(dst.add(len - $n).cast::<[u8; $n]>(), b);
             }
         }};
@@ -638,6 +733,7 @@ impl<D: Descriptor> crate::ReadSlot<'_, D> {
         unsafe {
             self.consumer
                 .region
+                .arrays()
                 .payload_slice(self.idx, self.len as usize)
         }
     }
@@ -651,6 +747,6 @@ impl<D: Descriptor> crate::ReadEntry<'_, D> {
     pub unsafe fn payload(&self) -> &[u8] {
         // SAFETY: forwarded from the caller's contract; len <= slot_size
         // was validated when the descriptor was read.
-        unsafe { self.region.payload_slice(self.idx, self.len as usize) }
+        unsafe { self.arrays.payload_slice(self.idx, self.len as usize) }
     }
 }

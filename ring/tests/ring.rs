@@ -116,6 +116,36 @@ fn batch_commit_publishes_all_entries_at_once() {
 }
 
 #[test]
+fn batch_iter_yields_every_entry_in_order_across_the_wrap() {
+    let (mut tx, mut rx) = channel::<TxDesc>(4, 64).unwrap();
+    for i in 0..3u8 {
+        tx.push(desc(0), &[i]).unwrap();
+        tx.publish();
+        pop(&mut rx).unwrap();
+    }
+    // Indices 3..7 occupy slots 3, 0, 1, 2.
+    let mut b = tx.reserve_batch(4).unwrap();
+    for i in 0..4u32 {
+        b.write(i, desc(10 + i as u16), &[i as u8; 5]).unwrap();
+    }
+    b.commit();
+    tx.publish();
+    let batch = rx.peek_batch(4).unwrap();
+    let it = batch.iter();
+    assert_eq!(it.len(), 4);
+    let got: Vec<(u16, Vec<u8>)> = it
+        .map(|e| {
+            let e = e.unwrap();
+            let mut buf = vec![0u8; e.len()];
+            e.read_payload(&mut buf).unwrap();
+            (e.desc().type_, buf)
+        })
+        .collect();
+    let want: Vec<(u16, Vec<u8>)> = (0..4u8).map(|i| (10 + i as u16, vec![i; 5])).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
 fn batch_commit_first_commits_only_a_prefix() {
     let (mut tx, mut rx) = channel::<TxDesc>(8, 64).unwrap();
     let mut b = tx.reserve_batch(4).unwrap();
@@ -497,6 +527,39 @@ fn hostile_descriptor_length_is_rejected() {
 }
 
 #[test]
+fn batch_iter_rejects_a_hostile_descriptor_length_and_goes_on() {
+    let ring = HeapRing::<TxDesc>::new(4, 64).unwrap();
+    let t = ring.tamper();
+    let (mut tx, mut rx) = ring.split();
+    tx.push(desc(0), b"bad").unwrap();
+    tx.push(desc(1), b"ok").unwrap();
+    tx.publish();
+    // SAFETY: single-threaded; neither half is inside an operation.
+    unsafe {
+        t.write_desc(
+            0,
+            TxDesc {
+                len: 65,
+                ..TxDesc::default()
+            },
+        )
+    };
+    let batch = rx.peek_batch(4).unwrap();
+    let mut it = batch.iter();
+    assert!(matches!(
+        it.next(),
+        Some(Err(ProtocolError::LengthOutOfRange {
+            index: 0,
+            len: 65,
+            slot_size: 64
+        }))
+    ));
+    let e = it.next().unwrap().unwrap();
+    assert_eq!((e.desc().type_, e.len()), (1, 2));
+    assert!(it.next().is_none());
+}
+
+#[test]
 fn kernel_status_line_is_read() {
     let ring = HeapRing::<RxDesc>::new(4, 64).unwrap();
     let t = ring.tamper();
@@ -525,6 +588,60 @@ fn rx_descriptors_round_trip() {
         (s.desc().seq, s.desc().sender_uid, s.len()),
         (42, 1000, 100)
     );
+}
+
+#[test]
+fn every_word_of_a_64_byte_descriptor_is_copied_out() {
+    let (mut tx, mut rx) = channel::<RxDesc>(2, 128).unwrap();
+    let d = RxDesc {
+        seq: 0x0102_0304_0506_0708,
+        timestamp_ns: 0x1112_1314_1516_1718,
+        len: 0,
+        type_: 0x2122,
+        flags: 0x2324,
+        sender_pid: 0x3132_3334,
+        sender_uid: 0x4142_4344,
+        sender_gid: 0x5152_5354,
+        epoch: 0x6162_6364,
+        reserved: core::array::from_fn(|i| 0x70 + i as u8),
+    };
+    tx.push(d, &[9u8; 100]).unwrap();
+    tx.publish();
+    let s = rx.peek().unwrap();
+    assert_eq!(*s.desc(), RxDesc { len: 100, ..d });
+}
+
+/// A descriptor aligned to 4 bytes (copied out with one volatile read, not
+/// word by word).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+struct NarrowDesc {
+    len: u32,
+    tag: u32,
+    extra: u32,
+}
+
+impl secure_ipc_ring::Descriptor for NarrowDesc {
+    fn payload_len(&self) -> u32 {
+        self.len
+    }
+    fn set_payload_len(&mut self, len: u32) {
+        self.len = len;
+    }
+}
+
+#[test]
+fn a_descriptor_aligned_to_4_bytes_round_trips() {
+    let (mut tx, mut rx) = channel::<NarrowDesc>(4, 64).unwrap();
+    let d = NarrowDesc {
+        len: 0,
+        tag: 0xAABB_CCDD,
+        extra: 7,
+    };
+    tx.push(d, b"abc").unwrap();
+    tx.publish();
+    let s = rx.peek().unwrap();
+    assert_eq!(*s.desc(), NarrowDesc { len: 3, ..d });
 }
 
 #[test]
