@@ -165,9 +165,10 @@ impl<D: Descriptor> Producer<D> {
         }
         desc.set_payload_len(payload.len() as u32);
         let idx = self.prod;
+        let arrays = self.region.arrays();
         // Cannot fail: the length was checked against the slot size above.
-        let _ = self.region.write_payload(idx, 0, payload);
-        self.region.write_desc(idx, desc);
+        let _ = arrays.write_payload(idx, 0, payload);
+        arrays.write_desc(idx, desc);
         self.prod = idx.wrapping_add(1);
         Ok(())
     }
