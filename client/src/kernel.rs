@@ -8,7 +8,12 @@
 //! kernel fills it on `SIPC_IOC_RECV` with opened, stamped messages).
 //!
 //! Waiting:
-//! - for data, on the endpoint's eventfd doorbell, with the no-lost-wake-up
+//! - for data, in the kernel: `SIPC_IOC_RECV_WAIT` sleeps on the endpoint's
+//!   wait queue, which the sender's SEND wakes, and opens what arrived into
+//!   RX before it returns: one system call per wake-up;
+//! - for data with a module that lacks RECV_WAIT, and for an owner whose
+//!   first peer has not attached, on the endpoint's eventfd doorbell, with
+//!   the no-lost-wake-up
 //!   protocol [O5]/[O6] of the uapi header: drain the eventfd, set
 //!   NEED_WAKEUP in RX `cons_flags`, full fence, re-check RX `prod` and the
 //!   kernel's `store_prod`/`store_cons` line [O9], sleep only if both say
@@ -73,15 +78,23 @@ fn ioctl_struct<T: Pod>(fd: RawFd, nr: u32, arg: &mut T) -> Result<i32, Errno> {
 /// ioctl without an argument (SEND, RECV); returns the count.
 fn ioctl_count(fd: RawFd, nr: u32) -> Result<u32, Errno> {
     loop {
-        // SAFETY: SEND and RECV take no pointer argument.
-        let r = unsafe { libc::ioctl(fd, nr as _, 0usize) };
-        if r >= 0 {
-            return Ok(r as u32);
+        match ioctl_value(fd, nr, 0) {
+            Err(Errno(libc::EINTR)) => continue,
+            r => return r,
         }
-        match last_errno() {
-            Errno(libc::EINTR) => continue,
-            e => return Err(e),
-        }
+    }
+}
+
+/// An ioctl whose argument is a plain value (RECV_WAIT's timeout); EINTR is
+/// returned, not retried, so that a caller with a deadline re-checks it.
+fn ioctl_value(fd: RawFd, nr: u32, value: usize) -> Result<u32, Errno> {
+    // SAFETY: SEND and RECV take no argument and RECV_WAIT a value; the
+    // kernel dereferences no pointer for any of them.
+    let r = unsafe { libc::ioctl(fd, nr as _, value) };
+    if r >= 0 {
+        Ok(r as u32)
+    } else {
+        Err(last_errno())
     }
 }
 
@@ -292,6 +305,7 @@ fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, wait: WaitPolicy) -> Result
             cons,
             current: None,
             wait,
+            recv_wait: true,
         }),
     })
 }
@@ -525,6 +539,8 @@ struct KernelRx {
     cons: Consumer<RxDesc>,
     current: Option<Current>,
     wait: WaitPolicy,
+    /// The module has SIPC_IOC_RECV_WAIT (cleared on ENOTTY).
+    recv_wait: bool,
 }
 
 // SAFETY: `current` points into the RX mapping that `cons` keeps alive and
@@ -651,6 +667,27 @@ impl RxBackend for KernelRx {
         if matches!(self.wait, WaitPolicy::BusyPoll) {
             std::hint::spin_loop();
             return Ok(());
+        }
+        if self.recv_wait {
+            // Sleep in the kernel: the sender wakes us directly and the
+            // records are opened into RX before the call returns (one
+            // system call instead of doorbell read + poll + RECV).
+            let arg = if timeout < 0 {
+                abi::SIPC_WAIT_FOREVER
+            } else {
+                timeout as u32
+            };
+            match ioctl_value(self.dev(), abi::SIPC_IOC_RECV_WAIT, arg as usize) {
+                Ok(_) => return Ok(()),
+                // A module without it: use the doorbell from now on.
+                Err(Errno(libc::ENOTTY)) => self.recv_wait = false,
+                // An owner whose first peer has not attached yet: the
+                // doorbell below rings when it does.
+                Err(Errno(libc::ENOTCONN)) => {}
+                // A signal: let the caller re-check its deadline.
+                Err(Errno(libc::EINTR)) => return Ok(()),
+                Err(e) => return Err(errno_error(e, "RECV_WAIT")),
+            }
         }
         if self.prepare_sleep()? {
             poll_fd(self.shared.doorbell.as_raw_fd(), libc::POLLIN, timeout)?;
