@@ -414,12 +414,13 @@ impl KernelTx {
     }
 
     /// SEND until the kernel has taken everything published: waits while
-    /// the sealed store is full or no peer has attached yet.
-    fn push_all(&mut self) -> Result<(), Error> {
+    /// the sealed store is full, and while no peer has attached yet unless
+    /// `need_peer` (then that is `Err(NotConnected)`).
+    fn push_all(&mut self, need_peer: bool) -> Result<(), Error> {
         loop {
             match self.send_once() {
                 Ok(_) => {}
-                Err(Error::NotConnected) => {}
+                Err(Error::NotConnected) if !need_peer => {}
                 Err(e) => return Err(e),
             }
             if self.drained()? {
@@ -488,7 +489,28 @@ impl TxBackend for KernelTx {
         // The kernel consumes TX only inside SEND, never asleep on it: no
         // NEED_WAKEUP check.
         self.prod.publish_without_wake_check();
-        self.push_all()?;
+        self.push_all(false)?;
+        Ok(n)
+    }
+
+    fn ready_for_one(&mut self) -> Result<bool, Error> {
+        // What send_batched queued goes first.
+        self.prod.publish_without_wake_check();
+        self.send_once()?;
+        if !self.drained()? {
+            return Ok(false);
+        }
+        // TX is empty; is there a free record in the sealed store? Only this
+        // half's SEND takes room, so the [O9] hint (whose store_cons may lag)
+        // can only under-state it: a yes stays true until our next SEND.
+        let st = self.prod.kernel_status();
+        Ok(st.store_prod.wrapping_sub(st.store_cons) < st.store_entries)
+    }
+
+    fn flush_closing(&mut self) -> Result<usize, Error> {
+        let n = self.prod.pending() as usize;
+        self.prod.publish_without_wake_check();
+        self.push_all(true)?;
         Ok(n)
     }
 
