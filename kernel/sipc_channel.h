@@ -77,6 +77,12 @@ struct sipc_stamp {
  * @open_seq: next sequence number expected. Receiver's rx_lock.
  * @open_hmac: hmac(sha256) for the opener's ratchet. Receiver's rx_lock.
  * @stamp: the sender as the receiver sees it; constant.
+ * @test_channel_id: test builds: channel id to stamp when @test_stamp.
+ *	Sender's tx_lock.
+ * @test_clock_ns: test builds: timestamp to stamp when non-zero. Sender's
+ *	tx_lock.
+ * @test_stamp: test builds: SIPC_IOC_TEST_SET_SEAL fixed the stamps.
+ *	Sender's tx_lock.
  */
 struct sipc_dir {
 	struct sipc_pages store;
@@ -99,6 +105,11 @@ struct sipc_dir {
 	struct crypto_shash *open_hmac;
 
 	struct sipc_stamp stamp;
+#ifdef SIPC_TEST_HOOKS
+	u64 test_channel_id;
+	u64 test_clock_ns;
+	bool test_stamp;
+#endif
 };
 
 /**

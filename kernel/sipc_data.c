@@ -162,6 +162,24 @@ static int sipc_seal_rekey(struct sipc_endpoint *ep, struct sipc_dir *dir)
 	return ret;
 }
 
+#ifdef SIPC_TEST_HOOKS
+/* Must hold the sender's tx_lock. Apply SIPC_IOC_TEST_SET_SEAL's stamps. */
+static void sipc_test_stamp(const struct sipc_dir *dir,
+			    struct sipc_record_le *h)
+{
+	if (!dir->test_stamp)
+		return;
+	h->channel_id = cpu_to_le64(dir->test_channel_id);
+	if (dir->test_clock_ns)
+		h->timestamp_ns = cpu_to_le64(dir->test_clock_ns);
+}
+#else
+static void sipc_test_stamp(const struct sipc_dir *dir,
+			    struct sipc_record_le *h)
+{
+}
+#endif
+
 /*
  * Must hold the sender's tx_lock. The plaintext is already in the record
  * at @idx of the outgoing store; fill in the header and seal it.
@@ -193,6 +211,7 @@ static int sipc_seal_one(struct sipc_endpoint *ep, struct sipc_session *s,
 	h->direction = ep->role;
 	h->version = SIPC_RECORD_VERSION;
 	h->reserved = 0;
+	sipc_test_stamp(dir, h);
 
 	ret = sipc_record_seal(&dir->seal, &dir->store, off,
 			       dir->seal_key.salt, dir->seal_seq, len);
@@ -873,6 +892,44 @@ int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 		goto out;
 	}
 	arg->record_len = rec_len;
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+
+/*
+ * Replace the sealing state of @ep's sending direction: SEND, write(2) and
+ * REKEY then run unchanged on chosen inputs (the pinned record vectors, or
+ * an erased epoch's key).
+ */
+int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg)
+{
+	struct sipc_dir *dir;
+	int ret;
+
+	if (arg->flags)
+		return -EINVAL;
+	mutex_lock(&ep->tx_lock);
+	if (!ep->session) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &ep->session->dir[ep->role];
+	ret = sipc_aead_setkey(&dir->seal, arg->key);
+	if (ret) {
+		/* Keep the transform and the key in step. */
+		sipc_aead_setkey(&dir->seal, dir->seal_key.key);
+		goto out;
+	}
+	memcpy(dir->seal_key.key, arg->key, sizeof(dir->seal_key.key));
+	memcpy(dir->seal_key.salt, arg->salt, sizeof(dir->seal_key.salt));
+	dir->seal_key.epoch = arg->epoch;
+	dir->seal_seq = arg->seq;
+	dir->epoch_records = 0;
+	dir->epoch_bytes = 0;
+	dir->test_channel_id = arg->channel_id;
+	dir->test_clock_ns = arg->clock_ns;
+	dir->test_stamp = true;
 out:
 	mutex_unlock(&ep->tx_lock);
 	return ret;

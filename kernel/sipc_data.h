@@ -29,6 +29,7 @@ int sipc_rekey(struct sipc_endpoint *ep, struct sipc_rekey *arg);
 int sipc_test_keys(struct sipc_endpoint *ep, struct sipc_test_keys *out);
 int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 			  struct sipc_test_sealed *arg);
+int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg);
 #endif
 
 #endif /* _SIPC_DATA_H */

@@ -283,6 +283,21 @@ static long sipc_ioctl_test_peek(struct sipc_endpoint *ep, void __user *uarg)
 		return ret;
 	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
 }
+
+static long sipc_ioctl_test_set_seal(struct sipc_endpoint *ep,
+				     void __user *uarg)
+{
+	struct sipc_test_seal arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_TEST_SEAL_SIZE_VER0,
+				  uarg, &usize);
+	if (!ret)
+		ret = sipc_test_set_seal(ep, &arg);
+	memzero_explicit(&arg, sizeof(arg));
+	return ret;
+}
 #endif
 
 long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -320,6 +335,8 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return sipc_ioctl_test_peek(ep, uarg);
 	case SIPC_IOC_TEST_KEY_SCHEDULE:
 		return sipc_ioctl_test_kx(uarg);
+	case SIPC_IOC_TEST_SET_SEAL:
+		return sipc_ioctl_test_set_seal(ep, uarg);
 #endif
 	default:
 		return -ENOTTY;

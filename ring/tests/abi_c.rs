@@ -144,6 +144,9 @@ fn rust_view() -> BTreeMap<String, u64> {
         "nonce" => nonce, "psk" => psk, "owner_pub" => owner_pub, "peer_pub" => peer_pub,
         "proof" => proof, "o2p_key" => o2p_key, "p2o_key" => p2o_key,
         "o2p_key_epoch1" => o2p_key_epoch1, "o2p_salt" => o2p_salt, "p2o_salt" => p2o_salt]);
+    st!("sipc_test_seal", TestSeal, ["size" => size, "flags" => flags, "key" => key,
+        "salt" => salt, "epoch" => epoch, "channel_id" => channel_id, "seq" => seq,
+        "clock_ns" => clock_ns]);
 
     macro_rules! consts {
         ($($n:ident),* $(,)?) => {$( m.insert(format!("const {}", stringify!($n)), $n as u64); )*};
@@ -205,6 +208,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_TEST_KEYS_SIZE_VER0,
         SIPC_TEST_SEALED_SIZE_VER0,
         SIPC_TEST_KX_SIZE_VER0,
+        SIPC_TEST_SEAL_SIZE_VER0,
         SIPC_TEST_KX_IDENTITY,
         SIPC_TEST_KX_PSK,
         SIPC_TEST_SEALED_FLIP,
@@ -235,6 +239,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_IOC_TEST_KEYS = 0x40,
         SIPC_IOC_TEST_PEEK_SEALED = 0x41,
         SIPC_IOC_TEST_KEY_SCHEDULE = 0x42,
+        SIPC_IOC_TEST_SET_SEAL = 0x43,
     );
     m
 }

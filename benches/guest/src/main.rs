@@ -822,6 +822,8 @@ fn main() {
     );
     println!(" tcrypt: the kernel's own loop, mode=211 sec=1, 256-bit key; sizes it does not test show n/a)");
 
+    rekey_stall_section(scale, &mut errors);
+
     println!("\n== ratios (targets from issue 4)");
     let find_tp = |s: usize, b: usize| tp.iter().find(|t| t.0 == s && t.1 == b);
     if let Some((_, _, ch, so)) = find_tp(64, 32) {
@@ -895,4 +897,198 @@ fn main() {
         }
     }
     println!("\nbench done: {} measurements failed", errors.len());
+}
+
+// ---------------------------------------------------------------- rekey stall
+
+/// Messages per key epoch in the rekey-stall runs.
+const REKEY_EVERY: usize = 64;
+
+/// How the rekey-stall run crosses epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RekeyMode {
+    /// The channel rekeys both directions every [`REKEY_EVERY`] records
+    /// (CREATE's `rekey_records`): the sealer ratchets inside SEND.
+    Automatic,
+    /// The pinger calls SIPC_IOC_REKEY before every [`REKEY_EVERY`]th
+    /// message (timed on its own, beside a STATS ioctl as the baseline).
+    Ioctl,
+}
+
+impl RekeyMode {
+    fn label(self) -> &'static str {
+        match self {
+            RekeyMode::Automatic => "automatic, both directions",
+            RekeyMode::Ioctl => "REKEY ioctl, ping direction",
+        }
+    }
+}
+
+/// Median and 99th percentile of `v`, in nanoseconds.
+fn p50_p99(v: &mut [u64]) -> (u64, u64) {
+    if v.is_empty() {
+        return (0, 0);
+    }
+    v.sort_unstable();
+    let at = |p: f64| v[((v.len() as f64 * p) as usize).min(v.len() - 1)];
+    (at(0.5), at(0.99))
+}
+
+/// 64 B busy-poll ping-pong over a channel whose key epoch changes every
+/// [`REKEY_EVERY`] messages. Returns the pinger's summary in nanoseconds:
+/// [one-way p50 of the messages that stay in their epoch, one-way p50 and
+/// p99 of the messages that cross into a new epoch, crossings, REKEY ioctl
+/// p50, STATS ioctl p50] (the last two 0 in automatic mode). One-way is
+/// half the round trip; the first epoch is warm-up.
+fn rekey_stall(mode: RekeyMode, rounds: usize) -> Result<(Report, Report), String> {
+    let name = unique_name("rekey");
+    let mut opts = channel_opts(LAT_SIZE, WaitPolicy::BusyPoll);
+    if mode == RekeyMode::Automatic {
+        opts = opts.rekey_records(REKEY_EVERY as u64);
+    }
+    let (pn, po) = (name.clone(), opts.clone());
+    pair(
+        move || {
+            let (mut tx, mut rx) = Channel::create(&pn, &po).map_err(|e| format!("create: {e}"))?;
+            let mut buf = [0u8; LAT_SIZE];
+            let (mut stay, mut cross) = (Vec::new(), Vec::new());
+            let (mut rekey, mut stats) = (Vec::new(), Vec::new());
+            for i in 0..rounds {
+                let epoch = (i / REKEY_EVERY) as u32;
+                let crossing = i > 0 && i % REKEY_EVERY == 0;
+                if mode == RekeyMode::Ioctl && crossing {
+                    let t = Instant::now();
+                    tx.stats().map_err(|e| format!("stats {i}: {e}"))?;
+                    stats.push(t.elapsed().as_nanos() as u64);
+                    let t = Instant::now();
+                    let e = tx.rekey().map_err(|e| format!("rekey {i}: {e}"))?;
+                    rekey.push(t.elapsed().as_nanos() as u64);
+                    if e != epoch {
+                        return Err(format!("REKEY before message {i} gave epoch {e}"));
+                    }
+                }
+                pattern(&mut buf, i);
+                let t = Instant::now();
+                tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+                check_msg(m.payload(), LAT_SIZE, i)?;
+                // The reply crosses too only when both directions rekey.
+                let want = if mode == RekeyMode::Automatic {
+                    epoch
+                } else {
+                    0
+                };
+                if m.epoch() != want {
+                    return Err(format!("reply {i} in epoch {} not {want}", m.epoch()));
+                }
+                drop(m);
+                let one_way = t.elapsed().as_nanos() as u64 / 2;
+                if i < REKEY_EVERY {
+                    continue;
+                }
+                if crossing {
+                    cross.push(one_way);
+                } else {
+                    stay.push(one_way);
+                }
+            }
+            let n_cross = cross.len() as u64;
+            let (stay50, _) = p50_p99(&mut stay);
+            let (cross50, cross99) = p50_p99(&mut cross);
+            let (rekey50, _) = p50_p99(&mut rekey);
+            let (stats50, _) = p50_p99(&mut stats);
+            Ok(vec![stay50, cross50, cross99, n_cross, rekey50, stats50])
+        },
+        move || {
+            let (mut tx, mut rx) = attach_retry(&name, &opts)?;
+            let mut buf = [0u8; LAT_SIZE];
+            for i in 0..rounds {
+                let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+                let want = (i / REKEY_EVERY) as u32;
+                if m.epoch() != want {
+                    return Err(format!("message {i} in epoch {} not {want}", m.epoch()));
+                }
+                buf.copy_from_slice(m.payload());
+                drop(m);
+                tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+            }
+            // Let the pinger read the last reply before hanging up.
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(vec![])
+        },
+    )
+}
+
+/// Prints the rekey-stall table: what crossing a key epoch costs a message,
+/// as ratios against the messages of the same run that stay in their epoch.
+fn rekey_stall_section(scale: f64, errors: &mut Vec<String>) {
+    let rounds = ((12_800.0 * scale) as usize).max(REKEY_EVERY * 21);
+    println!(
+        "\n== rekey stall: {LAT_SIZE} B busy-poll ping-pong, a new key epoch every {REKEY_EVERY} messages, {rounds} round trips"
+    );
+    println!(
+        "{:<28} {:>8} | {:>8} {:>8} {:>6} | {:>8} | {:>10} {:>10} {:>10}",
+        "epoch change",
+        "stay p50",
+        "cross50",
+        "cross99",
+        "n",
+        "x/stay",
+        "REKEY p50",
+        "REKEY/stay",
+        "REKEY/STATS"
+    );
+    for mode in [RekeyMode::Automatic, RekeyMode::Ioctl] {
+        let res = rekey_stall(mode, rounds).and_then(|(ping, pong)| {
+            match ping.error.clone().or(pong.error.clone()) {
+                Some(e) => Err(e),
+                None if ping.values.len() == 6 => Ok(ping.values),
+                None => Err(format!("pinger sent {} values", ping.values.len())),
+            }
+        });
+        let v = match res {
+            Ok(v) => v,
+            Err(e) => {
+                println!("{:<28} n/a", mode.label());
+                errors.push(format!("rekey stall {}: {e}", mode.label()));
+                continue;
+            }
+        };
+        let us = |ns: u64| ns as f64 / 1000.0;
+        let x = |a: u64, b: u64| {
+            if b > 0 {
+                format!("{:.2}x", a as f64 / b as f64)
+            } else {
+                "n/a".to_string()
+            }
+        };
+        let (stay, cross50, cross99, n, rekey, stats) = (v[0], v[1], v[2], v[3], v[4], v[5]);
+        let (rk, rk_stay, rk_stats) = if mode == RekeyMode::Ioctl {
+            (format!("{:.1}", us(rekey)), x(rekey, stay), x(rekey, stats))
+        } else {
+            ("-".into(), "-".into(), "-".into())
+        };
+        println!(
+            "{:<28} {:>8.1} | {:>8.1} {:>8.1} {:>6} | {:>8} | {:>10} {:>10} {:>10}",
+            mode.label(),
+            us(stay),
+            us(cross50),
+            us(cross99),
+            n,
+            x(cross50, stay),
+            rk,
+            rk_stay,
+            rk_stats
+        );
+    }
+    println!(
+        "(microseconds, one-way = half the round trip. stay: messages sealed in the epoch of the one before;"
+    );
+    println!(
+        " cross: the first message of a new epoch (automatic: both the ping and its reply ratchet the sealer"
+    );
+    println!(
+        " inside SEND and the opener inside RECV; ioctl: only the ping's opener ratchets, the sealer did it in"
+    );
+    println!(" REKEY). REKEY p50: the ioctl alone; REKEY/STATS: against a STATS ioctl, the same syscall path without crypto.)");
 }

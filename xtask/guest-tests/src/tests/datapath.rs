@@ -67,8 +67,8 @@ pub const TESTS: &[Test] = &[
     )
     .timeout(300),
     Test::new(
-        "stream_messages_both_directions_random_sizes",
-        stream_messages_both_directions_random_sizes,
+        "stream_both_directions_random_sizes_across_ten_epochs",
+        stream_both_directions_random_sizes_across_ten_epochs,
     )
     .timeout(1800),
     Test::new("blocking_read_wakes_on_send", blocking_read_wakes_on_send),
@@ -609,7 +609,7 @@ fn slow_consumer_backpressure_loses_nothing() -> TestResult {
         .map_err(|_| "producer panicked".to_string())?
 }
 
-fn stream_messages_both_directions_random_sizes() -> TestResult {
+fn stream_both_directions_random_sizes_across_ten_epochs() -> TestResult {
     // One million each way on the 6.12 guest (about 6 minutes under TCG on
     // a quiet 2-core host); 100,000 on 6.1, which runs the same code path,
     // to keep the whole suite within its time budget.
@@ -619,7 +619,19 @@ fn stream_messages_both_directions_random_sizes() -> TestResult {
     } else {
         100_000
     };
-    let (owner, peer) = Endpoint::pair("stream", 256, 1024)?;
+    // The channel rekeys every `per_epoch` records in each direction, so
+    // both streams cross twelve epoch boundaries (epochs 0..=12) while they
+    // run; message k of a direction must arrive in epoch k / per_epoch.
+    let per_epoch = count / 12;
+    let last_epoch = (count - 1) / per_epoch;
+    check!(last_epoch >= 10, "only {last_epoch} rekeys planned");
+    let name = kchan::unique_name("stream");
+    let f = sys::open_device()?;
+    let mut c = kchan::create_arg(&name, 256, 1024);
+    c.rekey_records = per_epoch;
+    ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c).map_err(|e| format!("CREATE: {e}"))?;
+    let owner = kchan::endpoint_from(f, &c)?;
+    let peer = Endpoint::attach(&name)?;
     // Each endpoint is split: its TX ring goes to a sender thread, its RX
     // ring to a receiver thread (SEND and RECV are independent in the
     // kernel: tx_lock vs rx_lock).
@@ -675,6 +687,12 @@ fn stream_messages_both_directions_random_sizes() -> TestResult {
                         r.payload == kchan::payload(seed, got, 1024),
                         "payload {got} differs"
                     );
+                    check!(
+                        u64::from(r.desc.epoch) == got / per_epoch,
+                        "message {got} arrived in epoch {} instead of {}",
+                        r.desc.epoch,
+                        got / per_epoch
+                    );
                     got += 1;
                 }
                 if n == 0 {
@@ -697,13 +715,24 @@ fn stream_messages_both_directions_random_sizes() -> TestResult {
         h.join()
             .map_err(|_| "a stream thread panicked".to_string())??;
     }
-    let s = kchan::stats(&of)?;
-    check!(
-        s.sealed_msgs == count && s.opened_msgs == count && s.badmsg == 0,
-        "owner stats {s:?}"
-    );
+    for (who, file) in [("owner", &of), ("peer", &pf)] {
+        let s = kchan::stats(file)?;
+        check!(
+            s.sealed_msgs == count && s.opened_msgs == count && s.badmsg == 0,
+            "{who} stats {s:?}"
+        );
+        check!(
+            u64::from(s.tx_epoch) == last_epoch
+                && u64::from(s.rx_epoch) == last_epoch
+                && s.rekeys == 2 * last_epoch,
+            "{who}: tx epoch {}, rx epoch {}, rekeys {} (want epoch {last_epoch} both ways)",
+            s.tx_epoch,
+            s.rx_epoch,
+            s.rekeys
+        );
+    }
     println!(
-        "{count} messages each way in {:.1}s",
+        "{count} messages each way across epochs 0..={last_epoch} in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
     Ok(())
