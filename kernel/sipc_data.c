@@ -586,6 +586,50 @@ static bool sipc_in_ready(struct sipc_session *s, int role)
 	return smp_load_acquire(&dir->prod) != READ_ONCE(dir->cons);
 }
 
+/**
+ * sipc_recv_wait() - SIPC_IOC_RECV_WAIT: RECV, sleeping until records arrive
+ * @ep: the endpoint
+ * @timeout_ms: how long to sleep at most; 0 never sleeps,
+ *	%SIPC_WAIT_FOREVER has no limit
+ *
+ * The sender's sipc_seal_publish() wakes ep->wq when it has a sleeper, so a
+ * receiver sleeping here needs neither NEED_WAKEUP nor its doorbell.
+ *
+ * Return: what sipc_recv() returns; 0 also when the timeout passed;
+ * -EINVAL for a timeout above U32_MAX; -EINTR when a signal arrived.
+ */
+long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
+{
+	struct sipc_session *s;
+	long ret, left;
+
+	if (timeout_ms > U32_MAX)
+		return -EINVAL;
+	ret = sipc_recv(ep);
+	if (ret || !timeout_ms)
+		return ret;
+
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return -ENOTCONN;
+	/*
+	 * sipc_in_ready() is also true when the other side hung up, and a new
+	 * session (re-attach) ends the wait too: sipc_recv() then reports.
+	 */
+	left = wait_event_interruptible_timeout(ep->wq,
+						sipc_in_ready(s, ep->role) ||
+						READ_ONCE(ep->session) != s,
+						timeout_ms == SIPC_WAIT_FOREVER ?
+						MAX_SCHEDULE_TIMEOUT :
+						msecs_to_jiffies(timeout_ms));
+	sipc_session_put(s);
+	if (left < 0)
+		return -EINTR;
+	if (!left)
+		return 0;
+	return sipc_recv(ep);
+}
+
 ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,
 		   loff_t *ppos)
 {

@@ -72,6 +72,8 @@ pub const SIPC_FEAT_IDENTITY: u64 = 1 << 4;
 pub const SIPC_FEAT_PSK: u64 = 1 << 5;
 /// Feature: rekeying.
 pub const SIPC_FEAT_REKEY: u64 = 1 << 6;
+/// Feature: `SIPC_IOC_RECV_WAIT`.
+pub const SIPC_FEAT_RECV_WAIT: u64 = 1 << 7;
 /// Feature: module built with test hooks.
 pub const SIPC_FEAT_TEST_HOOKS: u64 = 1 << 63;
 
@@ -506,6 +508,11 @@ pub const SIPC_IOC_PEER_CRED: u32 = io(0x07);
 pub const SIPC_IOC_STATS: u32 = io(0x08);
 /// Ratchet the sending key.
 pub const SIPC_IOC_REKEY: u32 = io(0x09);
+/// RECV that sleeps in the kernel; the argument is a timeout in ms (a
+/// value, not a pointer; [`SIPC_WAIT_FOREVER`] has no limit).
+pub const SIPC_IOC_RECV_WAIT: u32 = io(0x0a);
+/// `SIPC_IOC_RECV_WAIT` timeout meaning no limit.
+pub const SIPC_WAIT_FOREVER: u32 = 0xffff_ffff;
 /// Test builds only: export the sealing key.
 pub const SIPC_IOC_TEST_KEYS: u32 = io(0x40);
 /// Test builds only: copy out the oldest sealed record.

@@ -179,6 +179,7 @@
 #define SIPC_FEAT_IDENTITY	(1ULL << 4)
 #define SIPC_FEAT_PSK		(1ULL << 5)
 #define SIPC_FEAT_REKEY		(1ULL << 6)
+#define SIPC_FEAT_RECV_WAIT	(1ULL << 7)
 #define SIPC_FEAT_TEST_HOOKS	(1ULL << 63)	/* built with SIPC_TEST_HOOKS */
 
 /* ------------------------------------------------------------------ */
@@ -719,6 +720,23 @@ struct sipc_test_seal {
 	__u64 clock_ns;
 };
 
+/**
+ * DOC: blocking receive
+ *
+ * %SIPC_IOC_RECV_WAIT is %SIPC_IOC_RECV that sleeps in the kernel when
+ * nothing is waiting. Its argument is a value, not a pointer: a timeout in
+ * milliseconds (0: do not sleep; %SIPC_WAIT_FOREVER: no timeout; above
+ * 0xffffffff: EINVAL). It returns the number of messages delivered into
+ * RX, 0 when the timeout passed or RX has no free slot, or the errors of
+ * %SIPC_IOC_RECV (EPIPE once the other endpoint hung up and everything it
+ * sealed was received); a signal interrupts it with EINTR.
+ * The sender wakes the sleeper directly, without the doorbell: a receiver
+ * that blocks here does one system call per wake-up, where doorbell + poll
+ * + %SIPC_IOC_RECV costs three. Modules that have it report
+ * %SIPC_FEAT_RECV_WAIT.
+ */
+#define SIPC_WAIT_FOREVER	0xffffffffU
+
 /* "0xBC" is not listed in Documentation/userspace-api/ioctl/ioctl-number.rst */
 #define SIPC_IOC_MAGIC		0xBC
 
@@ -732,6 +750,7 @@ struct sipc_test_seal {
 #define SIPC_IOC_PEER_CRED	_IO(SIPC_IOC_MAGIC, 0x07)	/* struct sipc_peer_cred */
 #define SIPC_IOC_STATS		_IO(SIPC_IOC_MAGIC, 0x08)	/* struct sipc_stats */
 #define SIPC_IOC_REKEY		_IO(SIPC_IOC_MAGIC, 0x09)	/* struct sipc_rekey */
+#define SIPC_IOC_RECV_WAIT	_IO(SIPC_IOC_MAGIC, 0x0a)	/* timeout in ms; returns count */
 #define SIPC_IOC_TEST_KEYS	_IO(SIPC_IOC_MAGIC, 0x40)	/* test builds only */
 #define SIPC_IOC_TEST_PEEK_SEALED _IO(SIPC_IOC_MAGIC, 0x41)	/* test builds only */
 #define SIPC_IOC_TEST_KEY_SCHEDULE _IO(SIPC_IOC_MAGIC, 0x42)	/* test builds only */
