@@ -31,6 +31,7 @@
 #include <linux/pid_namespace.h>
 #include <linux/eventfd.h>
 #include <linux/atomic.h>
+#include <linux/memcontrol.h>
 #include <linux/secure_ipc.h>
 
 #include "sipc_ring.h"
@@ -150,6 +151,9 @@ struct sipc_session {
  * @rekey_records: records per key epoch
  * @rekey_bytes: bytes per key epoch
  * @owner_uid: the creator's uid, charged for the channel
+ * @memcg: the creator's memory cgroup (a reference; NULL without memcg):
+ *	what ATTACH allocates (the peer's rings, the session, the sealed
+ *	stores) is charged to it, not to the attacher's
  * @bytes: memory the channel pins (rings of both endpoints, both stores)
  * @owner: the owner endpoint while it is open (sipc_registry_lock)
  * @peer: the peer endpoint while it is open (sipc_registry_lock)
@@ -173,6 +177,7 @@ struct sipc_channel {
 	u64 rekey_records;
 	u64 rekey_bytes;
 	kuid_t owner_uid;
+	struct mem_cgroup *memcg;
 	size_t bytes;
 	struct sipc_endpoint *owner;
 	struct sipc_endpoint *peer;
