@@ -11,6 +11,7 @@
 #include <linux/random.h>
 #include <linux/ratelimit.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/user_namespace.h>
 #include <linux/fs.h>
 #include <crypto/algapi.h>
@@ -102,7 +103,10 @@ static void sipc_user_uncharge(kuid_t uid, size_t bytes)
 /* kfree_sensitive(): the channel holds the owner's PSK. */
 static void sipc_channel_free(struct kref *ref)
 {
-	kfree_sensitive(container_of(ref, struct sipc_channel, ref));
+	struct sipc_channel *chan = container_of(ref, struct sipc_channel, ref);
+
+	mem_cgroup_put(chan->memcg);
+	kfree_sensitive(chan);
 }
 
 static void sipc_channel_put(struct sipc_channel *chan)
@@ -446,6 +450,8 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 	chan->rekey_records = arg->rekey_records ?: sipc_rekey_records;
 	chan->rekey_bytes = arg->rekey_bytes ?: sipc_rekey_bytes;
 	chan->owner_uid = ep->cred->fsuid;
+	/* The creator pays for the whole channel, the peer's half included. */
+	chan->memcg = get_mem_cgroup_from_mm(current->mm);
 	chan->bytes = sipc_channel_bytes(chan->entries, chan->slot_size);
 	chan->peer_uid = make_kuid(ns, arg->peer_uid);
 	chan->peer_gid = make_kgid(ns, arg->peer_gid);
@@ -661,6 +667,7 @@ static int sipc_attach_keys(struct sipc_channel *chan, struct sipc_endpoint *ep,
 
 int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 {
+	struct mem_cgroup *old_memcg;
 	struct sipc_session *s, *old;
 	struct crypto_shash *hmac;
 	struct sipc_channel *chan;
@@ -723,11 +730,21 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	if (ret)
 		goto err_unlock_registry;
 
+	/*
+	 * Charge the peer's rings, the session and the sealed stores to the
+	 * creator's memory cgroup, like the module's per-user limit: the
+	 * creator chose the geometry, and an attacher cannot make another
+	 * cgroup pay for it.
+	 */
+	old_memcg = set_active_memcg(chan->memcg);
 	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
-	if (ret)
+	if (ret) {
+		set_active_memcg(old_memcg);
 		goto err_keys;
+	}
 	owner = chan->owner;
 	s = sipc_session_create(chan, owner, ep, keys);
+	set_active_memcg(old_memcg);
 	if (IS_ERR(s)) {
 		ret = PTR_ERR(s);
 		goto err_rings;

@@ -31,6 +31,7 @@
 #include <linux/pid_namespace.h>
 #include <linux/eventfd.h>
 #include <linux/atomic.h>
+#include <linux/memcontrol.h>
 #include <linux/secure_ipc.h>
 
 #include "sipc_ring.h"
@@ -77,6 +78,12 @@ struct sipc_stamp {
  * @open_seq: next sequence number expected. Receiver's rx_lock.
  * @open_hmac: hmac(sha256) for the opener's ratchet. Receiver's rx_lock.
  * @stamp: the sender as the receiver sees it; constant.
+ * @test_channel_id: test builds: channel id to stamp when @test_stamp.
+ *	Sender's tx_lock.
+ * @test_clock_ns: test builds: timestamp to stamp when non-zero. Sender's
+ *	tx_lock.
+ * @test_stamp: test builds: SIPC_IOC_TEST_SET_SEAL fixed the stamps.
+ *	Sender's tx_lock.
  */
 struct sipc_dir {
 	struct sipc_pages store;
@@ -99,6 +106,11 @@ struct sipc_dir {
 	struct crypto_shash *open_hmac;
 
 	struct sipc_stamp stamp;
+#ifdef SIPC_TEST_HOOKS
+	u64 test_channel_id;
+	u64 test_clock_ns;
+	bool test_stamp;
+#endif
 };
 
 /**
@@ -139,6 +151,9 @@ struct sipc_session {
  * @rekey_records: records per key epoch
  * @rekey_bytes: bytes per key epoch
  * @owner_uid: the creator's uid, charged for the channel
+ * @memcg: the creator's memory cgroup (a reference; NULL without memcg):
+ *	what ATTACH allocates (the peer's rings, the session, the sealed
+ *	stores) is charged to it, not to the attacher's
  * @bytes: memory the channel pins (rings of both endpoints, both stores)
  * @owner: the owner endpoint while it is open (sipc_registry_lock)
  * @peer: the peer endpoint while it is open (sipc_registry_lock)
@@ -162,6 +177,7 @@ struct sipc_channel {
 	u64 rekey_records;
 	u64 rekey_bytes;
 	kuid_t owner_uid;
+	struct mem_cgroup *memcg;
 	size_t bytes;
 	struct sipc_endpoint *owner;
 	struct sipc_endpoint *peer;

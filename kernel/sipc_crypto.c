@@ -102,7 +102,9 @@ static void sipc_record_sg(struct sipc_aead *a, struct sipc_pages *mem,
 {
 	unsigned int n = 0;
 
-	sg_init_table(a->sg, ARRAY_SIZE(a->sg));
+	/* Initialise only the entries this record spans (one for most). */
+	sg_init_table(a->sg,
+		      DIV_ROUND_UP(offset_in_page(off) + len, PAGE_SIZE));
 	while (len) {
 		size_t in_page = offset_in_page(off);
 		size_t chunk = min_t(size_t, len, PAGE_SIZE - in_page);
@@ -112,7 +114,6 @@ static void sipc_record_sg(struct sipc_aead *a, struct sipc_pages *mem,
 		off += chunk;
 		len -= chunk;
 	}
-	sg_mark_end(&a->sg[n - 1]);
 }
 
 static void sipc_nonce(u8 *iv, const u8 *salt, u64 seq)

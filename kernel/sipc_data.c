@@ -162,6 +162,24 @@ static int sipc_seal_rekey(struct sipc_endpoint *ep, struct sipc_dir *dir)
 	return ret;
 }
 
+#ifdef SIPC_TEST_HOOKS
+/* Must hold the sender's tx_lock. Apply SIPC_IOC_TEST_SET_SEAL's stamps. */
+static void sipc_test_stamp(const struct sipc_dir *dir,
+			    struct sipc_record_le *h)
+{
+	if (!dir->test_stamp)
+		return;
+	h->channel_id = cpu_to_le64(dir->test_channel_id);
+	if (dir->test_clock_ns)
+		h->timestamp_ns = cpu_to_le64(dir->test_clock_ns);
+}
+#else
+static void sipc_test_stamp(const struct sipc_dir *dir,
+			    struct sipc_record_le *h)
+{
+}
+#endif
+
 /*
  * Must hold the sender's tx_lock. The plaintext is already in the record
  * at @idx of the outgoing store; fill in the header and seal it.
@@ -193,6 +211,7 @@ static int sipc_seal_one(struct sipc_endpoint *ep, struct sipc_session *s,
 	h->direction = ep->role;
 	h->version = SIPC_RECORD_VERSION;
 	h->reserved = 0;
+	sipc_test_stamp(dir, h);
 
 	ret = sipc_record_seal(&dir->seal, &dir->store, off,
 			       dir->seal_key.salt, dir->seal_seq, len);
@@ -567,6 +586,50 @@ static bool sipc_in_ready(struct sipc_session *s, int role)
 	return smp_load_acquire(&dir->prod) != READ_ONCE(dir->cons);
 }
 
+/**
+ * sipc_recv_wait() - SIPC_IOC_RECV_WAIT: RECV, sleeping until records arrive
+ * @ep: the endpoint
+ * @timeout_ms: how long to sleep at most; 0 never sleeps,
+ *	%SIPC_WAIT_FOREVER has no limit
+ *
+ * The sender's sipc_seal_publish() wakes ep->wq when it has a sleeper, so a
+ * receiver sleeping here needs neither NEED_WAKEUP nor its doorbell.
+ *
+ * Return: what sipc_recv() returns; 0 also when the timeout passed;
+ * -EINVAL for a timeout above U32_MAX; -EINTR when a signal arrived.
+ */
+long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
+{
+	struct sipc_session *s;
+	long ret, left;
+
+	if (timeout_ms > U32_MAX)
+		return -EINVAL;
+	ret = sipc_recv(ep);
+	if (ret || !timeout_ms)
+		return ret;
+
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return -ENOTCONN;
+	/*
+	 * sipc_in_ready() is also true when the other side hung up, and a new
+	 * session (re-attach) ends the wait too: sipc_recv() then reports.
+	 */
+	left = wait_event_interruptible_timeout(ep->wq,
+						sipc_in_ready(s, ep->role) ||
+						READ_ONCE(ep->session) != s,
+						timeout_ms == SIPC_WAIT_FOREVER ?
+						MAX_SCHEDULE_TIMEOUT :
+						msecs_to_jiffies(timeout_ms));
+	sipc_session_put(s);
+	if (left < 0)
+		return -EINTR;
+	if (!left)
+		return 0;
+	return sipc_recv(ep);
+}
+
 ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,
 		   loff_t *ppos)
 {
@@ -829,6 +892,44 @@ int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 		goto out;
 	}
 	arg->record_len = rec_len;
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+
+/*
+ * Replace the sealing state of @ep's sending direction: SEND, write(2) and
+ * REKEY then run unchanged on chosen inputs (the pinned record vectors, or
+ * an erased epoch's key).
+ */
+int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg)
+{
+	struct sipc_dir *dir;
+	int ret;
+
+	if (arg->flags)
+		return -EINVAL;
+	mutex_lock(&ep->tx_lock);
+	if (!ep->session) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &ep->session->dir[ep->role];
+	ret = sipc_aead_setkey(&dir->seal, arg->key);
+	if (ret) {
+		/* Keep the transform and the key in step. */
+		sipc_aead_setkey(&dir->seal, dir->seal_key.key);
+		goto out;
+	}
+	memcpy(dir->seal_key.key, arg->key, sizeof(dir->seal_key.key));
+	memcpy(dir->seal_key.salt, arg->salt, sizeof(dir->seal_key.salt));
+	dir->seal_key.epoch = arg->epoch;
+	dir->seal_seq = arg->seq;
+	dir->epoch_records = 0;
+	dir->epoch_bytes = 0;
+	dir->test_channel_id = arg->channel_id;
+	dir->test_clock_ns = arg->clock_ns;
+	dir->test_stamp = true;
 out:
 	mutex_unlock(&ep->tx_lock);
 	return ret;

@@ -12,6 +12,7 @@
 
 long sipc_send(struct sipc_endpoint *ep);
 long sipc_recv(struct sipc_endpoint *ep);
+long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms);
 ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,
 		   loff_t *ppos);
 ssize_t sipc_read(struct file *file, char __user *buf, size_t len,
@@ -28,6 +29,7 @@ int sipc_rekey(struct sipc_endpoint *ep, struct sipc_rekey *arg);
 int sipc_test_keys(struct sipc_endpoint *ep, struct sipc_test_keys *out);
 int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 			  struct sipc_test_sealed *arg);
+int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg);
 #endif
 
 #endif /* _SIPC_DATA_H */

@@ -76,7 +76,8 @@ static u64 sipc_features(void)
 {
 	u64 features = SIPC_FEAT_MMAP_RINGS | SIPC_FEAT_READ_WRITE |
 		       SIPC_FEAT_DOORBELL | SIPC_FEAT_X25519 |
-		       SIPC_FEAT_IDENTITY | SIPC_FEAT_PSK | SIPC_FEAT_REKEY;
+		       SIPC_FEAT_IDENTITY | SIPC_FEAT_PSK | SIPC_FEAT_REKEY |
+		       SIPC_FEAT_RECV_WAIT;
 
 	if (sipc_test_hooks())
 		features |= SIPC_FEAT_TEST_HOOKS;
@@ -282,6 +283,21 @@ static long sipc_ioctl_test_peek(struct sipc_endpoint *ep, void __user *uarg)
 		return ret;
 	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
 }
+
+static long sipc_ioctl_test_set_seal(struct sipc_endpoint *ep,
+				     void __user *uarg)
+{
+	struct sipc_test_seal arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_TEST_SEAL_SIZE_VER0,
+				  uarg, &usize);
+	if (!ret)
+		ret = sipc_test_set_seal(ep, &arg);
+	memzero_explicit(&arg, sizeof(arg));
+	return ret;
+}
 #endif
 
 long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -300,6 +316,8 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return sipc_send(ep);
 	case SIPC_IOC_RECV:
 		return sipc_recv(ep);
+	case SIPC_IOC_RECV_WAIT:
+		return sipc_recv_wait(ep, arg);
 	case SIPC_IOC_SET_DOORBELL:
 		return sipc_ioctl_doorbell(ep, uarg);
 	case SIPC_IOC_PEER_CRED:
@@ -317,6 +335,8 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return sipc_ioctl_test_peek(ep, uarg);
 	case SIPC_IOC_TEST_KEY_SCHEDULE:
 		return sipc_ioctl_test_kx(uarg);
+	case SIPC_IOC_TEST_SET_SEAL:
+		return sipc_ioctl_test_set_seal(ep, uarg);
 #endif
 	default:
 		return -ENOTTY;

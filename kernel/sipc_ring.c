@@ -4,7 +4,8 @@
  *
  * Every region is an array of order-0 pages allocated with
  * GFP_KERNEL_ACCOUNT (charged to the memory cgroup of the task that
- * created or attached the channel) plus one vmap() for the kernel's own
+ * created the channel: ATTACH allocates inside set_active_memcg() of the
+ * creator's cgroup) plus one vmap() for the kernel's own
  * accesses. Rings are mapped into user space with vm_insert_pages(): the
  * user mapping holds its own page references, so unmapping and closing can
  * happen in any order. Sealed stores use the same allocator but are never

@@ -78,6 +78,17 @@ pub(crate) trait TxBackend: Send {
     fn commit(&mut self, len: usize, msg_type: u16) -> Result<(), Error>;
     /// Publishes every committed message; returns how many.
     fn flush(&mut self) -> Result<usize, Error>;
+    /// True when one more message can be committed and flushed without
+    /// waiting (what `try_send` checks first). `Err(NotConnected)` for an
+    /// owner whose first peer has not attached.
+    fn ready_for_one(&mut self) -> Result<bool, Error> {
+        Ok(true)
+    }
+    /// `flush` for a closing sender: waits like `flush` while a peer is
+    /// there to drain, but gives up when none ever attached.
+    fn flush_closing(&mut self) -> Result<usize, Error> {
+        self.flush()
+    }
     /// Sleeps until there may be room, the peer hangs up, or `deadline`.
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error>;
     /// Asks for a doorbell on [`TxBackend::raw_fd`] when room appears;

@@ -8,7 +8,12 @@
 //! kernel fills it on `SIPC_IOC_RECV` with opened, stamped messages).
 //!
 //! Waiting:
-//! - for data, on the endpoint's eventfd doorbell, with the no-lost-wake-up
+//! - for data, in the kernel: `SIPC_IOC_RECV_WAIT` sleeps on the endpoint's
+//!   wait queue, which the sender's SEND wakes, and opens what arrived into
+//!   RX before it returns: one system call per wake-up;
+//! - for data with a module that lacks RECV_WAIT, and for an owner whose
+//!   first peer has not attached, on the endpoint's eventfd doorbell, with
+//!   the no-lost-wake-up
 //!   protocol [O5]/[O6] of the uapi header: drain the eventfd, set
 //!   NEED_WAKEUP in RX `cons_flags`, full fence, re-check RX `prod` and the
 //!   kernel's `store_prod`/`store_cons` line [O9], sleep only if both say
@@ -73,15 +78,23 @@ fn ioctl_struct<T: Pod>(fd: RawFd, nr: u32, arg: &mut T) -> Result<i32, Errno> {
 /// ioctl without an argument (SEND, RECV); returns the count.
 fn ioctl_count(fd: RawFd, nr: u32) -> Result<u32, Errno> {
     loop {
-        // SAFETY: SEND and RECV take no pointer argument.
-        let r = unsafe { libc::ioctl(fd, nr as _, 0usize) };
-        if r >= 0 {
-            return Ok(r as u32);
+        match ioctl_value(fd, nr, 0) {
+            Err(Errno(libc::EINTR)) => continue,
+            r => return r,
         }
-        match last_errno() {
-            Errno(libc::EINTR) => continue,
-            e => return Err(e),
-        }
+    }
+}
+
+/// An ioctl whose argument is a plain value (RECV_WAIT's timeout); EINTR is
+/// returned, not retried, so that a caller with a deadline re-checks it.
+fn ioctl_value(fd: RawFd, nr: u32, value: usize) -> Result<u32, Errno> {
+    // SAFETY: SEND and RECV take no argument and RECV_WAIT a value; the
+    // kernel dereferences no pointer for any of them.
+    let r = unsafe { libc::ioctl(fd, nr as _, value) };
+    if r >= 0 {
+        Ok(r as u32)
+    } else {
+        Err(last_errno())
     }
 }
 
@@ -292,6 +305,7 @@ fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, wait: WaitPolicy) -> Result
             cons,
             current: None,
             wait,
+            recv_wait: true,
         }),
     })
 }
@@ -400,12 +414,13 @@ impl KernelTx {
     }
 
     /// SEND until the kernel has taken everything published: waits while
-    /// the sealed store is full or no peer has attached yet.
-    fn push_all(&mut self) -> Result<(), Error> {
+    /// the sealed store is full, and while no peer has attached yet unless
+    /// `need_peer` (then that is `Err(NotConnected)`).
+    fn push_all(&mut self, need_peer: bool) -> Result<(), Error> {
         loop {
             match self.send_once() {
                 Ok(_) => {}
-                Err(Error::NotConnected) => {}
+                Err(Error::NotConnected) if !need_peer => {}
                 Err(e) => return Err(e),
             }
             if self.drained()? {
@@ -474,7 +489,28 @@ impl TxBackend for KernelTx {
         // The kernel consumes TX only inside SEND, never asleep on it: no
         // NEED_WAKEUP check.
         self.prod.publish_without_wake_check();
-        self.push_all()?;
+        self.push_all(false)?;
+        Ok(n)
+    }
+
+    fn ready_for_one(&mut self) -> Result<bool, Error> {
+        // What send_batched queued goes first.
+        self.prod.publish_without_wake_check();
+        self.send_once()?;
+        if !self.drained()? {
+            return Ok(false);
+        }
+        // TX is empty; is there a free record in the sealed store? Only this
+        // half's SEND takes room, so the [O9] hint (whose store_cons may lag)
+        // can only under-state it: a yes stays true until our next SEND.
+        let st = self.prod.kernel_status();
+        Ok(st.store_prod.wrapping_sub(st.store_cons) < st.store_entries)
+    }
+
+    fn flush_closing(&mut self) -> Result<usize, Error> {
+        let n = self.prod.pending() as usize;
+        self.prod.publish_without_wake_check();
+        self.push_all(true)?;
         Ok(n)
     }
 
@@ -525,6 +561,8 @@ struct KernelRx {
     cons: Consumer<RxDesc>,
     current: Option<Current>,
     wait: WaitPolicy,
+    /// The module has SIPC_IOC_RECV_WAIT (cleared on ENOTTY).
+    recv_wait: bool,
 }
 
 // SAFETY: `current` points into the RX mapping that `cons` keeps alive and
@@ -651,6 +689,27 @@ impl RxBackend for KernelRx {
         if matches!(self.wait, WaitPolicy::BusyPoll) {
             std::hint::spin_loop();
             return Ok(());
+        }
+        if self.recv_wait {
+            // Sleep in the kernel: the sender wakes us directly and the
+            // records are opened into RX before the call returns (one
+            // system call instead of doorbell read + poll + RECV).
+            let arg = if timeout < 0 {
+                abi::SIPC_WAIT_FOREVER
+            } else {
+                timeout as u32
+            };
+            match ioctl_value(self.dev(), abi::SIPC_IOC_RECV_WAIT, arg as usize) {
+                Ok(_) => return Ok(()),
+                // A module without it: use the doorbell from now on.
+                Err(Errno(libc::ENOTTY)) => self.recv_wait = false,
+                // An owner whose first peer has not attached yet: the
+                // doorbell below rings when it does.
+                Err(Errno(libc::ENOTCONN)) => {}
+                // A signal: let the caller re-check its deadline.
+                Err(Errno(libc::EINTR)) => return Ok(()),
+                Err(e) => return Err(errno_error(e, "RECV_WAIT")),
+            }
         }
         if self.prepare_sleep()? {
             poll_fd(self.shared.doorbell.as_raw_fd(), libc::POLLIN, timeout)?;

@@ -184,7 +184,21 @@ impl Sender {
     }
 
     /// Sends one message without waiting: `Err(Full)` when there is no room.
+    ///
+    /// `Err(NotConnected)` on an owner whose first peer has not attached.
+    /// A message that `try_send` refused was not queued; one it accepted is
+    /// on its way (on the kernel backend: already sealed).
     pub fn try_send(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
+        let max = self.tx.max_message_size();
+        if payload.len() > max {
+            return Err(Error::MessageTooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        if !self.tx.ready_for_one()? {
+            return Err(Error::Full);
+        }
         self.queue(ty, payload, false)?;
         self.flush().map(|_| ())
     }
@@ -300,8 +314,12 @@ impl AsRawFd for Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        // Publish what was committed but not flushed; a dead peer is no error here.
-        let _ = self.flush();
+        // Publish what was committed but not flushed; a dead peer is no
+        // error here, and with no peer at all there is nobody to wait for.
+        if self.queued > 0 {
+            self.queued = 0;
+            let _ = self.tx.flush_closing();
+        }
     }
 }
 

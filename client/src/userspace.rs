@@ -286,6 +286,9 @@ impl TxSession {
             Ok(_slot) => {
                 // Dropped uncommitted: the slot stays ours to take again.
                 self.was_full = false;
+                // Room again after an epoll user's arm(): stop asking for
+                // doorbells (a no-op unless NEED_WAKEUP is set).
+                self.producer.finish_wait_for_room();
                 Ok(true)
             }
             Err(ReserveError::Full { .. }) => {
@@ -418,6 +421,9 @@ impl RxSession {
             }
         }
         batch.release_first(taken);
+        // Data again after an epoll user's arm(): stop asking for doorbells
+        // (a no-op unless NEED_WAKEUP is set).
+        self.consumer.finish_sleep();
         if self.consumer.producer_wants_wakeup() {
             sys::eventfd_signal(&self.their_room);
             self.counters

@@ -645,6 +645,14 @@ type Test = (&'static str, fn() -> Result<(), String>);
 
 const TESTS: &[Test] = &[
     (
+        "armed_receiver_stops_asking_for_doorbells_once_it_has_data",
+        armed_receiver_stops_asking_for_doorbells_once_it_has_data,
+    ),
+    (
+        "armed_sender_stops_asking_for_doorbells_once_it_has_room",
+        armed_sender_stops_asking_for_doorbells_once_it_has_room,
+    ),
+    (
         "million_messages_both_directions_arrive_intact_and_in_order",
         million_messages_both_directions_arrive_intact_and_in_order,
     ),
@@ -721,6 +729,67 @@ const TESTS: &[Test] = &[
         owner_sees_peer_closed_after_an_orderly_hang_up,
     ),
 ];
+
+fn doorbells(s: &secure_ipc::Sender) -> Result<u64, String> {
+    Ok(s.stats().map_err(|e| e.to_string())?.doorbells_signalled)
+}
+
+fn armed_receiver_stops_asking_for_doorbells_once_it_has_data() -> Result<(), String> {
+    let name = uniq("armrx");
+    let (mut otx, _orx) =
+        Channel::create(&name, &opts().slots(8).slot_size(128)).map_err(|e| e.to_string())?;
+    let (_ptx, mut prx) = Channel::attach(&name, &opts()).map_err(|e| e.to_string())?;
+    // An epoll user arms once, is woken once, then keeps up without arming.
+    if !prx.arm().map_err(|e| e.to_string())? {
+        return Err("arm on an empty channel said data was waiting".into());
+    }
+    let before = doorbells(&otx)?;
+    for i in 0..10u8 {
+        otx.send(&[i]).map_err(|e| format!("send {i}: {e}"))?;
+        let m = prx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+        if m.payload() != [i] {
+            return Err(format!("message {i}: {:?}", m.payload()));
+        }
+    }
+    match doorbells(&otx)? - before {
+        1 => Ok(()),
+        n => Err(format!("{n} doorbells for one arm()")),
+    }
+}
+
+fn armed_sender_stops_asking_for_doorbells_once_it_has_room() -> Result<(), String> {
+    let name = uniq("armtx");
+    let (mut otx, _orx) =
+        Channel::create(&name, &opts().slots(4).slot_size(128)).map_err(|e| e.to_string())?;
+    let (ptx, mut prx) = Channel::attach(&name, &opts()).map_err(|e| e.to_string())?;
+    for i in 0..4u8 {
+        otx.try_send(0, &[i])
+            .map_err(|e| format!("fill {i}: {e}"))?;
+    }
+    if !otx.arm().map_err(|e| e.to_string())? {
+        return Err("arm on a full ring said there was room".into());
+    }
+    let before = doorbells(&ptx)?;
+    for i in 0..4u8 {
+        let m = prx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+        if m.payload() != [i] {
+            return Err(format!("message {i}: {:?}", m.payload()));
+        }
+    }
+    // Room again: the sender sends on without arming.
+    for i in 4..14u8 {
+        otx.try_send(0, &[i])
+            .map_err(|e| format!("send {i}: {e}"))?;
+        let m = prx.recv().map_err(|e| format!("recv {i}: {e}"))?;
+        if m.payload() != [i] {
+            return Err(format!("message {i}: {:?}", m.payload()));
+        }
+    }
+    match doorbells(&ptx)? - before {
+        1 => Ok(()),
+        n => Err(format!("{n} room doorbells for one arm()")),
+    }
+}
 
 fn main() {
     if let Ok(role) = std::env::var("SIPC_TEST_ROLE") {

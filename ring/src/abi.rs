@@ -72,6 +72,8 @@ pub const SIPC_FEAT_IDENTITY: u64 = 1 << 4;
 pub const SIPC_FEAT_PSK: u64 = 1 << 5;
 /// Feature: rekeying.
 pub const SIPC_FEAT_REKEY: u64 = 1 << 6;
+/// Feature: `SIPC_IOC_RECV_WAIT`.
+pub const SIPC_FEAT_RECV_WAIT: u64 = 1 << 7;
 /// Feature: module built with test hooks.
 pub const SIPC_FEAT_TEST_HOOKS: u64 = 1 << 63;
 
@@ -460,6 +462,24 @@ impl Default for TestKx {
     }
 }
 
+/// `SIPC_IOC_TEST_SET_SEAL` argument (test builds of the module only):
+/// replaces an endpoint's sealing state (key of `epoch`, salt, next
+/// sequence number, stamped channel id, frozen clock; `clock_ns == 0`
+/// keeps the real clock).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct TestSeal {
+    pub size: u32,
+    pub flags: u32,
+    pub key: [u8; SIPC_KEY_LEN],
+    pub salt: [u8; SIPC_SALT_LEN],
+    pub epoch: u32,
+    pub channel_id: u64,
+    pub seq: u64,
+    pub clock_ns: u64,
+}
+
 /// ioctl magic (free in ioctl-number.rst).
 pub const SIPC_IOC_MAGIC: u32 = 0xBC;
 
@@ -488,12 +508,19 @@ pub const SIPC_IOC_PEER_CRED: u32 = io(0x07);
 pub const SIPC_IOC_STATS: u32 = io(0x08);
 /// Ratchet the sending key.
 pub const SIPC_IOC_REKEY: u32 = io(0x09);
+/// RECV that sleeps in the kernel; the argument is a timeout in ms (a
+/// value, not a pointer; [`SIPC_WAIT_FOREVER`] has no limit).
+pub const SIPC_IOC_RECV_WAIT: u32 = io(0x0a);
+/// `SIPC_IOC_RECV_WAIT` timeout meaning no limit.
+pub const SIPC_WAIT_FOREVER: u32 = 0xffff_ffff;
 /// Test builds only: export the sealing key.
 pub const SIPC_IOC_TEST_KEYS: u32 = io(0x40);
 /// Test builds only: copy out the oldest sealed record.
 pub const SIPC_IOC_TEST_PEEK_SEALED: u32 = io(0x41);
 /// Test builds only: run the key schedule on chosen inputs.
 pub const SIPC_IOC_TEST_KEY_SCHEDULE: u32 = io(0x42);
+/// Test builds only: replace the sealing state with chosen inputs.
+pub const SIPC_IOC_TEST_SET_SEAL: u32 = io(0x43);
 
 /// First published size of [`Info`]; smaller structs get EINVAL.
 pub const SIPC_INFO_SIZE_VER0: u32 = 88;
@@ -517,6 +544,8 @@ pub const SIPC_TEST_KEYS_SIZE_VER0: u32 = 48;
 pub const SIPC_TEST_SEALED_SIZE_VER0: u32 = 32;
 /// First published size of [`TestKx`].
 pub const SIPC_TEST_KX_SIZE_VER0: u32 = 400;
+/// First published size of [`TestSeal`].
+pub const SIPC_TEST_SEAL_SIZE_VER0: u32 = 72;
 
 macro_rules! assert_layout {
     ($t:ty, $size:expr, $($field:ident == $off:expr),* $(,)?) => {
@@ -728,6 +757,18 @@ assert_layout!(
     o2p_salt == 392,
     p2o_salt == 396
 );
+assert_layout!(
+    TestSeal,
+    72,
+    size == 0,
+    flags == 4,
+    key == 8,
+    salt == 40,
+    epoch == 44,
+    channel_id == 48,
+    seq == 56,
+    clock_ns == 64
+);
 
 // The first published sizes are the sizes of the first version's structs.
 const _: () = assert!(core::mem::size_of::<Info>() == SIPC_INFO_SIZE_VER0 as usize);
@@ -741,3 +782,4 @@ const _: () = assert!(core::mem::size_of::<Rekey>() == SIPC_REKEY_SIZE_VER0 as u
 const _: () = assert!(core::mem::size_of::<TestKeys>() == SIPC_TEST_KEYS_SIZE_VER0 as usize);
 const _: () = assert!(core::mem::size_of::<TestSealed>() == SIPC_TEST_SEALED_SIZE_VER0 as usize);
 const _: () = assert!(core::mem::size_of::<TestKx>() == SIPC_TEST_KX_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestSeal>() == SIPC_TEST_SEAL_SIZE_VER0 as usize);

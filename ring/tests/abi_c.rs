@@ -144,6 +144,9 @@ fn rust_view() -> BTreeMap<String, u64> {
         "nonce" => nonce, "psk" => psk, "owner_pub" => owner_pub, "peer_pub" => peer_pub,
         "proof" => proof, "o2p_key" => o2p_key, "p2o_key" => p2o_key,
         "o2p_key_epoch1" => o2p_key_epoch1, "o2p_salt" => o2p_salt, "p2o_salt" => p2o_salt]);
+    st!("sipc_test_seal", TestSeal, ["size" => size, "flags" => flags, "key" => key,
+        "salt" => salt, "epoch" => epoch, "channel_id" => channel_id, "seq" => seq,
+        "clock_ns" => clock_ns]);
 
     macro_rules! consts {
         ($($n:ident),* $(,)?) => {$( m.insert(format!("const {}", stringify!($n)), $n as u64); )*};
@@ -179,6 +182,8 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_FEAT_IDENTITY,
         SIPC_FEAT_PSK,
         SIPC_FEAT_REKEY,
+        SIPC_FEAT_RECV_WAIT,
+        SIPC_WAIT_FOREVER,
         SIPC_FEAT_TEST_HOOKS,
         SIPC_POLICY_UID,
         SIPC_POLICY_GID,
@@ -203,6 +208,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_TEST_KEYS_SIZE_VER0,
         SIPC_TEST_SEALED_SIZE_VER0,
         SIPC_TEST_KX_SIZE_VER0,
+        SIPC_TEST_SEAL_SIZE_VER0,
         SIPC_TEST_KX_IDENTITY,
         SIPC_TEST_KX_PSK,
         SIPC_TEST_SEALED_FLIP,
@@ -229,9 +235,11 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_IOC_PEER_CRED = 0x07,
         SIPC_IOC_STATS = 0x08,
         SIPC_IOC_REKEY = 0x09,
+        SIPC_IOC_RECV_WAIT = 0x0a,
         SIPC_IOC_TEST_KEYS = 0x40,
         SIPC_IOC_TEST_PEEK_SEALED = 0x41,
         SIPC_IOC_TEST_KEY_SCHEDULE = 0x42,
+        SIPC_IOC_TEST_SET_SEAL = 0x43,
     );
     m
 }

@@ -179,6 +179,7 @@
 #define SIPC_FEAT_IDENTITY	(1ULL << 4)
 #define SIPC_FEAT_PSK		(1ULL << 5)
 #define SIPC_FEAT_REKEY		(1ULL << 6)
+#define SIPC_FEAT_RECV_WAIT	(1ULL << 7)
 #define SIPC_FEAT_TEST_HOOKS	(1ULL << 63)	/* built with SIPC_TEST_HOOKS */
 
 /* ------------------------------------------------------------------ */
@@ -688,6 +689,54 @@ struct sipc_test_kx {
 	__u8  p2o_salt[SIPC_SALT_LEN];
 };
 
+/**
+ * struct sipc_test_seal - SIPC_IOC_TEST_SET_SEAL: test builds only
+ * @size: sizeof(struct sipc_test_seal). In.
+ * @flags: zero. In.
+ * @key: the sealing key of @epoch. In.
+ * @salt: the sealing nonce salt. In.
+ * @epoch: the epoch of @key. In.
+ * @channel_id: channel id stamped into the records this endpoint seals
+ *	from now on (the AAD's channel_id). In.
+ * @seq: sequence number of the next record this endpoint seals. In.
+ * @clock_ns: timestamp stamped into every record this endpoint seals from
+ *	now on; 0 keeps CLOCK_MONOTONIC. In.
+ *
+ * Replaces the sealing state of this endpoint's sending direction, so that
+ * SEND, write(2) and REKEY then seal and ratchet with chosen inputs: the
+ * guest tests reproduce the pinned record vectors with the kernel's own
+ * sealing path, and roll a sealer back to an erased epoch's key to check
+ * that its records are refused. The receiving direction is not touched.
+ * Exists only in SIPC_TEST_HOOKS=1 builds; a normal build returns ENOTTY.
+ */
+struct sipc_test_seal {
+	__u32 size;
+	__u32 flags;
+	__u8  key[SIPC_KEY_LEN];
+	__u8  salt[SIPC_SALT_LEN];
+	__u32 epoch;
+	__u64 channel_id;
+	__u64 seq;
+	__u64 clock_ns;
+};
+
+/**
+ * DOC: blocking receive
+ *
+ * %SIPC_IOC_RECV_WAIT is %SIPC_IOC_RECV that sleeps in the kernel when
+ * nothing is waiting. Its argument is a value, not a pointer: a timeout in
+ * milliseconds (0: do not sleep; %SIPC_WAIT_FOREVER: no timeout; above
+ * 0xffffffff: EINVAL). It returns the number of messages delivered into
+ * RX, 0 when the timeout passed or RX has no free slot, or the errors of
+ * %SIPC_IOC_RECV (EPIPE once the other endpoint hung up and everything it
+ * sealed was received); a signal interrupts it with EINTR.
+ * The sender wakes the sleeper directly, without the doorbell: a receiver
+ * that blocks here does one system call per wake-up, where doorbell + poll
+ * + %SIPC_IOC_RECV costs three. Modules that have it report
+ * %SIPC_FEAT_RECV_WAIT.
+ */
+#define SIPC_WAIT_FOREVER	0xffffffffU
+
 /* "0xBC" is not listed in Documentation/userspace-api/ioctl/ioctl-number.rst */
 #define SIPC_IOC_MAGIC		0xBC
 
@@ -701,9 +750,11 @@ struct sipc_test_kx {
 #define SIPC_IOC_PEER_CRED	_IO(SIPC_IOC_MAGIC, 0x07)	/* struct sipc_peer_cred */
 #define SIPC_IOC_STATS		_IO(SIPC_IOC_MAGIC, 0x08)	/* struct sipc_stats */
 #define SIPC_IOC_REKEY		_IO(SIPC_IOC_MAGIC, 0x09)	/* struct sipc_rekey */
+#define SIPC_IOC_RECV_WAIT	_IO(SIPC_IOC_MAGIC, 0x0a)	/* timeout in ms; returns count */
 #define SIPC_IOC_TEST_KEYS	_IO(SIPC_IOC_MAGIC, 0x40)	/* test builds only */
 #define SIPC_IOC_TEST_PEEK_SEALED _IO(SIPC_IOC_MAGIC, 0x41)	/* test builds only */
 #define SIPC_IOC_TEST_KEY_SCHEDULE _IO(SIPC_IOC_MAGIC, 0x42)	/* test builds only */
+#define SIPC_IOC_TEST_SET_SEAL	_IO(SIPC_IOC_MAGIC, 0x43)	/* test builds only */
 
 /* First published sizes: smaller structs get EINVAL */
 #define SIPC_INFO_SIZE_VER0		88
@@ -717,6 +768,7 @@ struct sipc_test_kx {
 #define SIPC_TEST_KEYS_SIZE_VER0	48
 #define SIPC_TEST_SEALED_SIZE_VER0	32
 #define SIPC_TEST_KX_SIZE_VER0		400
+#define SIPC_TEST_SEAL_SIZE_VER0	72
 
 /* Self-checks: no architecture-dependent padding in any shared struct. */
 #ifdef __KERNEL__
@@ -750,6 +802,7 @@ __SIPC_ASSERT(sizeof(struct sipc_rekey) == SIPC_REKEY_SIZE_VER0, "rekey");
 __SIPC_ASSERT(sizeof(struct sipc_test_keys) == SIPC_TEST_KEYS_SIZE_VER0, "test keys");
 __SIPC_ASSERT(sizeof(struct sipc_test_sealed) == SIPC_TEST_SEALED_SIZE_VER0, "test sealed");
 __SIPC_ASSERT(sizeof(struct sipc_test_kx) == SIPC_TEST_KX_SIZE_VER0, "test kx");
+__SIPC_ASSERT(sizeof(struct sipc_test_seal) == SIPC_TEST_SEAL_SIZE_VER0, "test seal");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod) == 128, "prod line");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, cons) == 256, "cons line");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod_flags) == 384, "prod_flags line");

@@ -80,6 +80,22 @@ pub const TESTS: &[Test] = &[
         "client_kernel_rekey_advances_the_epoch",
         client_kernel_rekey_advances_the_epoch,
     ),
+    Test::new(
+        "client_kernel_armed_receiver_gets_its_doorbell",
+        client_kernel_armed_receiver_gets_its_doorbell,
+    ),
+    Test::new(
+        "client_kernel_try_send_before_attach_is_not_connected",
+        client_kernel_try_send_before_attach_is_not_connected,
+    ),
+    Test::new(
+        "client_kernel_try_send_on_full_store_is_full_and_loses_nothing",
+        client_kernel_try_send_on_full_store_is_full_and_loses_nothing,
+    ),
+    Test::new(
+        "client_kernel_sender_drop_without_peer_returns",
+        client_kernel_sender_drop_without_peer_returns,
+    ),
 ];
 
 fn opts(slots: u32, slot_size: u32, wait: WaitPolicy) -> Options {
@@ -243,10 +259,46 @@ fn client_kernel_blocking_recv_wakes_on_send() -> TestResult {
         .map_err(|_| "sender panicked")?
         .map_err(|e| format!("send: {e}"))?;
     let st = prx.stats().map_err(|e| format!("stats: {e}"))?;
+    // It slept in SIPC_IOC_RECV_WAIT: the sender woke it directly.
     check!(
-        st.doorbells_signalled >= 1,
-        "no doorbell counted for a sleeping receiver: {st:?}"
+        st.doorbells_signalled == 0 && st.opened_msgs == 1,
+        "a receiver sleeping in the kernel needs no doorbell: {st:?}"
     );
+    Ok(())
+}
+
+fn client_kernel_armed_receiver_gets_its_doorbell() -> TestResult {
+    use std::os::fd::AsRawFd;
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("armed", &opts(8, 256, WaitPolicy::Block))?;
+    // An epoll user: arm, then sleep on the receiver's fd.
+    check!(
+        prx.arm().map_err(|e| format!("arm: {e}"))?,
+        "arm says data is waiting on an empty channel"
+    );
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        otx.send(b"ding").map(|_| otx)
+    });
+    let mut p = libc::pollfd {
+        fd: prx.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let r = unsafe { libc::poll(&mut p, 1, 5000) };
+    check!(
+        r == 1 && p.revents & libc::POLLIN != 0,
+        "poll on the armed receiver: {r}, revents {:#x}",
+        p.revents
+    );
+    let (m, _, _) = recv_one(&mut prx)?;
+    check!(m == b"ding", "got {m:?}");
+    let _otx = t
+        .join()
+        .map_err(|_| "sender panicked")?
+        .map_err(|e| format!("send: {e}"))?;
+    let st = prx.stats().map_err(|e| format!("stats: {e}"))?;
+    check!(st.doorbells_signalled == 1, "doorbells: {st:?}");
     Ok(())
 }
 
@@ -415,5 +467,90 @@ fn client_kernel_rekey_advances_the_epoch() -> TestResult {
             m.epoch()
         );
     }
+    Ok(())
+}
+
+fn client_kernel_try_send_before_attach_is_not_connected() -> TestResult {
+    let n = name("try-early");
+    let (mut otx, _orx) = Channel::create(&n, &opts(8, 256, WaitPolicy::Block))
+        .map_err(|e| format!("create: {e}"))?;
+    let start = Instant::now();
+    let r = otx.try_send(0, b"nobody there");
+    check!(
+        matches!(r, Err(Error::NotConnected)),
+        "try_send before any peer attached: {r:?}"
+    );
+    check!(
+        start.elapsed() < Duration::from_secs(2),
+        "try_send waited {:?}",
+        start.elapsed()
+    );
+    // Refused means not queued: the first peer sees only what follows.
+    let (_ptx, mut prx) = Channel::attach(&n, &opts(8, 256, WaitPolicy::Block))
+        .map_err(|e| format!("attach: {e}"))?;
+    otx.try_send(0, b"after attach")
+        .map_err(|e| format!("try_send after attach: {e}"))?;
+    let (p, seq, _) = recv_one(&mut prx)?;
+    check!(p == b"after attach" && seq == 0, "peer got {p:?} seq {seq}");
+    Ok(())
+}
+
+fn client_kernel_try_send_on_full_store_is_full_and_loses_nothing() -> TestResult {
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("try-full", &opts(4, 64, WaitPolicy::Block))?;
+    let start = Instant::now();
+    let mut accepted: u64 = 0;
+    loop {
+        match otx.try_send(0, &accepted.to_le_bytes()) {
+            Ok(()) => accepted += 1,
+            Err(Error::Full) => break,
+            Err(e) => return Err(format!("try_send {accepted}: {e}")),
+        }
+        check!(accepted <= 64, "try_send never reported Full");
+    }
+    check!(
+        start.elapsed() < Duration::from_secs(5),
+        "filling took {:?}: try_send waited",
+        start.elapsed()
+    );
+    check!(accepted >= 1, "nothing accepted");
+    // Accepted means sealed: nothing is left behind in TX.
+    let st = otx.stats().map_err(|e| format!("stats: {e}"))?;
+    check!(
+        st.sealed_msgs == accepted && st.tx_fill == 0,
+        "accepted {accepted}, sealed {}, TX fill {}",
+        st.sealed_msgs,
+        st.tx_fill
+    );
+    for i in 0..accepted {
+        let (p, seq, _) = recv_one(&mut prx)?;
+        check!(
+            p == i.to_le_bytes() && seq == i,
+            "message {i}: got {p:?} seq {seq}"
+        );
+    }
+    otx.try_send(0, b"room again")
+        .map_err(|e| format!("try_send after the drain: {e}"))?;
+    let (p, seq, _) = recv_one(&mut prx)?;
+    check!(p == b"room again" && seq == accepted, "got {p:?} seq {seq}");
+    Ok(())
+}
+
+fn client_kernel_sender_drop_without_peer_returns() -> TestResult {
+    let n = name("drop-early");
+    let (mut otx, orx) = Channel::create(&n, &opts(8, 256, WaitPolicy::Block))
+        .map_err(|e| format!("create: {e}"))?;
+    otx.send_batched(0, b"queued, never flushed")
+        .map_err(|e| format!("send_batched: {e}"))?;
+    let dropper = std::thread::spawn(move || drop(otx));
+    let start = Instant::now();
+    while !dropper.is_finished() {
+        check!(
+            start.elapsed() < Duration::from_secs(5),
+            "dropping a sender with a queued message and no peer hangs"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    dropper.join().map_err(|_| "drop panicked")?;
+    drop(orx);
     Ok(())
 }

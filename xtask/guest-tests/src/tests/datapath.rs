@@ -67,8 +67,8 @@ pub const TESTS: &[Test] = &[
     )
     .timeout(300),
     Test::new(
-        "stream_messages_both_directions_random_sizes",
-        stream_messages_both_directions_random_sizes,
+        "stream_both_directions_random_sizes_across_ten_epochs",
+        stream_both_directions_random_sizes_across_ten_epochs,
     )
     .timeout(1800),
     Test::new("blocking_read_wakes_on_send", blocking_read_wakes_on_send),
@@ -170,6 +170,30 @@ pub const TESTS: &[Test] = &[
         tampered_record_is_ebadmsg_and_stream_continues,
     )
     .needs(Needs::TestHooksModule),
+    Test::new(
+        "recv_wait_sleeps_until_send_then_delivers",
+        recv_wait_sleeps_until_send_then_delivers,
+    ),
+    Test::new(
+        "recv_wait_wakes_without_the_doorbell",
+        recv_wait_wakes_without_the_doorbell,
+    ),
+    Test::new(
+        "recv_wait_timeout_returns_zero",
+        recv_wait_timeout_returns_zero,
+    ),
+    Test::new(
+        "recv_wait_zero_timeout_is_plain_recv",
+        recv_wait_zero_timeout_is_plain_recv,
+    ),
+    Test::new(
+        "recv_wait_timeout_above_u32_is_einval",
+        recv_wait_timeout_above_u32_is_einval,
+    ),
+    Test::new(
+        "recv_wait_sleeper_gets_epipe_when_owner_closes",
+        recv_wait_sleeper_gets_epipe_when_owner_closes,
+    ),
 ];
 
 fn errno_of(r: Result<i32, Errno>) -> i32 {
@@ -585,7 +609,7 @@ fn slow_consumer_backpressure_loses_nothing() -> TestResult {
         .map_err(|_| "producer panicked".to_string())?
 }
 
-fn stream_messages_both_directions_random_sizes() -> TestResult {
+fn stream_both_directions_random_sizes_across_ten_epochs() -> TestResult {
     // One million each way on the 6.12 guest (about 6 minutes under TCG on
     // a quiet 2-core host); 100,000 on 6.1, which runs the same code path,
     // to keep the whole suite within its time budget.
@@ -595,7 +619,19 @@ fn stream_messages_both_directions_random_sizes() -> TestResult {
     } else {
         100_000
     };
-    let (owner, peer) = Endpoint::pair("stream", 256, 1024)?;
+    // The channel rekeys every `per_epoch` records in each direction, so
+    // both streams cross twelve epoch boundaries (epochs 0..=12) while they
+    // run; message k of a direction must arrive in epoch k / per_epoch.
+    let per_epoch = count / 12;
+    let last_epoch = (count - 1) / per_epoch;
+    check!(last_epoch >= 10, "only {last_epoch} rekeys planned");
+    let name = kchan::unique_name("stream");
+    let f = sys::open_device()?;
+    let mut c = kchan::create_arg(&name, 256, 1024);
+    c.rekey_records = per_epoch;
+    ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c).map_err(|e| format!("CREATE: {e}"))?;
+    let owner = kchan::endpoint_from(f, &c)?;
+    let peer = Endpoint::attach(&name)?;
     // Each endpoint is split: its TX ring goes to a sender thread, its RX
     // ring to a receiver thread (SEND and RECV are independent in the
     // kernel: tx_lock vs rx_lock).
@@ -651,6 +687,12 @@ fn stream_messages_both_directions_random_sizes() -> TestResult {
                         r.payload == kchan::payload(seed, got, 1024),
                         "payload {got} differs"
                     );
+                    check!(
+                        u64::from(r.desc.epoch) == got / per_epoch,
+                        "message {got} arrived in epoch {} instead of {}",
+                        r.desc.epoch,
+                        got / per_epoch
+                    );
                     got += 1;
                 }
                 if n == 0 {
@@ -673,13 +715,24 @@ fn stream_messages_both_directions_random_sizes() -> TestResult {
         h.join()
             .map_err(|_| "a stream thread panicked".to_string())??;
     }
-    let s = kchan::stats(&of)?;
-    check!(
-        s.sealed_msgs == count && s.opened_msgs == count && s.badmsg == 0,
-        "owner stats {s:?}"
-    );
+    for (who, file) in [("owner", &of), ("peer", &pf)] {
+        let s = kchan::stats(file)?;
+        check!(
+            s.sealed_msgs == count && s.opened_msgs == count && s.badmsg == 0,
+            "{who} stats {s:?}"
+        );
+        check!(
+            u64::from(s.tx_epoch) == last_epoch
+                && u64::from(s.rx_epoch) == last_epoch
+                && s.rekeys == 2 * last_epoch,
+            "{who}: tx epoch {}, rx epoch {}, rekeys {} (want epoch {last_epoch} both ways)",
+            s.tx_epoch,
+            s.rx_epoch,
+            s.rekeys
+        );
+    }
     println!(
-        "{count} messages each way in {:.1}s",
+        "{count} messages each way across epochs 0..={last_epoch} in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
     Ok(())
@@ -1391,4 +1444,125 @@ fn tampered_record_is_ebadmsg_and_stream_continues() -> TestResult {
         &buf[..n]
     );
     Ok(())
+}
+
+/// SIPC_IOC_RECV_WAIT with a timeout in ms (a value, not a pointer).
+fn recv_wait(f: &std::fs::File, timeout_ms: u64) -> Result<i32, Errno> {
+    sys::ioctl_ptr(f, abi::SIPC_IOC_RECV_WAIT, timeout_ms as usize as *mut u8)
+}
+
+/// Starts a thread that blocks in RECV_WAIT on `f` with no timeout.
+fn spawn_recv_wait(
+    f: std::sync::Arc<std::fs::File>,
+) -> std::thread::JoinHandle<(Result<i32, Errno>, Duration)> {
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = recv_wait(&f, u64::from(abi::SIPC_WAIT_FOREVER));
+        (r, t.elapsed())
+    })
+}
+
+fn recv_wait_sleeps_until_send_then_delivers() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("rwait", 8, 64)?;
+    let waiter = spawn_recv_wait(peer.file.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    check!(
+        !waiter.is_finished(),
+        "RECV_WAIT returned before anything was sent"
+    );
+    owner.send_one(b"wake up", 5)?;
+    let (r, waited) = waiter.join().map_err(|_| "waiter panicked")?;
+    check!(r == Ok(1), "RECV_WAIT returned {r:?}");
+    check!(
+        waited >= Duration::from_millis(250),
+        "RECV_WAIT did not sleep ({waited:?})"
+    );
+    // Delivered into RX by the call itself: no RECV needed.
+    let m = peer.rx.pop().ok_or("RX empty after RECV_WAIT returned 1")?;
+    check!(
+        m.payload == b"wake up" && m.desc.type_ == 5 && m.desc.seq == 0,
+        "got {:?} type {} seq {}",
+        m.payload,
+        m.desc.type_,
+        m.desc.seq
+    );
+    Ok(())
+}
+
+fn recv_wait_wakes_without_the_doorbell() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("rwaitdb", 8, 64)?;
+    let efd = kchan::eventfd()?;
+    kchan::set_doorbell(&peer.file, std::os::fd::AsRawFd::as_raw_fd(&efd))
+        .map_err(|e| format!("SET_DOORBELL: {e}"))?;
+    for i in 0..20u8 {
+        let waiter = spawn_recv_wait(peer.file.clone());
+        std::thread::sleep(Duration::from_millis(20));
+        owner.send_one(&[i; 8], 0)?;
+        let (r, _) = waiter.join().map_err(|_| "waiter panicked")?;
+        check!(r == Ok(1), "round {i}: RECV_WAIT returned {r:?}");
+        let m = peer.rx.pop().ok_or("RX empty after RECV_WAIT returned 1")?;
+        check!(m.payload == [i; 8], "round {i}: got {:?}", m.payload);
+    }
+    let s = peer.stats()?;
+    check!(s.opened_msgs == 20, "opened {}", s.opened_msgs);
+    check!(
+        s.doorbells_signalled == 0,
+        "{} doorbells for a receiver sleeping in the kernel",
+        s.doorbells_signalled
+    );
+    check!(kchan::eventfd_take(&efd) == 0, "the eventfd was signalled");
+    Ok(())
+}
+
+fn recv_wait_timeout_returns_zero() -> TestResult {
+    let (_owner, peer) = Endpoint::pair("rwaitto", 8, 64)?;
+    let t = Instant::now();
+    let r = recv_wait(&peer.file, 100);
+    let waited = t.elapsed();
+    check!(r == Ok(0), "RECV_WAIT on an empty channel returned {r:?}");
+    check!(
+        waited >= Duration::from_millis(90),
+        "returned after {waited:?}, before its 100 ms timeout"
+    );
+    Ok(())
+}
+
+fn recv_wait_zero_timeout_is_plain_recv() -> TestResult {
+    let (mut owner, peer) = Endpoint::pair("rwait0", 8, 64)?;
+    check!(recv_wait(&peer.file, 0) == Ok(0), "empty channel");
+    for i in 0..3u8 {
+        check!(owner.tx.push(&[i; 4], 0), "TX full");
+    }
+    check!(owner.send() == Ok(3), "SEND");
+    let t = Instant::now();
+    let r = recv_wait(&peer.file, 0);
+    check!(r == Ok(3), "RECV_WAIT(0) with 3 waiting returned {r:?}");
+    check!(
+        t.elapsed() < Duration::from_secs(1),
+        "RECV_WAIT(0) slept {:?}",
+        t.elapsed()
+    );
+    Ok(())
+}
+
+fn recv_wait_timeout_above_u32_is_einval() -> TestResult {
+    let (_owner, peer) = Endpoint::pair("rwaitinval", 8, 64)?;
+    expect_errno(
+        recv_wait(&peer.file, 1 << 32),
+        libc::EINVAL,
+        "RECV_WAIT(2^32 ms)",
+    )
+}
+
+fn recv_wait_sleeper_gets_epipe_when_owner_closes() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("rwaithup", 8, 64)?;
+    owner.send_one(b"last", 0)?;
+    check!(recv_wait(&peer.file, 1000) == Ok(1), "first message");
+    check!(peer.rx.pop().is_some(), "RX empty");
+    let waiter = spawn_recv_wait(peer.file.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    check!(!waiter.is_finished(), "RECV_WAIT returned early");
+    drop(owner);
+    let (r, _) = waiter.join().map_err(|_| "waiter panicked")?;
+    expect_errno(r, libc::EPIPE, "RECV_WAIT when the owner closes")
 }

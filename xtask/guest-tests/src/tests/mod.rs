@@ -36,6 +36,7 @@ mod datapath;
 mod device;
 mod hostile;
 mod kchan;
+mod resources;
 mod security;
 
 /// Every test, in run order.
@@ -46,6 +47,7 @@ pub fn all() -> Vec<&'static Test> {
         security::TESTS,
         hostile::TESTS,
         client_kernel::TESTS,
+        resources::TESTS,
     ]
     .into_iter()
     .flatten()
