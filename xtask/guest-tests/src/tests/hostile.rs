@@ -1,6 +1,7 @@
-//! Hostile input: every argument-struct ioctl with bad pointers, sizes and
-//! tails; ioctls in the wrong state; mapping abuse; a randomized stress of
-//! processes that create, attach, stream and get killed.
+//! Hostile input: every argument-struct ioctl (the test-hook ones too) with
+//! bad pointers, sizes and tails; ioctls in the wrong state; mapping abuse;
+//! randomized stresses of processes, single- and multi-threaded, that
+//! create, attach, stream, reopen, write garbage and get killed.
 
 use super::kchan::{self, Endpoint, Mapping, Rng};
 use crate::check;
