@@ -547,9 +547,12 @@ fn gcm_driver() -> String {
     best.0
 }
 
-/// tcrypt mode=211 sec=1: the kernel's own gcm(aes) encryption rate for a
-/// 256-bit key, by block size (ops/s), parsed from dmesg.
-fn tcrypt_rates(ko: &str) -> Result<Vec<(usize, f64)>, String> {
+/// Rates by block size (ops/s).
+type Rates = Vec<(usize, f64)>;
+
+/// tcrypt mode=211 sec=1: the kernel's own gcm(aes) encryption and
+/// decryption rates for a 256-bit key, by block size, parsed from dmesg.
+fn tcrypt_rates(ko: &str) -> Result<(Rates, Rates), String> {
     let _ = std::process::Command::new("dmesg").arg("-c").output();
     // tcrypt reports through the log and then refuses to stay loaded (EAGAIN).
     let _ = std::process::Command::new("insmod")
@@ -559,14 +562,24 @@ fn tcrypt_rates(ko: &str) -> Result<Vec<(usize, f64)>, String> {
         .output()
         .map_err(|e| format!("dmesg: {e}"))?;
     let log = String::from_utf8_lossy(&out.stdout);
-    let mut in_gcm_enc = false;
-    let mut rates = Vec::new();
+    // Which list the lines below a "testing speed of" header go to.
+    let mut section: Option<bool> = None;
+    let (mut rates, mut dec) = (Vec::new(), Vec::new());
     for line in log.lines() {
         if line.contains("testing speed of") {
-            in_gcm_enc = line.contains("of gcm(aes)") && line.contains("encryption");
+            section = if !line.contains("of gcm(aes)") {
+                None
+            } else if line.contains("decryption") {
+                Some(false)
+            } else if line.contains("encryption") {
+                Some(true)
+            } else {
+                None
+            };
             continue;
         }
-        if !in_gcm_enc || !line.contains("(256 bit key,") {
+        let Some(is_enc) = section else { continue };
+        if !line.contains("(256 bit key,") {
             continue;
         }
         // "test 17 (256 bit key, 64 byte blocks): 123 operations in 1 seconds (7872 bytes)"
@@ -586,13 +599,71 @@ fn tcrypt_rates(ko: &str) -> Result<Vec<(usize, f64)>, String> {
             .and_then(|s| s.split(' ').next())
             .and_then(|s| s.parse::<f64>().ok());
         if let (Some(b), Some(o), Some(s)) = (blocks, ops, secs) {
-            rates.push((b, o / s));
+            if is_enc {
+                rates.push((b, o / s));
+            } else {
+                dec.push((b, o / s));
+            }
         }
     }
-    if rates.is_empty() {
-        return Err("no gcm(aes) 256-bit encryption lines from tcrypt in dmesg".into());
+    if rates.is_empty() || dec.is_empty() {
+        return Err("no gcm(aes) 256-bit encryption/decryption lines from tcrypt in dmesg".into());
     }
-    Ok(rates)
+    Ok((rates, dec))
+}
+
+/// The higher rate of two runs, block size by block size.
+fn max_rates(a: &Rates, b: &Rates) -> Rates {
+    a.iter()
+        .map(|&(blk, r)| {
+            let r0 = b.iter().find(|x| x.0 == blk).map_or(r, |x| x.1);
+            (blk, r.max(r0))
+        })
+        .collect()
+}
+
+/// Seal and open on one CPU, one process: `batch` sends and one flush
+/// (one SEND), then `batch` receives (one RECV), repeated. What the channel
+/// costs per message beyond its two cipher operations, without the
+/// parallelism of two CPUs (messages/s).
+fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
+    let name = unique_name("serial");
+    let opts = channel_opts(size, WaitPolicy::BusyPoll);
+    let (mut tx, _orx) = Channel::create(&name, &opts).map_err(|e| format!("create: {e}"))?;
+    let (_ptx, mut rx) = Channel::attach(&name, &opts).map_err(|e| format!("attach: {e}"))?;
+    let mut buf = vec![0u8; size];
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let k = batch.min(n - i);
+        for j in 0..k {
+            pattern(&mut buf, i + j);
+            tx.send_batched(0, &buf)
+                .map_err(|e| format!("send {}: {e}", i + j))?;
+        }
+        tx.flush().map_err(|e| format!("flush: {e}"))?;
+        for j in 0..k {
+            let m = rx.recv().map_err(|e| format!("recv {}: {e}", i + j))?;
+            check_msg(m.payload(), size, i + j)?;
+        }
+        i += k;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// `channel_serial` in a child pinned to the producer's CPU.
+fn channel_serial_pinned(size: usize, batch: usize, n: usize) -> Result<f64, String> {
+    let (pid, r) = spawn(PRODUCER_CPU, move || {
+        channel_serial(size, batch, n).map(|rate| vec![rate as u64])
+    })?;
+    let rep = collect(pid, r);
+    if let Some(e) = rep.error {
+        return Err(e);
+    }
+    rep.values
+        .first()
+        .map(|&v| v as f64)
+        .ok_or_else(|| "no rate".to_string())
 }
 
 /// The rate of one throughput round; `cpus` gets where the two ran.
@@ -656,7 +727,13 @@ fn main() {
     );
     println!("kernel gcm(aes) driver: {}", gcm_driver());
     let mut errors = Vec::new();
+    // tcrypt and the one-CPU channel run next to each other, before the
+    // throughput section and again after it.
+    let serial_n = ((20_000.0 * scale) as usize).max(2_000);
     let tc_before = tcrypt.as_deref().map(tcrypt_rates);
+    let serial_before = tcrypt
+        .as_deref()
+        .map(|_| channel_serial_pinned(64, 32, serial_n));
 
     println!(
         "\n== throughput (messages/s, MB/s of payload), one producer and one consumer process"
@@ -781,18 +858,20 @@ fn main() {
     );
     // tcrypt ran once before the throughput section and runs again now;
     // the higher rate of the two is the limit (the conservative choice).
-    let tc = tcrypt.as_deref().map(|ko| {
-        let after = tcrypt_rates(ko)?;
-        let before = tc_before.clone().unwrap_or_else(|| Ok(after.clone()))?;
-        Ok::<_, String>(
-            after
-                .iter()
-                .map(|&(b, r)| {
-                    let r0 = before.iter().find(|x| x.0 == b).map_or(r, |x| x.1);
-                    (b, r.max(r0))
-                })
-                .collect::<Vec<_>>(),
-        )
+    let tc_both = tcrypt.as_deref().map(|ko| {
+        let (enc, dec) = tcrypt_rates(ko)?;
+        let (enc0, dec0) = tc_before
+            .clone()
+            .unwrap_or_else(|| Ok((enc.clone(), dec.clone())))?;
+        Ok::<_, String>((max_rates(&enc, &enc0), max_rates(&dec, &dec0)))
+    });
+    let serial_after = tcrypt
+        .as_deref()
+        .map(|_| channel_serial_pinned(64, 32, serial_n));
+    let tc = tc_both.as_ref().map(|r| {
+        r.as_ref()
+            .map(|(enc, _)| enc.clone())
+            .map_err(|e| e.clone())
     });
     if let Some(Err(e)) = &tc {
         errors.push(format!("tcrypt: {e}"));
@@ -821,6 +900,30 @@ fn main() {
         "(AF_ALG: one sendmsg + one read per operation, so a lower bound of the in-kernel rate;"
     );
     println!(" tcrypt: the kernel's own loop, mode=211 sec=1, 256-bit key; sizes it does not test show n/a)");
+
+    if let (Some(Ok((enc, dec))), Some(b), Some(a)) = (&tc_both, &serial_before, &serial_after) {
+        println!("\n== the channel on one CPU against the cipher, 64 B, batch 32");
+        let serial = match (b, a) {
+            (Ok(x), Ok(y)) => Ok(x.max(*y)),
+            (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        };
+        let find = |r: &Rates| r.iter().find(|x| x.0 == 64).map(|x| x.1);
+        match (&serial, find(enc), find(dec)) {
+            (Ok(ch), Some(e), Some(d)) => {
+                // One message = one encryption + one decryption.
+                let pair = 1.0 / (1.0 / e + 1.0 / d);
+                println!(
+                    "channel, one process (SEND seals, RECV opens): {ch:.0} msgs/s; tcrypt encrypt+decrypt back to back: {pair:.0} /s; ratio {:.2}x",
+                    ch / pair
+                );
+                println!(
+                    "(both the higher of a run before and after the throughput section; 1.0x = nothing beyond the cipher)"
+                );
+            }
+            (Err(e), _, _) => errors.push(format!("channel on one CPU: {e}")),
+            _ => errors.push("tcrypt has no 64 B figures".into()),
+        }
+    }
 
     rekey_stall_section(scale, &mut errors);
 
