@@ -348,7 +348,13 @@ fn run_script(mode: &Mode) -> String {
     match mode {
         Mode::Test(args) => {
             let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
-            format!("sipc-guest-tests {}\nrc=$?\n", args.join(" "))
+            // SIPC_GUEST_* variables of the host reach the guest tests
+            // (e.g. SIPC_GUEST_STRESS_SEED to replay a stress seed).
+            let env: String = std::env::vars()
+                .filter(|(k, _)| k.starts_with("SIPC_GUEST_"))
+                .map(|(k, v)| format!("export {k}={}\n", sh_quote(&v)))
+                .collect();
+            format!("{env}sipc-guest-tests {}\nrc=$?\n", args.join(" "))
         }
         Mode::Run(cmd) => {
             let cmd: Vec<String> = cmd.iter().map(|a| sh_quote(a)).collect();

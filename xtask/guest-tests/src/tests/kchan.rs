@@ -11,7 +11,7 @@ use crate::sys::{self, ioctl_none, ioctl_struct, Errno};
 use secure_ipc_ring::abi;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Byte offsets of the header words (checked against the header by the
@@ -88,6 +88,30 @@ impl Mapping {
         )
     }
 
+    /// An anonymous shared mapping of `len` zeroed bytes, shared with the
+    /// children this process forks afterwards (a control block for tests
+    /// that run several processes).
+    pub fn anon_shared(len: usize) -> Result<Self, Errno> {
+        // SAFETY: a fresh anonymous mapping chosen by the kernel (addr NULL);
+        // nothing in this process is overwritten.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno(
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            ));
+        }
+        Ok(Self { ptr: p.cast(), len })
+    }
+
     /// Start address.
     pub fn addr(&self) -> *mut u8 {
         self.ptr
@@ -104,6 +128,15 @@ impl Mapping {
         // SAFETY: in bounds and aligned (checked above); the mapping lives as
         // long as `self`, and AtomicU32 tolerates concurrent kernel writes.
         unsafe { &*(self.ptr.add(off) as *const AtomicU32) }
+    }
+
+    /// The 64-bit word at byte offset `off` (8-byte aligned, inside the mapping).
+    pub fn word64(&self, off: usize) -> &AtomicU64 {
+        assert!(off % 8 == 0 && off + 8 <= self.len);
+        // SAFETY: in bounds and aligned (checked above; mappings are page
+        // aligned); the mapping lives as long as `self`, and AtomicU64
+        // tolerates concurrent writes by other processes.
+        unsafe { &*(self.ptr.add(off) as *const AtomicU64) }
     }
 
     /// Copies `src` to byte offset `off`.
