@@ -332,7 +332,7 @@ pub fn accept(fd: &OwnedFd) -> io::Result<OwnedFd> {
 /// Sets the receive and send timeouts of a socket.
 pub fn set_timeouts(fd: &OwnedFd, t: Duration) -> io::Result<()> {
     let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
+        tv_sec: t.as_secs() as _,
         tv_usec: t.subsec_micros() as libc::suseconds_t,
     };
     for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {

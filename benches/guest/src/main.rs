@@ -200,6 +200,23 @@ fn attach_retry(
 
 // ---------------------------------------------------------------- throughput
 
+/// Messages `i..i + k` (the bench's pattern), queued then sent with one
+/// flush (one SEND).
+fn send_batch(
+    tx: &mut secure_ipc::Sender,
+    buf: &mut [u8],
+    i: usize,
+    k: usize,
+) -> Result<(), String> {
+    for j in 0..k {
+        pattern(buf, i + j);
+        tx.send_batched(0, buf)
+            .map_err(|e| format!("send {}: {e}", i + j))?;
+    }
+    tx.flush().map_err(|e| format!("flush: {e}"))?;
+    Ok(())
+}
+
 fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Report), String> {
     let name = unique_name("tp");
     let opts = channel_opts(size, WaitPolicy::default());
@@ -211,12 +228,7 @@ fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Re
             let mut i = 0;
             while i < n {
                 let k = batch.min(n - i);
-                for j in 0..k {
-                    pattern(&mut buf, i + j);
-                    tx.send_batched(0, &buf)
-                        .map_err(|e| format!("send {}: {e}", i + j))?;
-                }
-                tx.flush().map_err(|e| format!("flush: {e}"))?;
+                send_batch(&mut tx, &mut buf, i, k)?;
                 i += k;
             }
             // Stay until the consumer is done (closing would hang up).
@@ -636,12 +648,7 @@ fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
     let mut i = 0;
     while i < n {
         let k = batch.min(n - i);
-        for j in 0..k {
-            pattern(&mut buf, i + j);
-            tx.send_batched(0, &buf)
-                .map_err(|e| format!("send {}: {e}", i + j))?;
-        }
-        tx.flush().map_err(|e| format!("flush: {e}"))?;
+        send_batch(&mut tx, &mut buf, i, k)?;
         for j in 0..k {
             let m = rx.recv().map_err(|e| format!("recv {}: {e}", i + j))?;
             check_msg(m.payload(), size, i + j)?;
