@@ -413,6 +413,17 @@ impl KernelTx {
         }
     }
 
+    /// Publishes what is committed and SENDs it all (`push_all`); returns
+    /// how many messages were published.
+    fn publish_and_push(&mut self, need_peer: bool) -> Result<usize, Error> {
+        let n = self.prod.pending() as usize;
+        // The kernel consumes TX only inside SEND, never asleep on it: no
+        // NEED_WAKEUP check.
+        self.prod.publish_without_wake_check();
+        self.push_all(need_peer)?;
+        Ok(n)
+    }
+
     /// SEND until the kernel has taken everything published: waits while
     /// the sealed store is full, and while no peer has attached yet unless
     /// `need_peer` (then that is `Err(NotConnected)`).
@@ -485,12 +496,7 @@ impl TxBackend for KernelTx {
     }
 
     fn flush(&mut self) -> Result<usize, Error> {
-        let n = self.prod.pending() as usize;
-        // The kernel consumes TX only inside SEND, never asleep on it: no
-        // NEED_WAKEUP check.
-        self.prod.publish_without_wake_check();
-        self.push_all(false)?;
-        Ok(n)
+        self.publish_and_push(false)
     }
 
     fn ready_for_one(&mut self) -> Result<bool, Error> {
@@ -508,10 +514,7 @@ impl TxBackend for KernelTx {
     }
 
     fn flush_closing(&mut self) -> Result<usize, Error> {
-        let n = self.prod.pending() as usize;
-        self.prod.publish_without_wake_check();
-        self.push_all(true)?;
-        Ok(n)
+        self.publish_and_push(true)
     }
 
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {

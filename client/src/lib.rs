@@ -189,13 +189,8 @@ impl Sender {
     /// A message that `try_send` refused was not queued; one it accepted is
     /// on its way (on the kernel backend: already sealed).
     pub fn try_send(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
-        let max = self.tx.max_message_size();
-        if payload.len() > max {
-            return Err(Error::MessageTooLarge {
-                len: payload.len(),
-                max,
-            });
-        }
+        // Before ready_for_one: an oversized message must not push anything.
+        self.check_len(payload.len())?;
         if !self.tx.ready_for_one()? {
             return Err(Error::Full);
         }
@@ -209,14 +204,17 @@ impl Sender {
         self.queue(ty, payload, true)
     }
 
-    fn queue(&mut self, ty: u16, payload: &[u8], wait: bool) -> Result<(), Error> {
+    /// `MessageTooLarge` for a payload of `len` bytes that no slot holds.
+    fn check_len(&self, len: usize) -> Result<(), Error> {
         let max = self.tx.max_message_size();
-        if payload.len() > max {
-            return Err(Error::MessageTooLarge {
-                len: payload.len(),
-                max,
-            });
+        if len > max {
+            return Err(Error::MessageTooLarge { len, max });
         }
+        Ok(())
+    }
+
+    fn queue(&mut self, ty: u16, payload: &[u8], wait: bool) -> Result<(), Error> {
+        self.check_len(payload.len())?;
         self.hold_slot(wait)?;
         self.tx.buf_mut()[..payload.len()].copy_from_slice(payload);
         self.tx.commit(payload.len(), ty)?;
@@ -262,10 +260,7 @@ impl Sender {
     /// Reserves a slot of `len` bytes to fill in place (zero-copy); waits
     /// while the channel is full.
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>, Error> {
-        let max = self.tx.max_message_size();
-        if len > max {
-            return Err(Error::MessageTooLarge { len, max });
-        }
+        self.check_len(len)?;
         self.hold_slot(true)?;
         Ok(Reservation {
             sender: self,
