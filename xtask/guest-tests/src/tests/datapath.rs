@@ -765,9 +765,7 @@ fn blocking_read_wakes_on_send() -> TestResult {
 
 fn busy_consumer_gets_zero_doorbells() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("busy", 32, 64)?;
-    let efd = kchan::eventfd()?;
-    kchan::set_doorbell(&peer.file, std::os::fd::AsRawFd::as_raw_fd(&efd))
-        .map_err(|e| format!("SET_DOORBELL: {e}"))?;
+    let efd = kchan::doorbell(&peer.file)?;
     // The consumer never sets NEED_WAKEUP: it is always busy polling.
     stream_check(&mut owner, &mut peer, 2_000, 64, 3)?;
     let s = peer.stats()?;
@@ -786,9 +784,7 @@ fn busy_consumer_gets_zero_doorbells() -> TestResult {
 
 fn sleeping_consumer_gets_its_doorbell() -> TestResult {
     let (mut owner, peer) = Endpoint::pair("sleepy", 8, 64)?;
-    let efd = kchan::eventfd()?;
-    kchan::set_doorbell(&peer.file, std::os::fd::AsRawFd::as_raw_fd(&efd))
-        .map_err(|e| format!("SET_DOORBELL: {e}"))?;
+    let efd = kchan::doorbell(&peer.file)?;
     // [O5]: flag, full barrier, re-check, then sleep.
     peer.rx
         .cons_flags()
@@ -811,9 +807,7 @@ fn sleeping_consumer_gets_its_doorbell() -> TestResult {
 
 fn producer_waiting_for_room_gets_its_doorbell() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("room", 2, 64)?;
-    let efd = kchan::eventfd()?;
-    kchan::set_doorbell(&owner.file, std::os::fd::AsRawFd::as_raw_fd(&efd))
-        .map_err(|e| format!("SET_DOORBELL: {e}"))?;
+    let efd = kchan::doorbell(&owner.file)?;
     owner.send_one(b"a", 0)?;
     owner.send_one(b"b", 0)?;
     let (sp, sc, _) = owner.tx.status();
@@ -1468,9 +1462,7 @@ fn recv_wait_sleeps_until_send_then_delivers() -> TestResult {
 
 fn recv_wait_wakes_without_the_doorbell() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("rwaitdb", 8, 64)?;
-    let efd = kchan::eventfd()?;
-    kchan::set_doorbell(&peer.file, std::os::fd::AsRawFd::as_raw_fd(&efd))
-        .map_err(|e| format!("SET_DOORBELL: {e}"))?;
+    let efd = kchan::doorbell(&peer.file)?;
     for i in 0..20u8 {
         let waiter = spawn_recv_wait(peer.file.clone());
         std::thread::sleep(Duration::from_millis(20));

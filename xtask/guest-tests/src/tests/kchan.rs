@@ -470,6 +470,14 @@ pub fn stats(f: &File) -> Result<abi::Stats, String> {
     Ok(s)
 }
 
+/// A fresh eventfd registered as `f`'s doorbell.
+pub fn doorbell(f: &File) -> Result<File, String> {
+    let efd = eventfd()?;
+    set_doorbell(f, std::os::fd::AsRawFd::as_raw_fd(&efd))
+        .map_err(|e| format!("SET_DOORBELL: {e}"))?;
+    Ok(efd)
+}
+
 /// SIPC_IOC_SET_DOORBELL with an eventfd (or -1).
 pub fn set_doorbell(f: &File, fd: i32) -> Result<(), Errno> {
     let mut d = abi::Doorbell {
