@@ -64,9 +64,12 @@ struct sipc_stamp {
  * @prod: records sealed so far. Writer: the sender's sealer (under the
  *	sender's tx_lock), smp_store_release(); read by the opener with
  *	smp_load_acquire().
- * @cons: records opened so far. Writer: the receiver's opener (under the
- *	receiver's rx_lock), smp_store_release(); read by the sealer with
- *	smp_load_acquire().
+ * @cons: records consumed (delivered or dropped) so far. Writer: the
+ *	receiver's opener (under the receiver's rx_lock), smp_store_release();
+ *	read by the sealer with smp_load_acquire().
+ * @opened: records opened so far, @cons to @opened are authentic plaintext
+ *	waiting for room in RX (a group opens as a whole). Receiver's rx_lock;
+ *	test hooks read it with READ_ONCE().
  * @seal: sealing transform and request. Sender's tx_lock.
  * @seal_key: sealing key. Sender's tx_lock.
  * @seal_seq: next sequence number to seal. Sender's tx_lock.
@@ -92,6 +95,7 @@ struct sipc_dir {
 	u32 mask;
 	u32 prod;
 	u32 cons;
+	u32 opened;
 
 	struct sipc_aead seal;
 	struct sipc_key seal_key;

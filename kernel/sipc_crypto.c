@@ -4,16 +4,20 @@
  * crypto_simd wrapper around the AES-NI implementation).
  *
  * A record in a sealed store is laid out as
- *	struct sipc_record_hdr (40 bytes, little-endian: the AAD)
+ *	struct sipc_record_hdr (40 bytes, little-endian)
  *	ciphertext (hdr.len bytes)
- *	tag (16 bytes)
- * and is sealed and opened in place: plaintext from a TX slot is copied
- * into kernel-only memory before it is encrypted, and opened plaintext is
- * copied to user space only after the tag has been verified.
+ *	tag (16 bytes; only the last record of a group has one)
+ * Records are sealed and opened in place, in groups of 1 to SIPC_GROUP_MAX
+ * consecutive records with one AES-GCM operation: AAD = the group's
+ * headers in order, plaintext = its payloads in order, the tag after the
+ * last payload. Plaintext from a TX slot is copied into kernel-only memory
+ * before it is encrypted, and opened plaintext is copied to user space only
+ * after the tag has been verified.
  */
 
 #include <linux/kernel.h>
 #include <linux/mm.h>
+#include <linux/slab.h>
 #include <linux/string.h>
 #include <crypto/aead.h>
 
@@ -57,10 +61,15 @@ int sipc_aead_alloc(struct sipc_aead *a)
 	if (ret)
 		goto err_tfm;
 
+	a->sg = kmalloc_array(SIPC_SG_MAX, sizeof(*a->sg), GFP_KERNEL_ACCOUNT);
+	if (!a->sg) {
+		ret = -ENOMEM;
+		goto err_tfm;
+	}
 	a->req = aead_request_alloc(a->tfm, GFP_KERNEL_ACCOUNT);
 	if (!a->req) {
 		ret = -ENOMEM;
-		goto err_tfm;
+		goto err_sg;
 	}
 	crypto_init_wait(&a->wait);
 	aead_request_set_callback(a->req, CRYPTO_TFM_REQ_MAY_SLEEP |
@@ -68,6 +77,9 @@ int sipc_aead_alloc(struct sipc_aead *a)
 				  crypto_req_done, &a->wait);
 	return 0;
 
+err_sg:
+	kfree(a->sg);
+	a->sg = NULL;
 err_tfm:
 	crypto_free_aead(a->tfm);
 	a->tfm = NULL;
@@ -81,6 +93,8 @@ void sipc_aead_free(struct sipc_aead *a)
 		return;
 	aead_request_free(a->req);
 	crypto_free_aead(a->tfm);
+	kfree(a->sg);
+	a->sg = NULL;
 	a->req = NULL;
 	a->tfm = NULL;
 }
@@ -96,24 +110,74 @@ size_t sipc_record_size(u32 slot_size)
 		     64);
 }
 
-/* Describe @len bytes at @off of @mem as a scatterlist. */
-static void sipc_record_sg(struct sipc_aead *a, struct sipc_pages *mem,
-			   size_t off, size_t len)
+/* Page pieces of @len bytes at @off. */
+static unsigned int sipc_pieces(size_t off, size_t len)
 {
-	unsigned int n = 0;
+	return len ? DIV_ROUND_UP(offset_in_page(off) + len, PAGE_SIZE) : 0;
+}
 
-	/* Initialise only the entries this record spans (one for most). */
-	sg_init_table(a->sg,
-		      DIV_ROUND_UP(offset_in_page(off) + len, PAGE_SIZE));
+/* Offset in the store of record @i of @g. */
+size_t sipc_group_rec_off(const struct sipc_group *g, u32 i)
+{
+	return (size_t)((g->first + i) & g->mask) * g->rec_size;
+}
+
+/*
+ * Scatterlist entries the record at @off with a @len-byte payload adds to
+ * a group: its header (which never crosses a page: records start on 64-byte
+ * boundaries) and the page pieces of its payload.
+ */
+unsigned int sipc_record_sg_entries(size_t off, u32 len)
+{
+	return 1 + sipc_pieces(off + sizeof(struct sipc_record_hdr), len);
+}
+
+/* Append @len bytes at @off of @mem to @sg from entry @n; returns the next. */
+static unsigned int sipc_sg_add(struct scatterlist *sg, unsigned int n,
+				struct sipc_pages *mem, size_t off, size_t len)
+{
 	while (len) {
 		size_t in_page = offset_in_page(off);
 		size_t chunk = min_t(size_t, len, PAGE_SIZE - in_page);
 
-		sg_set_page(&a->sg[n++], mem->pages[off >> PAGE_SHIFT], chunk,
+		sg_set_page(&sg[n++], mem->pages[off >> PAGE_SHIFT], chunk,
 			    in_page);
 		off += chunk;
 		len -= chunk;
 	}
+	return n;
+}
+
+/*
+ * Describe @g as AAD (the headers), text (the payloads) and tag. Returns
+ * the text length, or -EMSGSIZE when @g needs more than SIPC_SG_MAX
+ * entries (never for a group the sealer built).
+ */
+static long sipc_group_sg(struct sipc_aead *a, const struct sipc_group *g)
+{
+	const size_t hdr = sizeof(struct sipc_record_hdr);
+	size_t tag_off = sipc_group_rec_off(g, g->count - 1) + hdr +
+			 g->len[g->count - 1];
+	unsigned int n = sipc_pieces(tag_off, SIPC_TAG_LEN);
+	unsigned int i, k = 0;
+	long text = 0;
+
+	for (i = 0; i < g->count; i++)
+		n += sipc_record_sg_entries(sipc_group_rec_off(g, i),
+					    g->len[i]);
+	if (n > SIPC_SG_MAX)
+		return -EMSGSIZE;
+	sg_init_table(a->sg, n);
+	for (i = 0; i < g->count; i++)
+		k = sipc_sg_add(a->sg, k, g->store, sipc_group_rec_off(g, i),
+				hdr);
+	for (i = 0; i < g->count; i++) {
+		k = sipc_sg_add(a->sg, k, g->store,
+				sipc_group_rec_off(g, i) + hdr, g->len[i]);
+		text += g->len[i];
+	}
+	sipc_sg_add(a->sg, k, g->store, tag_off, SIPC_TAG_LEN);
+	return text;
 }
 
 static void sipc_nonce(u8 *iv, const u8 *salt, u64 seq)
@@ -125,50 +189,48 @@ static void sipc_nonce(u8 *iv, const u8 *salt, u64 seq)
 }
 
 /**
- * sipc_record_seal() - encrypt a record in place and append its tag
+ * sipc_group_seal() - encrypt a group of records in place and append its tag
  * @a: the sealing transform (caller holds the sender's tx_lock)
- * @store: the sealed store's pages
- * @off: offset of the record (its header, already filled in)
+ * @g: the group; headers filled in, plaintexts copied after them
  * @salt: the direction's nonce salt
- * @seq: the record's sequence number
- * @len: plaintext length, already copied after the header
+ * @seq: sequence number of the group's first record (the nonce)
  *
  * Return: 0 or a crypto API error.
  */
-int sipc_record_seal(struct sipc_aead *a, struct sipc_pages *store,
-		     size_t off, const u8 *salt, u64 seq, u32 len)
+int sipc_group_seal(struct sipc_aead *a, const struct sipc_group *g,
+		    const u8 *salt, u64 seq)
 {
 	u8 iv[SIPC_NONCE_LEN];
-	size_t ad = sizeof(struct sipc_record_hdr);
+	long text = sipc_group_sg(a, g);
 
+	if (text < 0)
+		return text;
 	sipc_nonce(iv, salt, seq);
-	sipc_record_sg(a, store, off, ad + len + SIPC_TAG_LEN);
-	aead_request_set_ad(a->req, ad);
-	aead_request_set_crypt(a->req, a->sg, a->sg, len, iv);
+	aead_request_set_ad(a->req, g->count * sizeof(struct sipc_record_hdr));
+	aead_request_set_crypt(a->req, a->sg, a->sg, text, iv);
 	return crypto_wait_req(crypto_aead_encrypt(a->req), &a->wait);
 }
 
 /**
- * sipc_record_open() - verify and decrypt a record in place
+ * sipc_group_open() - verify and decrypt a group of records in place
  * @a: the opening transform (caller holds the receiver's rx_lock)
- * @store: the sealed store's pages
- * @off: offset of the record
+ * @g: the group, lengths taken from its (checked) headers
  * @salt: the direction's nonce salt
  * @seq: the sequence number the receiver expects next; a dropped,
  *	replayed or reordered record therefore fails
- * @len: ciphertext length from the record header
  *
- * Return: 0, -EBADMSG when authentication fails, or a crypto API error.
+ * Return: 0, -EBADMSG when authentication fails, or another error.
  */
-int sipc_record_open(struct sipc_aead *a, struct sipc_pages *store,
-		     size_t off, const u8 *salt, u64 seq, u32 len)
+int sipc_group_open(struct sipc_aead *a, const struct sipc_group *g,
+		    const u8 *salt, u64 seq)
 {
 	u8 iv[SIPC_NONCE_LEN];
-	size_t ad = sizeof(struct sipc_record_hdr);
+	long text = sipc_group_sg(a, g);
 
+	if (text < 0)
+		return -EBADMSG;
 	sipc_nonce(iv, salt, seq);
-	sipc_record_sg(a, store, off, ad + len + SIPC_TAG_LEN);
-	aead_request_set_ad(a->req, ad);
-	aead_request_set_crypt(a->req, a->sg, a->sg, len + SIPC_TAG_LEN, iv);
+	aead_request_set_ad(a->req, g->count * sizeof(struct sipc_record_hdr));
+	aead_request_set_crypt(a->req, a->sg, a->sg, text + SIPC_TAG_LEN, iv);
 	return crypto_wait_req(crypto_aead_decrypt(a->req), &a->wait);
 }

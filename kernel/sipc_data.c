@@ -37,38 +37,40 @@ struct sipc_record_le {
 	__le16 type;
 	u8 direction;
 	u8 version;
-	__le32 reserved;
+	__le32 group_left;
 };
 
 static_assert(sizeof(struct sipc_record_le) == sizeof(struct sipc_record_hdr));
 
 #define SIPC_RECORD_VERSION 1
 
-/**
- * struct sipc_opened - what the opener learned from one authentic record
- * @seq: sequence number
- * @timestamp_ns: commit time
- * @len: plaintext length
- * @type: message type
- * @epoch: key epoch
- */
-struct sipc_opened {
-	u64 seq;
-	u64 timestamp_ns;
-	u32 len;
-	u16 type;
-	u32 epoch;
-};
-
 static size_t sipc_rec_off(const struct sipc_dir *dir, u32 idx)
 {
 	return (size_t)(idx & dir->mask) * dir->rec_size;
+}
+
+static struct sipc_record_le *sipc_rec_hdr(const struct sipc_dir *dir,
+					   u32 idx)
+{
+	return dir->store.vaddr + sipc_rec_off(dir, idx);
 }
 
 static void *sipc_rec_data(const struct sipc_dir *dir, u32 idx)
 {
 	return dir->store.vaddr + sipc_rec_off(dir, idx) +
 	       sizeof(struct sipc_record_le);
+}
+
+/* An empty group of @dir's store. */
+static void sipc_group_init(struct sipc_group *g, struct sipc_dir *dir)
+{
+	g->store = &dir->store;
+	g->rec_size = dir->rec_size;
+	g->mask = dir->mask;
+	g->first = 0;
+	g->count = 0;
+	g->bytes = 0;
+	g->sg_used = 0;
 }
 
 /* ---------------------------------------------------------------- */
@@ -181,47 +183,88 @@ static void sipc_test_stamp(const struct sipc_dir *dir,
 #endif
 
 /*
- * Must hold the sender's tx_lock. The plaintext is already in the record
- * at @idx of the outgoing store; fill in the header and seal it.
+ * Must hold the sender's tx_lock. Seal the pending group @g with one AES-GCM
+ * operation, count it, and leave @g empty.
  */
-static int sipc_seal_one(struct sipc_endpoint *ep, struct sipc_session *s,
-			 u32 idx, u32 len, u16 type)
+static int sipc_seal_group(struct sipc_endpoint *ep, struct sipc_session *s,
+			   struct sipc_group *g)
 {
 	struct sipc_dir *dir = &s->dir[ep->role];
-	size_t off = sipc_rec_off(dir, idx);
-	struct sipc_record_le *h = dir->store.vaddr + off;
+	u32 i;
 	int ret;
 
 	lockdep_assert_held(&ep->tx_lock);
-	if (dir->seal_seq == U64_MAX)
+	for (i = 0; i < g->count; i++)
+		sipc_rec_hdr(dir, g->first + i)->group_left =
+			cpu_to_le32(g->count - 1 - i);
+	ret = sipc_group_seal(&dir->seal, g, dir->seal_key.salt,
+			      dir->seal_seq);
+	if (ret)
+		return ret;
+	dir->seal_seq += g->count;
+	dir->epoch_records += g->count;
+	dir->epoch_bytes += g->bytes;
+	ep->stats.sealed_msgs += g->count;
+	ep->stats.sealed_bytes += g->bytes;
+	g->first += g->count;
+	g->count = 0;
+	g->bytes = 0;
+	g->sg_used = 0;
+	return 0;
+}
+
+/*
+ * Must hold the sender's tx_lock. The plaintext is already in the record
+ * at @idx of the outgoing store, the next one after @g's records; fill in
+ * its header and add it to @g. The group is sealed first when the record
+ * cannot join it: it is full, out of scatterlist entries, or the key epoch
+ * changes before this record.
+ */
+static int sipc_seal_add(struct sipc_endpoint *ep, struct sipc_session *s,
+			 struct sipc_group *g, u32 idx, u32 len, u16 type)
+{
+	struct sipc_dir *dir = &s->dir[ep->role];
+	struct sipc_record_le *h = sipc_rec_hdr(dir, idx);
+	unsigned int need = sipc_record_sg_entries(sipc_rec_off(dir, idx), len);
+	int ret;
+
+	lockdep_assert_held(&ep->tx_lock);
+	if (g->count && (g->count == SIPC_GROUP_MAX ||
+			 g->sg_used + need + SIPC_TAG_SG > SIPC_SG_MAX)) {
+		ret = sipc_seal_group(ep, s, g);
+		if (ret)
+			return ret;
+	}
+	if (dir->seal_seq + g->count == U64_MAX)
 		return -EOVERFLOW;
-	if (dir->epoch_records >= s->chan->rekey_records ||
-	    dir->epoch_bytes + len > s->chan->rekey_bytes) {
+	if (dir->epoch_records + g->count >= s->chan->rekey_records ||
+	    dir->epoch_bytes + g->bytes + len > s->chan->rekey_bytes) {
+		if (g->count) {
+			ret = sipc_seal_group(ep, s, g);
+			if (ret)
+				return ret;
+		}
 		ret = sipc_seal_rekey(ep, dir);
 		if (ret)
 			return ret;
 	}
+	if (!g->count)
+		g->first = idx;
 
 	h->channel_id = cpu_to_le64(s->chan->id);
-	h->seq = cpu_to_le64(dir->seal_seq);
+	h->seq = cpu_to_le64(dir->seal_seq + g->count);
 	h->timestamp_ns = cpu_to_le64(ktime_get_ns());
 	h->epoch = cpu_to_le32(dir->seal_key.epoch);
 	h->len = cpu_to_le32(len);
 	h->type = cpu_to_le16(type);
 	h->direction = ep->role;
 	h->version = SIPC_RECORD_VERSION;
-	h->reserved = 0;
+	h->group_left = 0;
 	sipc_test_stamp(dir, h);
 
-	ret = sipc_record_seal(&dir->seal, &dir->store, off,
-			       dir->seal_key.salt, dir->seal_seq, len);
-	if (ret)
-		return ret;
-	dir->seal_seq++;
-	dir->epoch_records++;
-	dir->epoch_bytes += len;
-	ep->stats.sealed_msgs++;
-	ep->stats.sealed_bytes += len;
+	g->len[g->count++] = len;
+	g->bytes += len;
+	g->sg_used += need;
 	return 0;
 }
 
@@ -281,8 +324,10 @@ long sipc_send(struct sipc_endpoint *ep)
 {
 	struct sipc_ring *ring = &ep->tx;
 	struct sipc_session *s;
+	struct sipc_group g;
 	struct sipc_dir *dir;
 	u32 prod, cons, pending, sprod, scons, room, n, i;
+	u64 seq0;
 	long ret = 0;
 
 	if (mutex_lock_interruptible(&ep->tx_lock))
@@ -316,6 +361,8 @@ long sipc_send(struct sipc_endpoint *ep)
 	if (pending > room)
 		ep->stats.store_full++;
 
+	seq0 = dir->seal_seq;
+	sipc_group_init(&g, dir);
 	for (i = 0; i < n; i++) {
 		u32 slot = (cons + i) & ring->mask;
 		struct sipc_tx_desc *desc = (struct sipc_tx_desc *)ring->descs +
@@ -332,11 +379,19 @@ long sipc_send(struct sipc_endpoint *ep)
 		/* The one fetch of the payload: into kernel-only memory. */
 		memcpy(sipc_rec_data(dir, sprod + i),
 		       ring->slots + (size_t)slot * ring->slot_size, len);
-		ret = sipc_seal_one(ep, s, sprod + i, len, type);
+		ret = sipc_seal_add(ep, s, &g, sprod + i, len, type);
 		if (ret)
 			break;
 	}
+	if (g.count) {
+		long err = sipc_seal_group(ep, s, &g);
 
+		if (err && !ret)
+			ret = err;
+	}
+
+	/* What was sealed: a failed group is not published. */
+	i = dir->seal_seq - seq0;
 	if (i) {
 		ring->kidx = cons + i;
 		/*
@@ -360,13 +415,13 @@ out:
 #define SIPC_MAX_EPOCH_SKIP 1024
 
 /*
- * Must hold the receiver's rx_lock. Open a record sealed under a later
+ * Must hold the receiver's rx_lock. Open a group sealed under a later
  * epoch: ratchet a candidate key forward and adopt it (erasing the older
- * key) only if the record authenticates under it.
+ * key) only if the group authenticates under it.
  */
 static int sipc_open_later_epoch(struct sipc_endpoint *ep,
-				 struct sipc_dir *dir, u32 epoch, size_t off,
-				 u64 seq, u32 len)
+				 struct sipc_dir *dir, u32 epoch,
+				 const struct sipc_group *g)
 {
 	struct sipc_key next = dir->open_key;
 	int ret = 0;
@@ -377,13 +432,12 @@ static int sipc_open_later_epoch(struct sipc_endpoint *ep,
 	if (!ret)
 		ret = sipc_aead_setkey(&dir->open, next.key);
 	if (!ret)
-		ret = sipc_record_open(&dir->open, &dir->store, off,
-				       next.salt, seq, len);
+		ret = sipc_group_open(&dir->open, g, next.salt, dir->open_seq);
 	if (!ret) {
 		ep->stats.rekeys_rx += next.epoch - dir->open_key.epoch;
 		dir->open_key = next;
 	} else {
-		/* Keep the current key: the record was not authentic. */
+		/* Keep the current key: the group was not authentic. */
 		sipc_aead_setkey(&dir->open, dir->open_key.key);
 	}
 	sipc_key_wipe(&next);
@@ -391,50 +445,93 @@ static int sipc_open_later_epoch(struct sipc_endpoint *ep,
 }
 
 /*
- * Must hold the receiver's rx_lock. Open the record at @idx of the
- * incoming store in place, following docs/record-format.md's opening
- * rules. A record that fails is consumed, counted and never delivered.
+ * Must hold the receiver's rx_lock. Open, in place, the group that starts
+ * at @idx, the first unopened record of the incoming store (@avail records
+ * are published from there), following docs/record-format.md's opening
+ * rules. Returns the number of records it holds, all authentic now; or
+ * -EBADMSG with *@dropped set to the records that are consumed, counted
+ * and never delivered: the whole group when its headers hang together,
+ * else only the first record.
  */
-static int sipc_open_one(struct sipc_endpoint *ep, struct sipc_session *s,
-			 u32 idx, struct sipc_opened *o)
+static int sipc_open_group(struct sipc_endpoint *ep, struct sipc_session *s,
+			   u32 idx, u32 avail, u32 *dropped)
 {
 	struct sipc_dir *dir = &s->dir[!ep->role];
-	size_t off = sipc_rec_off(dir, idx);
-	const struct sipc_record_le *h = dir->store.vaddr + off;
-	u64 seq = dir->open_seq++;
+	const struct sipc_record_le *h = sipc_rec_hdr(dir, idx);
+	u32 left = le32_to_cpu(h->group_left);
+	u32 epoch = le32_to_cpu(h->epoch);
 	u32 cur = dir->open_key.epoch;
-	u32 epoch;
-	int ret;
+	struct sipc_group g;
+	u32 i;
+	int ret = -EBADMSG;
 
 	lockdep_assert_held(&ep->rx_lock);
-	o->len = le32_to_cpu(h->len);
-	epoch = le32_to_cpu(h->epoch);
-	ret = -EBADMSG;
-	if (o->len > s->chan->slot_size || h->version != SIPC_RECORD_VERSION ||
-	    h->reserved || h->direction != !ep->role ||
-	    le64_to_cpu(h->channel_id) != s->chan->id ||
-	    le64_to_cpu(h->seq) != seq)
+	*dropped = 1;
+	if (left >= SIPC_GROUP_MAX || left >= avail)
 		goto bad;
+	sipc_group_init(&g, dir);
+	g.first = idx;
+	g.count = left + 1;
+	for (i = 0; i < g.count; i++) {
+		u32 len;
+
+		h = sipc_rec_hdr(dir, idx + i);
+		len = le32_to_cpu(h->len);
+		if (len > s->chan->slot_size ||
+		    h->version != SIPC_RECORD_VERSION ||
+		    h->direction != !ep->role ||
+		    le64_to_cpu(h->channel_id) != s->chan->id ||
+		    le64_to_cpu(h->seq) != dir->open_seq + i ||
+		    le32_to_cpu(h->group_left) != left - i ||
+		    le32_to_cpu(h->epoch) != epoch)
+			goto bad;
+		g.len[i] = len;
+		g.bytes += len;
+	}
+	/* The headers hang together: the group stands or falls as one. */
+	*dropped = g.count;
 	if (epoch == cur)
-		ret = sipc_record_open(&dir->open, &dir->store, off,
-				       dir->open_key.salt, seq, o->len);
+		ret = sipc_group_open(&dir->open, &g, dir->open_key.salt,
+				      dir->open_seq);
 	else if (epoch > cur && epoch - cur <= SIPC_MAX_EPOCH_SKIP)
-		ret = sipc_open_later_epoch(ep, dir, epoch, off, seq, o->len);
+		ret = sipc_open_later_epoch(ep, dir, epoch, &g);
 	if (ret)
 		goto bad;
-	o->seq = seq;
-	o->timestamp_ns = le64_to_cpu(h->timestamp_ns);
-	o->type = le16_to_cpu(h->type);
-	o->epoch = epoch;
-	ep->stats.opened_msgs++;
-	ep->stats.opened_bytes += o->len;
-	return 0;
+	dir->open_seq += g.count;
+	ep->stats.opened_msgs += g.count;
+	ep->stats.opened_bytes += g.bytes;
+	return g.count;
 
 bad:
-	ep->stats.badmsg++;
-	pr_warn_ratelimited("channel \"%s\": record %llu failed to open (%d), dropped\n",
-			    s->chan->name, seq, ret);
+	pr_warn_ratelimited("channel \"%s\": %u record(s) from %llu failed to open (%d), dropped\n",
+			    s->chan->name, *dropped, dir->open_seq, ret);
+	dir->open_seq += *dropped;
+	ep->stats.badmsg += *dropped;
 	return -EBADMSG;
+}
+
+/*
+ * Must hold the receiver's rx_lock. Make sure the record at @scons (the
+ * oldest one not consumed, with @avail published from there) is opened:
+ * open its group if it is not. Returns 0, or -EBADMSG with *@dropped
+ * records consumed and counted.
+ */
+static int sipc_open_next(struct sipc_endpoint *ep, struct sipc_session *s,
+			  u32 scons, u32 avail, u32 *dropped)
+{
+	struct sipc_dir *dir = &s->dir[!ep->role];
+	int k;
+
+	lockdep_assert_held(&ep->rx_lock);
+	if (scons != dir->opened)
+		return 0;
+	k = sipc_open_group(ep, s, scons, avail, dropped);
+	if (k < 0) {
+		dir->opened = scons + *dropped;
+		return k;
+	}
+	dir->opened = scons + k;
+	return 0;
 }
 
 /*
@@ -481,7 +578,7 @@ long sipc_recv(struct sipc_endpoint *ep)
 	struct sipc_ring *ring = &ep->rx;
 	struct sipc_session *s;
 	struct sipc_dir *dir;
-	u32 prod, cons, room, sprod, scons, n, i;
+	u32 prod, cons, room, sprod, scons, start;
 	u32 delivered = 0, bad = 0;
 	long ret = 0;
 	bool hup;
@@ -513,30 +610,33 @@ long sipc_recv(struct sipc_endpoint *ep)
 		ret = hup ? -EPIPE : 0;
 		goto out;
 	}
-	n = min(sprod - scons, room);
-
-	for (i = 0; i < n; i++) {
-		struct sipc_opened o;
+	start = scons;
+	while (delivered < room && scons != sprod) {
 		u32 slot = prod & ring->mask;
 		struct sipc_rx_desc *desc = (struct sipc_rx_desc *)ring->descs +
 					    slot;
+		const struct sipc_record_le *h;
+		u32 dropped;
 
-		if (sipc_open_one(ep, s, scons + i, &o)) {
-			bad++;
+		if (sipc_open_next(ep, s, scons, sprod - scons, &dropped)) {
+			scons += dropped;
+			bad += dropped;
 			continue;
 		}
+		h = sipc_rec_hdr(dir, scons);
+		desc->len = le32_to_cpu(h->len);
 		memcpy(ring->slots + (size_t)slot * ring->slot_size,
-		       sipc_rec_data(dir, scons + i), o.len);
-		desc->seq = o.seq;
-		desc->timestamp_ns = o.timestamp_ns;
-		desc->len = o.len;
-		desc->type = o.type;
+		       sipc_rec_data(dir, scons), desc->len);
+		desc->seq = le64_to_cpu(h->seq);
+		desc->timestamp_ns = le64_to_cpu(h->timestamp_ns);
+		desc->type = le16_to_cpu(h->type);
 		desc->flags = 0;
 		desc->sender_pid = dir->stamp.pid;
 		desc->sender_uid = dir->stamp.uid;
 		desc->sender_gid = dir->stamp.gid;
-		desc->epoch = o.epoch;
+		desc->epoch = le32_to_cpu(h->epoch);
 		memset(desc->reserved, 0, sizeof(desc->reserved));
+		scons++;
 		prod++;
 		delivered++;
 	}
@@ -549,8 +649,8 @@ long sipc_recv(struct sipc_endpoint *ep)
 		 */
 		smp_store_release(&ring->hdr->prod, prod);
 	}
-	if (n)
-		sipc_open_publish(ep, s, scons + n);
+	if (scons != start)
+		sipc_open_publish(ep, s, scons);
 	ret = delivered ? delivered : (bad ? -EBADMSG : 0);
 out:
 	mutex_unlock(&ep->rx_lock);
@@ -635,6 +735,7 @@ ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,
 {
 	struct sipc_endpoint *ep = file->private_data;
 	struct sipc_session *s;
+	struct sipc_group g;
 	struct sipc_dir *dir;
 	u32 sprod;
 	ssize_t ret;
@@ -684,7 +785,10 @@ retry:
 		ret = -EFAULT;
 		goto out_unlock;
 	}
-	ret = sipc_seal_one(ep, s, sprod, len, 0);
+	sipc_group_init(&g, dir);
+	ret = sipc_seal_add(ep, s, &g, sprod, len, 0);
+	if (!ret)
+		ret = sipc_seal_group(ep, s, &g);
 	if (ret)
 		goto out_unlock;
 	sipc_seal_publish(ep, s, sprod + 1);
@@ -703,9 +807,8 @@ ssize_t sipc_read(struct file *file, char __user *buf, size_t len,
 	struct sipc_endpoint *ep = file->private_data;
 	const struct sipc_record_le *h;
 	struct sipc_session *s;
-	struct sipc_opened o;
 	struct sipc_dir *dir;
-	u32 sprod, scons;
+	u32 sprod, scons, dropped;
 	ssize_t ret;
 	bool hup;
 
@@ -747,17 +850,23 @@ retry:
 		goto retry;
 	}
 
+	if (sipc_open_next(ep, s, scons, sprod - scons, &dropped)) {
+		sipc_open_publish(ep, s, scons + dropped);
+		ret = -EBADMSG;
+		goto out_unlock;
+	}
 	/* SOCK_SEQPACKET: a short buffer fails and the message stays. */
-	h = dir->store.vaddr + sipc_rec_off(dir, scons);
+	h = sipc_rec_hdr(dir, scons);
 	if (le32_to_cpu(h->len) > len) {
 		ret = -EMSGSIZE;
 		goto out_unlock;
 	}
-	ret = sipc_open_one(ep, s, scons, &o);
-	if (!ret && copy_to_user(buf, sipc_rec_data(dir, scons), o.len))
+	/* An opened message stays queued when the copy faults. */
+	if (copy_to_user(buf, sipc_rec_data(dir, scons), le32_to_cpu(h->len))) {
 		ret = -EFAULT;
-	if (!ret)
-		ret = o.len;
+		goto out_unlock;
+	}
+	ret = le32_to_cpu(h->len);
 	sipc_open_publish(ep, s, scons + 1);
 
 out_unlock:
@@ -847,16 +956,20 @@ out:
 
 /*
  * Copy out (or, with SIPC_TEST_SEALED_FLIP, corrupt one bit of) the oldest
- * unopened record of the outgoing store. Racy against the receiver opening
- * it in place: tests call it while the receiver is idle.
+ * unopened group of the outgoing store, in the serialized form of
+ * docs/record-format.md: each record's header and ciphertext, then the
+ * tag. Racy against the receiver opening it in place: tests call it while
+ * the receiver is idle.
  */
 int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 			  struct sipc_test_sealed *arg)
 {
+	const size_t hsz = sizeof(struct sipc_record_le);
+	u8 __user *out = u64_to_user_ptr(arg->buf);
 	struct sipc_record_le *h;
 	struct sipc_dir *dir;
-	u32 scons;
-	size_t rec_len;
+	u32 first, k, i, len = 0;
+	size_t total = 0, pos = 0;
 	int ret = 0;
 
 	if (arg->flags & ~SIPC_TEST_SEALED_FLIP || arg->reserved)
@@ -867,31 +980,52 @@ int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 		goto out;
 	}
 	dir = &ep->session->dir[ep->role];
-	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
-	scons = smp_load_acquire(&dir->cons);
-	if (scons == dir->prod) {
+	first = READ_ONCE(dir->opened);
+	if (first == dir->prod) {
 		ret = -ENOENT;
 		goto out;
 	}
-	h = dir->store.vaddr + sipc_rec_off(dir, scons);
-	rec_len = sizeof(*h) + le32_to_cpu(h->len) + SIPC_TAG_LEN;
-	if (arg->flags & SIPC_TEST_SEALED_FLIP) {
-		if (arg->record_len >= rec_len) {
-			ret = -EINVAL;
+	h = sipc_rec_hdr(dir, first);
+	k = min3(le32_to_cpu(h->group_left) + 1, dir->prod - first,
+		 (u32)SIPC_GROUP_MAX);
+	for (i = 0; i < k; i++)
+		total += hsz + min(le32_to_cpu(sipc_rec_hdr(dir, first + i)->len),
+				   ep->session->chan->slot_size);
+	total += SIPC_TAG_LEN;
+	if (arg->flags & SIPC_TEST_SEALED_FLIP ? arg->record_len >= total :
+	    arg->buf_len < total) {
+		ret = arg->flags ? -EINVAL : -EMSGSIZE;
+		goto out;
+	}
+	/* Walk the pieces: header and ciphertext of each record, the tag. */
+	for (i = 0; i <= 2 * k; i++) {
+		u8 *p;
+		size_t n;
+
+		if (i == 2 * k) {
+			p = sipc_rec_data(dir, first + k - 1) + len;
+			n = SIPC_TAG_LEN;
+		} else if (i % 2 == 0) {
+			p = (u8 *)sipc_rec_hdr(dir, first + i / 2);
+			n = hsz;
+		} else {
+			p = sipc_rec_data(dir, first + i / 2);
+			len = min(le32_to_cpu(sipc_rec_hdr(dir, first + i / 2)->len),
+				  ep->session->chan->slot_size);
+			n = len;
+		}
+		if (arg->flags & SIPC_TEST_SEALED_FLIP) {
+			if (arg->record_len < pos + n) {
+				p[arg->record_len - pos] ^= 1;
+				goto out;
+			}
+		} else if (copy_to_user(out + pos, p, n)) {
+			ret = -EFAULT;
 			goto out;
 		}
-		((u8 *)h)[arg->record_len] ^= 1;
-		goto out;
+		pos += n;
 	}
-	if (arg->buf_len < rec_len) {
-		ret = -EMSGSIZE;
-		goto out;
-	}
-	if (copy_to_user(u64_to_user_ptr(arg->buf), h, rec_len)) {
-		ret = -EFAULT;
-		goto out;
-	}
-	arg->record_len = rec_len;
+	arg->record_len = total;
 out:
 	mutex_unlock(&ep->tx_lock);
 	return ret;

@@ -206,7 +206,7 @@ impl SealedSocket {
             type_: 1,
             direction: 0,
             version: 1,
-            reserved: 0,
+            group_left: 0,
         }
     }
 

@@ -199,7 +199,7 @@ impl Sealer {
             type_: msg_type,
             direction: self.direction,
             version: RECORD_VERSION,
-            reserved: 0,
+            group_left: 0,
         };
         let tag = seal_in_place(&self.cur.cipher, &self.salt, &hdr, buf);
         self.next_seq += 1;
@@ -253,7 +253,7 @@ impl Opener {
         if hdr.channel_id != self.channel_id
             || hdr.direction != self.direction
             || hdr.version != RECORD_VERSION
-            || hdr.reserved != 0
+            || hdr.group_left != 0
             || hdr.seq != seq
             || hdr.len as usize != record.len() - OVERHEAD
             || hdr.epoch < self.cur.epoch

@@ -144,7 +144,7 @@ fn record_header(b: &Block, len: usize) -> RecordHeader {
         type_: b.num("type") as u16,
         direction: b.num("direction") as u8,
         version: 1,
-        reserved: 0,
+        group_left: 0,
     }
 }
 

@@ -219,8 +219,9 @@ pub struct RecordHeader {
     pub direction: u8,
     /// Record format version, 1.
     pub version: u8,
-    /// Zero.
-    pub reserved: u32,
+    /// Records after this one in its group: 0 for a record sealed alone
+    /// and for the last record of a group (docs/record-format.md).
+    pub group_left: u32,
 }
 
 impl RecordHeader {
@@ -238,7 +239,7 @@ impl RecordHeader {
         b[32..34].copy_from_slice(&self.type_.to_le_bytes());
         b[34] = self.direction;
         b[35] = self.version;
-        b[36..40].copy_from_slice(&self.reserved.to_le_bytes());
+        b[36..40].copy_from_slice(&self.group_left.to_le_bytes());
         b
     }
 
@@ -255,7 +256,7 @@ impl RecordHeader {
             type_: u16::from_le_bytes([b[32], b[33]]),
             direction: b[34],
             version: b[35],
-            reserved: u32_at(36),
+            group_left: u32_at(36),
         }
     }
 }
@@ -602,7 +603,7 @@ assert_layout!(
     type_ == 32,
     direction == 34,
     version == 35,
-    reserved == 36
+    group_left == 36
 );
 assert_layout!(
     Info,

@@ -99,7 +99,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         "reserved" => reserved]);
     st!("sipc_record_hdr", RecordHeader, ["channel_id" => channel_id, "seq" => seq,
         "timestamp_ns" => timestamp_ns, "epoch" => epoch, "len" => len, "type" => type_,
-        "direction" => direction, "version" => version, "reserved" => reserved]);
+        "direction" => direction, "version" => version, "group_left" => group_left]);
     st!("sipc_info", Info, ["size" => size, "abi_version" => abi_version,
         "features" => features, "min_slot_size" => min_slot_size,
         "max_slot_size" => max_slot_size, "min_entries" => min_entries,

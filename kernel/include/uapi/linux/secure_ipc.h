@@ -319,12 +319,17 @@ struct sipc_rx_desc {
  * @type: message type.
  * @direction: %SIPC_DIR_OWNER_TO_PEER or %SIPC_DIR_PEER_TO_OWNER.
  * @version: record format version, 1.
- * @reserved: zero.
+ * @group_left: records after this one in its group (0 for a record sealed
+ *	alone, and for the last record of a group).
  *
- * Both backends use this format: the AAD is these 40 bytes, every field
- * little-endian; the nonce is the direction's 4-byte salt followed by
- * le64(seq). The kernel keeps records in its sealed store; the userspace
- * backend places them in the shared ring. See docs/record-format.md.
+ * Both backends use this format: a group of k consecutive records is sealed
+ * with one AES-GCM operation whose AAD is the k headers (40 bytes each,
+ * every field little-endian) and whose nonce is the direction's 4-byte salt
+ * followed by le64(seq of the first record); its tag follows the last
+ * record's ciphertext. A record sealed alone (k = 1) is header, ciphertext,
+ * tag. The kernel keeps records in its sealed store; the userspace backend
+ * places them, one per group, in the shared ring. See
+ * docs/record-format.md.
  */
 struct sipc_record_hdr {
 	__u64 channel_id;
@@ -335,7 +340,7 @@ struct sipc_record_hdr {
 	__u16 type;
 	__u8  direction;
 	__u8  version;
-	__u32 reserved;
+	__u32 group_left;
 };
 
 /* ------------------------------------------------------------------ */
@@ -621,16 +626,18 @@ struct sipc_test_keys {
  * struct sipc_test_sealed - SIPC_IOC_TEST_PEEK_SEALED: test builds only
  * @size: sizeof(struct sipc_test_sealed). In.
  * @flags: zero, or %SIPC_TEST_SEALED_FLIP. In.
- * @buf: user pointer receiving the oldest record of the outgoing sealed
- *	store: &struct sipc_record_hdr, ciphertext, tag. In.
+ * @buf: user pointer receiving the oldest unopened group of the outgoing
+ *	sealed store, serialized: for each record &struct sipc_record_hdr and
+ *	its ciphertext, then the group's tag (for a record sealed alone:
+ *	header, ciphertext, tag). In.
  * @buf_len: its length. In.
  * @record_len: bytes written. Out. With %SIPC_TEST_SEALED_FLIP: In, the
- *	offset of the byte to corrupt.
+ *	offset, in that serialized form, of the byte to corrupt.
  * @reserved: zero.
  *
  * With %SIPC_TEST_SEALED_FLIP nothing is copied: the kernel flips the
- * lowest bit of byte @record_len of that record in the store (header,
- * ciphertext or tag), so the tests can check that a tampered record is
+ * lowest bit of byte @record_len of that group in the store (a header, a
+ * ciphertext or the tag), so the tests can check that a tampered group is
  * refused with EBADMSG and the stream goes on.
  */
 #define SIPC_TEST_SEALED_FLIP	(1U << 0)

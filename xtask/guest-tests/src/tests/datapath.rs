@@ -170,6 +170,20 @@ pub const TESTS: &[Test] = &[
     )
     .needs(Needs::TestHooksModule),
     Test::new(
+        "kernel_sealed_group_opens_with_rustcrypto",
+        kernel_sealed_group_opens_with_rustcrypto,
+    )
+    .needs(Needs::TestHooksModule),
+    Test::new(
+        "tampered_group_is_dropped_whole_and_stream_continues",
+        tampered_group_is_dropped_whole_and_stream_continues,
+    )
+    .needs(Needs::TestHooksModule),
+    Test::new(
+        "opened_group_waits_for_rx_room_and_loses_nothing",
+        opened_group_waits_for_rx_room_and_loses_nothing,
+    ),
+    Test::new(
         "recv_wait_sleeps_until_send_then_delivers",
         recv_wait_sleeps_until_send_then_delivers,
     ),
@@ -1297,7 +1311,7 @@ fn kernel_sealed_record_opens_with_rustcrypto() -> TestResult {
         "header {hdr:?}"
     );
     check!(
-        hdr.direction == abi::SIPC_DIR_OWNER_TO_PEER && hdr.version == 1 && hdr.reserved == 0,
+        hdr.direction == abi::SIPC_DIR_OWNER_TO_PEER && hdr.version == 1 && hdr.group_left == 0,
         "header {hdr:?}"
     );
     check!(&rec[40..40 + msg.len()] != msg, "the store holds plaintext");
@@ -1414,6 +1428,180 @@ fn tampered_record_is_ebadmsg_and_stream_continues() -> TestResult {
         "read after the tampered record: {:?}",
         &buf[..n]
     );
+    Ok(())
+}
+
+/// One SEND of five messages (one of them empty) is sealed as one group: the
+/// serialized group (header and ciphertext of each record, then one tag)
+/// opens with RustCrypto under AAD = the five headers and the first
+/// record's nonce, and the kernel delivers all five.
+fn kernel_sealed_group_opens_with_rustcrypto() -> TestResult {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let (mut owner, mut peer) = Endpoint::pair("grp", 8, 256)?;
+    let msgs: Vec<Vec<u8>> = vec![
+        b"first".to_vec(),
+        vec![],
+        vec![0x5a; 256],
+        b"fourth message".to_vec(),
+        vec![7; 100],
+    ];
+    for (i, m) in msgs.iter().enumerate() {
+        check!(owner.tx.push(m, i as u16), "TX full at {i}");
+    }
+    check!(owner.send() == Ok(5), "SEND did not seal all five");
+    let keys = test_keys(&owner.file)?;
+    let mut buf = vec![0u8; 4096];
+    let mut t = abi::TestSealed {
+        size: std::mem::size_of::<abi::TestSealed>() as u32,
+        buf: buf.as_mut_ptr() as u64,
+        buf_len: buf.len() as u32,
+        ..Default::default()
+    };
+    ioctl_struct(&owner.file, abi::SIPC_IOC_TEST_PEEK_SEALED, &mut t)
+        .map_err(|e| format!("PEEK: {e}"))?;
+    let rec = &buf[..t.record_len as usize];
+    let (mut aad, mut text, mut at) = (Vec::new(), Vec::new(), 0usize);
+    for (i, m) in msgs.iter().enumerate() {
+        check!(rec.len() >= at + 40, "group cut short at record {i}");
+        let hdr = abi::RecordHeader::from_le_bytes(rec[at..at + 40].try_into().unwrap());
+        check!(
+            hdr.seq == i as u64
+                && hdr.group_left == 4 - i as u32
+                && hdr.len as usize == m.len()
+                && hdr.type_ == i as u16
+                && hdr.epoch == 0
+                && hdr.channel_id == owner.channel_id,
+            "record {i}: header {hdr:?}"
+        );
+        aad.extend_from_slice(&rec[at..at + 40]);
+        at += 40;
+        check!(rec.len() >= at + m.len(), "record {i} cut short");
+        text.extend_from_slice(&rec[at..at + m.len()]);
+        at += m.len();
+    }
+    check!(
+        rec.len() == at + 16,
+        "group length {} for {at} + tag",
+        rec.len()
+    );
+    let plain: Vec<u8> = msgs.concat();
+    check!(text != plain, "the store holds plaintext");
+    let mut nonce = [0u8; 12];
+    nonce[..4].copy_from_slice(&keys.tx_salt);
+    nonce[4..].copy_from_slice(&0u64.to_le_bytes());
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(&keys.tx_key).map_err(|_| "bad key length")?;
+    let tag = aes_gcm::Tag::from_slice(&rec[at..]);
+    // One record of the group does not open on its own.
+    let mut first = text[..msgs[0].len()].to_vec();
+    check!(
+        cipher
+            .decrypt_in_place_detached(
+                aes_gcm::Nonce::from_slice(&nonce),
+                &aad[..40],
+                &mut first,
+                tag
+            )
+            .is_err(),
+        "the first record opened without the rest of its group"
+    );
+    cipher
+        .decrypt_in_place_detached(aes_gcm::Nonce::from_slice(&nonce), &aad, &mut text, tag)
+        .map_err(|_| "RustCrypto could not open the kernel's group")?;
+    check!(text == plain, "plaintext differs");
+    check!(peer.recv() == Ok(5), "RECV did not deliver the five");
+    for (i, m) in msgs.iter().enumerate() {
+        let r = peer.rx.pop().ok_or("message missing")?;
+        check!(
+            r.payload == *m && r.desc.seq == i as u64 && r.desc.type_ == i as u16,
+            "message {i}: seq {} type {} len {}",
+            r.desc.seq,
+            r.desc.type_,
+            r.payload.len()
+        );
+    }
+    Ok(())
+}
+
+/// A bit flipped anywhere in a group (a later record's header, a later
+/// record's ciphertext, the tag) drops the four records of the group,
+/// counts four, and the next group opens.
+fn tampered_group_is_dropped_whole_and_stream_continues() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("tgrp", 8, 64)?;
+    // Each record serializes as 40 + 20 bytes; the tag follows the last.
+    let mut seq = 0u64;
+    for (round, at) in [60u32 + 8, 3 * 60 + 40 + 7, 4 * 60 + 5]
+        .into_iter()
+        .enumerate()
+    {
+        for i in 0..4u8 {
+            check!(owner.tx.push(&[i; 20], 0), "TX full");
+        }
+        check!(owner.send() == Ok(4), "round {round}: SEND");
+        flip_sealed(&owner.file, at)?;
+        for i in 0..3u8 {
+            check!(owner.tx.push(&[0xB0 | i; 20], 1), "TX full");
+        }
+        check!(owner.send() == Ok(3), "round {round}: second SEND");
+        let n = peer.recv().map_err(|e| format!("RECV: {e}"))?;
+        check!(
+            n == 3,
+            "round {round}: RECV delivered {n}, want the 3 good ones"
+        );
+        for i in 0..3u8 {
+            let r = peer.rx.pop().ok_or("no message")?;
+            check!(
+                r.payload == [0xB0 | i; 20] && r.desc.seq == seq + 4 + u64::from(i),
+                "round {round}: got seq {} {:?}",
+                r.desc.seq,
+                r.payload
+            );
+        }
+        seq += 7;
+    }
+    let s = peer.stats()?;
+    check!(s.badmsg == 12 && s.opened_msgs == 9, "stats {s:?}");
+    Ok(())
+}
+
+/// A group opens as a whole even when RX has room for part of it: the rest
+/// stays opened in the store and comes out, in order, through a later RECV
+/// and read(2).
+fn opened_group_waits_for_rx_room_and_loses_nothing() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("short", 8, 64)?;
+    for i in 0..6u8 {
+        owner.send_one(&[i; 8], 0)?;
+    }
+    check!(peer.recv() == Ok(6), "RECV of the six singles");
+    for i in 6..14u8 {
+        check!(owner.tx.push(&[i; 8], 0), "TX full at {i}");
+    }
+    check!(owner.send() == Ok(8), "SEND of the group of 8");
+    check!(peer.recv() == Ok(2), "RECV with room for 2");
+    let s = peer.stats()?;
+    check!(s.opened_msgs == 14 && s.badmsg == 0, "stats {s:?}");
+    check!(peer.recv() == Ok(0), "RECV into a full RX");
+    for i in 0..8u8 {
+        let r = peer.rx.pop().ok_or("message missing")?;
+        check!(
+            r.payload == [i; 8] && r.desc.seq == u64::from(i),
+            "message {i}: seq {}",
+            r.desc.seq
+        );
+    }
+    let mut buf = [0u8; 64];
+    let n = kchan::read_msg(&peer.file, &mut buf).map_err(|e| format!("read: {e}"))?;
+    check!(buf[..n] == [8u8; 8], "read got {:?}", &buf[..n]);
+    check!(peer.recv() == Ok(5), "RECV of the last five");
+    for i in 9..14u8 {
+        let r = peer.rx.pop().ok_or("message missing")?;
+        check!(
+            r.payload == [i; 8] && r.desc.seq == u64::from(i),
+            "message {i}: seq {}",
+            r.desc.seq
+        );
+    }
+    let s = peer.stats()?;
+    check!(s.opened_msgs == 14 && s.badmsg == 0, "stats {s:?}");
     Ok(())
 }
 
