@@ -132,16 +132,26 @@ unsigned int sipc_record_sg_entries(size_t off, u32 len)
 	return 1 + sipc_pieces(off + sizeof(struct sipc_record_hdr), len);
 }
 
-/* Append @len bytes at @off of @mem to @sg from entry @n; returns the next. */
+/*
+ * Append @len bytes at @off of @mem to @sg after its first @n entries;
+ * returns the entries used. A piece that continues the previous entry in
+ * the same page extends it, so a record sealed alone (header, payload and
+ * tag back to back) is one entry per page, as few as the cipher can walk.
+ */
 static unsigned int sipc_sg_add(struct scatterlist *sg, unsigned int n,
 				struct sipc_pages *mem, size_t off, size_t len)
 {
 	while (len) {
+		struct page *page = mem->pages[off >> PAGE_SHIFT];
 		size_t in_page = offset_in_page(off);
 		size_t chunk = min_t(size_t, len, PAGE_SIZE - in_page);
+		struct scatterlist *prev = n ? &sg[n - 1] : NULL;
 
-		sg_set_page(&sg[n++], mem->pages[off >> PAGE_SHIFT], chunk,
-			    in_page);
+		if (prev && sg_page(prev) == page &&
+		    prev->offset + prev->length == in_page)
+			prev->length += chunk;
+		else
+			sg_set_page(&sg[n++], page, chunk, in_page);
 		off += chunk;
 		len -= chunk;
 	}
@@ -176,7 +186,9 @@ static long sipc_group_sg(struct sipc_aead *a, const struct sipc_group *g)
 				sipc_group_rec_off(g, i) + hdr, g->len[i]);
 		text += g->len[i];
 	}
-	sipc_sg_add(a->sg, k, g->store, tag_off, SIPC_TAG_LEN);
+	k = sipc_sg_add(a->sg, k, g->store, tag_off, SIPC_TAG_LEN);
+	/* Merged pieces leave entries unused: end the list at the last one. */
+	sg_mark_end(&a->sg[k - 1]);
 	return text;
 }
 

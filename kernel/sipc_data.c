@@ -184,7 +184,10 @@ static void sipc_test_stamp(const struct sipc_dir *dir,
 
 /*
  * Must hold the sender's tx_lock. Seal the pending group @g with one AES-GCM
- * operation, count it, and leave @g empty.
+ * operation, count it, and leave @g empty. On failure @g is emptied too and
+ * nothing of it is published: a failed in-place encryption may have left
+ * part of the plaintext encrypted, so the records are not sealed again from
+ * the store; their TX slots stay pending and the next SEND copies them anew.
  */
 static int sipc_seal_group(struct sipc_endpoint *ep, struct sipc_session *s,
 			   struct sipc_group *g)
@@ -199,18 +202,18 @@ static int sipc_seal_group(struct sipc_endpoint *ep, struct sipc_session *s,
 			cpu_to_le32(g->count - 1 - i);
 	ret = sipc_group_seal(&dir->seal, g, dir->seal_key.salt,
 			      dir->seal_seq);
-	if (ret)
-		return ret;
-	dir->seal_seq += g->count;
-	dir->epoch_records += g->count;
-	dir->epoch_bytes += g->bytes;
-	ep->stats.sealed_msgs += g->count;
-	ep->stats.sealed_bytes += g->bytes;
-	g->first += g->count;
+	if (!ret) {
+		dir->seal_seq += g->count;
+		dir->epoch_records += g->count;
+		dir->epoch_bytes += g->bytes;
+		ep->stats.sealed_msgs += g->count;
+		ep->stats.sealed_bytes += g->bytes;
+		g->first += g->count;
+	}
 	g->count = 0;
 	g->bytes = 0;
 	g->sg_used = 0;
-	return 0;
+	return ret;
 }
 
 /*
