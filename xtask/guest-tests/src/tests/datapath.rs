@@ -1522,14 +1522,14 @@ fn kernel_sealed_group_opens_with_rustcrypto() -> TestResult {
     Ok(())
 }
 
-/// A bit flipped anywhere in a group (a later record's header, a later
-/// record's ciphertext, the tag) drops the four records of the group,
-/// counts four, and the next group opens.
+/// A bit flipped anywhere in a group (the first record's group_left, a
+/// later record's header, a later record's ciphertext, the tag) drops the
+/// four records of the group, counts four, and the next group opens.
 fn tampered_group_is_dropped_whole_and_stream_continues() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("tgrp", 8, 64)?;
     // Each record serializes as 40 + 20 bytes; the tag follows the last.
     let mut seq = 0u64;
-    for (round, at) in [60u32 + 8, 3 * 60 + 40 + 7, 4 * 60 + 5]
+    for (round, at) in [36u32, 60 + 8, 3 * 60 + 40 + 7, 4 * 60 + 5]
         .into_iter()
         .enumerate()
     {
@@ -1559,7 +1559,7 @@ fn tampered_group_is_dropped_whole_and_stream_continues() -> TestResult {
         seq += 7;
     }
     let s = peer.stats()?;
-    check!(s.badmsg == 12 && s.opened_msgs == 9, "stats {s:?}");
+    check!(s.badmsg == 16 && s.opened_msgs == 12, "stats {s:?}");
     Ok(())
 }
 
