@@ -1285,16 +1285,7 @@ fn kernel_sealed_record_opens_with_rustcrypto() -> TestResult {
     let msg = b"sealed in the kernel, opened by RustCrypto";
     owner.send_one(msg, 42)?;
     let keys = test_keys(&owner.file)?;
-    let mut buf = vec![0u8; 512];
-    let mut t = abi::TestSealed {
-        size: std::mem::size_of::<abi::TestSealed>() as u32,
-        buf: buf.as_mut_ptr() as u64,
-        buf_len: buf.len() as u32,
-        ..Default::default()
-    };
-    ioctl_struct(&owner.file, abi::SIPC_IOC_TEST_PEEK_SEALED, &mut t)
-        .map_err(|e| format!("PEEK: {e}"))?;
-    let rec = &buf[..t.record_len as usize];
+    let rec = &kchan::peek_sealed(&owner.file)?[..];
     check!(
         rec.len() == 40 + msg.len() + 16,
         "record length {}",
@@ -1450,16 +1441,7 @@ fn kernel_sealed_group_opens_with_rustcrypto() -> TestResult {
     }
     check!(owner.send() == Ok(5), "SEND did not seal all five");
     let keys = test_keys(&owner.file)?;
-    let mut buf = vec![0u8; 4096];
-    let mut t = abi::TestSealed {
-        size: std::mem::size_of::<abi::TestSealed>() as u32,
-        buf: buf.as_mut_ptr() as u64,
-        buf_len: buf.len() as u32,
-        ..Default::default()
-    };
-    ioctl_struct(&owner.file, abi::SIPC_IOC_TEST_PEEK_SEALED, &mut t)
-        .map_err(|e| format!("PEEK: {e}"))?;
-    let rec = &buf[..t.record_len as usize];
+    let rec = &kchan::peek_sealed(&owner.file)?[..];
     let (mut aad, mut text, mut at) = (Vec::new(), Vec::new(), 0usize);
     for (i, m) in msgs.iter().enumerate() {
         check!(rec.len() >= at + 40, "group cut short at record {i}");
@@ -1563,6 +1545,19 @@ fn tampered_group_is_dropped_whole_and_stream_continues() -> TestResult {
     Ok(())
 }
 
+/// Pops messages `ids` from RX: message i is `[i; 8]` with sequence number i.
+fn pop_in_order(ep: &mut Endpoint, ids: std::ops::Range<u8>) -> TestResult {
+    for i in ids {
+        let r = ep.rx.pop().ok_or("message missing")?;
+        check!(
+            r.payload == [i; 8] && r.desc.seq == u64::from(i),
+            "message {i}: seq {}",
+            r.desc.seq
+        );
+    }
+    Ok(())
+}
+
 /// A group opens as a whole even when RX has room for part of it: the rest
 /// stays opened in the store and comes out, in order, through a later RECV
 /// and read(2).
@@ -1580,26 +1575,12 @@ fn opened_group_waits_for_rx_room_and_loses_nothing() -> TestResult {
     let s = peer.stats()?;
     check!(s.opened_msgs == 14 && s.badmsg == 0, "stats {s:?}");
     check!(peer.recv() == Ok(0), "RECV into a full RX");
-    for i in 0..8u8 {
-        let r = peer.rx.pop().ok_or("message missing")?;
-        check!(
-            r.payload == [i; 8] && r.desc.seq == u64::from(i),
-            "message {i}: seq {}",
-            r.desc.seq
-        );
-    }
+    pop_in_order(&mut peer, 0..8)?;
     let mut buf = [0u8; 64];
     let n = kchan::read_msg(&peer.file, &mut buf).map_err(|e| format!("read: {e}"))?;
     check!(buf[..n] == [8u8; 8], "read got {:?}", &buf[..n]);
     check!(peer.recv() == Ok(5), "RECV of the last five");
-    for i in 9..14u8 {
-        let r = peer.rx.pop().ok_or("message missing")?;
-        check!(
-            r.payload == [i; 8] && r.desc.seq == u64::from(i),
-            "message {i}: seq {}",
-            r.desc.seq
-        );
-    }
+    pop_in_order(&mut peer, 9..14)?;
     let s = peer.stats()?;
     check!(s.opened_msgs == 14 && s.badmsg == 0, "stats {s:?}");
     Ok(())

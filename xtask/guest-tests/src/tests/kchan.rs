@@ -460,6 +460,22 @@ impl Endpoint {
     }
 }
 
+/// SIPC_IOC_TEST_PEEK_SEALED (test-hooks module): the oldest unopened group
+/// of `f`'s outgoing store, serialized (docs/record-format.md).
+pub fn peek_sealed(f: &File) -> Result<Vec<u8>, String> {
+    let mut buf = vec![0u8; 32 * (40 + 65536) + 16];
+    let mut t = abi::TestSealed {
+        size: std::mem::size_of::<abi::TestSealed>() as u32,
+        buf: buf.as_mut_ptr() as u64,
+        buf_len: buf.len() as u32,
+        ..Default::default()
+    };
+    ioctl_struct(f, abi::SIPC_IOC_TEST_PEEK_SEALED, &mut t)
+        .map_err(|e| format!("TEST_PEEK_SEALED: {e}"))?;
+    buf.truncate(t.record_len as usize);
+    Ok(buf)
+}
+
 /// SIPC_IOC_STATS on any file.
 pub fn stats(f: &File) -> Result<abi::Stats, String> {
     let mut s = abi::Stats {

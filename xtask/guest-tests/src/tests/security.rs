@@ -862,20 +862,6 @@ fn set_seal(
 
 /// SIPC_IOC_TEST_PEEK_SEALED: the oldest record `f` sealed that its peer
 /// has not opened yet.
-fn peek_sealed(f: &File) -> Result<Vec<u8>, String> {
-    let mut buf = vec![0u8; 40 + 65536 + 16];
-    let mut t = abi::TestSealed {
-        size: std::mem::size_of::<abi::TestSealed>() as u32,
-        buf: buf.as_mut_ptr() as u64,
-        buf_len: buf.len() as u32,
-        ..Default::default()
-    };
-    ioctl_struct(f, abi::SIPC_IOC_TEST_PEEK_SEALED, &mut t)
-        .map_err(|e| format!("TEST_PEEK_SEALED: {e}"))?;
-    buf.truncate(t.record_len as usize);
-    Ok(buf)
-}
-
 fn first_difference(a: &[u8], b: &[u8]) -> String {
     match a.iter().zip(b).position(|(x, y)| x != y) {
         Some(i) => format!("byte {i}: {:#04x} where {:#04x} is pinned", a[i], b[i]),
@@ -925,7 +911,7 @@ fn kernel_seals_pinned_record_vectors_byte_for_byte() -> TestResult {
             );
         }
         sender.send_one(&plaintext, num("type")? as u16)?;
-        let got = peek_sealed(&sender.file)?;
+        let got = kchan::peek_sealed(&sender.file)?;
         check!(
             got == want,
             "record {i} (seq {}): the kernel sealed {} bytes that differ from the pinned record at {}",
@@ -981,7 +967,7 @@ fn record_sealed_in_an_erased_epoch_does_not_open() -> TestResult {
         0,
     )?;
     owner.send_one(b"old-epoch record", 1)?;
-    let rec = peek_sealed(&owner.file)?;
+    let rec = kchan::peek_sealed(&owner.file)?;
     let (hdr, pt) = secure_ipc::record::open(&k0.tx_key, &k0.tx_salt, &rec)
         .map_err(|e| format!("the rolled-back record does not open with the epoch-0 key: {e:?}"))?;
     check!(
