@@ -168,13 +168,10 @@ static long sipc_group_sg(struct sipc_aead *a, const struct sipc_group *g)
 	const size_t hdr = sizeof(struct sipc_record_hdr);
 	size_t tag_off = sipc_group_rec_off(g, g->count - 1) + hdr +
 			 g->len[g->count - 1];
-	unsigned int n = sipc_pieces(tag_off, SIPC_TAG_LEN);
+	unsigned int n = g->sg_used + sipc_pieces(tag_off, SIPC_TAG_LEN);
 	unsigned int i, k = 0;
 	long text = 0;
 
-	for (i = 0; i < g->count; i++)
-		n += sipc_record_sg_entries(sipc_group_rec_off(g, i),
-					    g->len[i]);
 	if (n > SIPC_SG_MAX)
 		return -EMSGSIZE;
 	sg_init_table(a->sg, n);

@@ -47,7 +47,8 @@ struct sipc_aead {
  * @first: store index of the first record
  * @count: records in the group, 1 to %SIPC_GROUP_MAX
  * @bytes: sum of @len
- * @sg_used: scatterlist entries the headers and payloads need
+ * @sg_used: scatterlist entries the headers and payloads need (the sum of
+ *	sipc_record_sg_entries() over the records)
  * @len: payload length of each record
  */
 struct sipc_group {

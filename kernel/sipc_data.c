@@ -490,6 +490,8 @@ static int sipc_open_group(struct sipc_endpoint *ep, struct sipc_session *s,
 			goto bad;
 		g.len[i] = len;
 		g.bytes += len;
+		g.sg_used += sipc_record_sg_entries(sipc_rec_off(dir, idx + i),
+						    len);
 	}
 	/* The headers hang together: the group stands or falls as one. */
 	*dropped = g.count;
@@ -619,7 +621,7 @@ long sipc_recv(struct sipc_endpoint *ep)
 		struct sipc_rx_desc *desc = (struct sipc_rx_desc *)ring->descs +
 					    slot;
 		const struct sipc_record_le *h;
-		u32 dropped;
+		u32 dropped, len;
 
 		if (sipc_open_next(ep, s, scons, sprod - scons, &dropped)) {
 			scons += dropped;
@@ -627,9 +629,11 @@ long sipc_recv(struct sipc_endpoint *ep)
 			continue;
 		}
 		h = sipc_rec_hdr(dir, scons);
-		desc->len = le32_to_cpu(h->len);
+		/* Kernel-only and authentic; never read back from the RX ring. */
+		len = le32_to_cpu(h->len);
 		memcpy(ring->slots + (size_t)slot * ring->slot_size,
-		       sipc_rec_data(dir, scons), desc->len);
+		       sipc_rec_data(dir, scons), len);
+		desc->len = len;
 		desc->seq = le64_to_cpu(h->seq);
 		desc->timestamp_ns = le64_to_cpu(h->timestamp_ns);
 		desc->type = le16_to_cpu(h->type);
@@ -808,10 +812,9 @@ ssize_t sipc_read(struct file *file, char __user *buf, size_t len,
 		  loff_t *ppos)
 {
 	struct sipc_endpoint *ep = file->private_data;
-	const struct sipc_record_le *h;
 	struct sipc_session *s;
 	struct sipc_dir *dir;
-	u32 sprod, scons, dropped;
+	u32 sprod, scons, dropped, msg_len;
 	ssize_t ret;
 	bool hup;
 
@@ -859,17 +862,17 @@ retry:
 		goto out_unlock;
 	}
 	/* SOCK_SEQPACKET: a short buffer fails and the message stays. */
-	h = sipc_rec_hdr(dir, scons);
-	if (le32_to_cpu(h->len) > len) {
+	msg_len = le32_to_cpu(sipc_rec_hdr(dir, scons)->len);
+	if (msg_len > len) {
 		ret = -EMSGSIZE;
 		goto out_unlock;
 	}
 	/* An opened message stays queued when the copy faults. */
-	if (copy_to_user(buf, sipc_rec_data(dir, scons), le32_to_cpu(h->len))) {
+	if (copy_to_user(buf, sipc_rec_data(dir, scons), msg_len)) {
 		ret = -EFAULT;
 		goto out_unlock;
 	}
-	ret = le32_to_cpu(h->len);
+	ret = msg_len;
 	sipc_open_publish(ep, s, scons + 1);
 
 out_unlock:
