@@ -71,4 +71,7 @@ static inline void sipc_vm_flags_clear(struct vm_area_struct *vma,
 #define sipc_devnode_device const struct device
 #endif
 
+/* The CLONE_NEW* type of a namespace. */
+#define sipc_ns_type(ns)	((ns)->ops->type)
+
 #endif /* _SIPC_COMPAT_H */

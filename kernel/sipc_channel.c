@@ -14,7 +14,12 @@
 #include <linux/sched/mm.h>
 #include <linux/user_namespace.h>
 #include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/magic.h>
+#include <linux/proc_ns.h>
 #include <crypto/algapi.h>
+
+#include "compat.h"
 
 #include "sipc_main.h"
 #include "sipc_channel.h"
@@ -106,6 +111,8 @@ static void sipc_channel_free(struct kref *ref)
 	struct sipc_channel *chan = container_of(ref, struct sipc_channel, ref);
 
 	mem_cgroup_put(chan->memcg);
+	if (chan->peer_pidns)
+		put_pid_ns(chan->peer_pidns);
 	kfree_sensitive(chan);
 }
 
@@ -378,6 +385,36 @@ static size_t sipc_channel_bytes(u32 entries, u32 slot_size)
 	       2 * PAGE_ALIGN(sipc_record_size(slot_size) * entries);
 }
 
+/*
+ * The pid namespace an nsfs fd (/proc/PID/ns/pid, PIDFD_GET_PID_NAMESPACE)
+ * names, with a reference. Namespaces are compared by pointer from then on:
+ * the reference keeps the object, so a namespace made after this one died
+ * can neither match nor reuse its address.
+ */
+static struct pid_namespace *sipc_pidns_from_fd(int fd)
+{
+	struct pid_namespace *pidns;
+	struct ns_common *ns;
+	struct file *f;
+
+	f = fget(fd);
+	if (!f)
+		return ERR_PTR(-EBADF);
+	if (file_inode(f)->i_sb->s_magic != NSFS_MAGIC) {
+		fput(f);
+		return ERR_PTR(-EINVAL);
+	}
+	/* The open nsfs file holds the namespace while we look at it. */
+	ns = get_proc_ns(file_inode(f));
+	if (sipc_ns_type(ns) != CLONE_NEWPID) {
+		fput(f);
+		return ERR_PTR(-EINVAL);
+	}
+	pidns = get_pid_ns(container_of(ns, struct pid_namespace, ns));
+	fput(f);
+	return pidns;
+}
+
 static bool sipc_may_create(const struct sipc_endpoint *ep)
 {
 	if (sipc_allow_ns_create)
@@ -413,7 +450,10 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 
 	if (arg->flags & ~SIPC_CREATE_FLAGS_ALL)
 		return -EINVAL;
-	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)))
+	if (!sipc_reserved_zero(arg->reserved, ARRAY_SIZE(arg->reserved)) ||
+	    arg->reserved1)
+		return -EINVAL;
+	if (!(arg->flags & SIPC_POLICY_PIDNS) && arg->peer_pidns_fd)
 		return -EINVAL;
 	/* An all-zero PSK would be the same as none (docs/key-schedule.md). */
 	if (arg->flags & SIPC_CREATE_PSK && !memchr_inv(arg->psk, 0, SIPC_KEY_LEN))
@@ -455,12 +495,19 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 	chan->bytes = sipc_channel_bytes(chan->entries, chan->slot_size);
 	chan->peer_uid = make_kuid(ns, arg->peer_uid);
 	chan->peer_gid = make_kgid(ns, arg->peer_gid);
-	chan->peer_pidns_ino = arg->peer_pidns_ino;
 	atomic64_set(&chan->attach_refused, 0);
 	if ((chan->policy & SIPC_POLICY_UID && !uid_valid(chan->peer_uid)) ||
 	    (chan->policy & SIPC_POLICY_GID && !gid_valid(chan->peer_gid))) {
 		ret = -EINVAL;
 		goto err_chan;
+	}
+	if (chan->policy & SIPC_POLICY_PIDNS) {
+		chan->peer_pidns = sipc_pidns_from_fd(arg->peer_pidns_fd);
+		if (IS_ERR(chan->peer_pidns)) {
+			ret = PTR_ERR(chan->peer_pidns);
+			chan->peer_pidns = NULL;
+			goto err_chan;
+		}
 	}
 
 	mutex_lock(&ep->lock);
@@ -552,7 +599,7 @@ static int sipc_policy_check(struct sipc_channel *chan,
 		 !sipc_cred_in_group(ep->cred, chan->peer_gid))
 		why = "gid does not match the channel policy";
 	else if (chan->policy & SIPC_POLICY_PIDNS &&
-		 ep->pidns->ns.inum != chan->peer_pidns_ino)
+		 ep->pidns != chan->peer_pidns)
 		why = "pid namespace does not match the channel policy";
 	if (!why)
 		return 0;

@@ -148,7 +148,9 @@ struct sipc_session {
  * @policy: SIPC_POLICY_* flags checked at attach
  * @peer_uid: required peer fsuid with SIPC_POLICY_UID
  * @peer_gid: required peer group with SIPC_POLICY_GID
- * @peer_pidns_ino: required peer pid namespace with SIPC_POLICY_PIDNS
+ * @peer_pidns: required peer pid namespace with SIPC_POLICY_PIDNS (a
+ *	reference, taken from the nsfs fd CREATE was given, put when the channel
+ *	is freed: a namespace that died cannot be matched by a new one)
  * @identity_pub: pinned peer identity with SIPC_POLICY_IDENTITY
  * @has_psk: the owner configured @psk
  * @psk: the owner's pre-shared key (wiped when the channel is freed)
@@ -174,7 +176,7 @@ struct sipc_channel {
 	u32 policy;
 	kuid_t peer_uid;
 	kgid_t peer_gid;
-	u64 peer_pidns_ino;
+	struct pid_namespace *peer_pidns;
 	u8 identity_pub[SIPC_KEY_LEN];
 	bool has_psk;
 	u8 psk[SIPC_KEY_LEN];

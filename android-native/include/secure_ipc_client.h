@@ -88,7 +88,8 @@ struct sipc_options {
 	uint32_t peer_uid;		/* with SIPC_POLICY_UID */
 	uint32_t peer_gid;		/* with SIPC_POLICY_GID */
 	uint32_t secret_flags;		/* SIPC_OPT_* */
-	uint64_t peer_pidns_ino;	/* with SIPC_POLICY_PIDNS: stat -L -c %i /proc/PID/ns/pid */
+	int32_t peer_pidns_fd;		/* with SIPC_POLICY_PIDNS: open("/proc/PID/ns/pid"); dup'ed, the caller keeps its own */
+	uint32_t reserved0;		/* zero */
 	uint8_t peer_identity_pub[32];	/* with SIPC_POLICY_IDENTITY: X25519 public key */
 	uint8_t identity_secret[32];	/* with SIPC_OPT_IDENTITY_SECRET: X25519 private key */
 	uint8_t psk[32];		/* with SIPC_OPT_PSK */

@@ -26,7 +26,8 @@ pub struct SipcOptions {
     peer_uid: u32,
     peer_gid: u32,
     secret_flags: u32,
-    peer_pidns_ino: u64,
+    peer_pidns_fd: i32,
+    reserved0: u32,
     peer_identity_pub: [u8; 32],
     identity_secret: [u8; 32],
     psk: [u8; 32],
@@ -77,7 +78,7 @@ pub struct SipcPeer {
 #[cfg(target_pointer_width = "64")]
 const _: () = {
     assert!(size_of::<SipcOptions>() == 152);
-    assert!(offset_of!(SipcOptions, peer_pidns_ino) == 40);
+    assert!(offset_of!(SipcOptions, peer_pidns_fd) == 40);
     assert!(offset_of!(SipcOptions, peer_identity_pub) == 48);
     assert!(offset_of!(SipcOptions, socket_dir) == 144);
     assert!(size_of::<SipcMessage>() == 40);
@@ -107,6 +108,21 @@ fn invalid(what: &str) -> BridgeError {
     BridgeError::InvalidArgument(what.to_string())
 }
 
+/// The caller's pid-namespace fd, duplicated: the caller keeps its own.
+fn pidns_from_fd(fd: i32) -> Result<secure_ipc::PidNamespace, BridgeError> {
+    use std::os::fd::BorrowedFd;
+    if fd < 0 {
+        return Err(invalid("peer_pidns_fd must be an open pid-namespace fd"));
+    }
+    // SAFETY: the caller promises `fd` is open for the duration of this call
+    // (sipc_options documents it); it is only borrowed to duplicate it.
+    let owned = unsafe { BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .map_err(|_| invalid("peer_pidns_fd is not an open file descriptor"))?;
+    secure_ipc::PidNamespace::from_fd(owned)
+        .map_err(|_| invalid("peer_pidns_fd is not a pid namespace"))
+}
+
 /// Converts the caller's options (already read) into the client's.
 fn options_from(
     o: &SipcOptions,
@@ -134,7 +150,11 @@ fn options_from(
     let policy = PeerPolicy {
         uid: has(SIPC_POLICY_UID).then_some(o.peer_uid),
         gid: has(SIPC_POLICY_GID).then_some(o.peer_gid),
-        pidns_ino: has(SIPC_POLICY_PIDNS).then_some(o.peer_pidns_ino),
+        pidns: if has(SIPC_POLICY_PIDNS) {
+            Some(pidns_from_fd(o.peer_pidns_fd)?)
+        } else {
+            None
+        },
         identity_pub: has(SIPC_POLICY_IDENTITY).then_some(o.peer_identity_pub),
     };
     let mut opts = Options::new()
@@ -167,7 +187,8 @@ fn defaults() -> SipcOptions {
         peer_uid: 0,
         peer_gid: 0,
         secret_flags: 0,
-        peer_pidns_ino: 0,
+        peer_pidns_fd: -1,
+        reserved0: 0,
         peer_identity_pub: [0; 32],
         identity_secret: [0; 32],
         psk: [0; 32],

@@ -339,7 +339,10 @@ pub fn open<'local>(
             let policy = PeerPolicy {
                 uid: id32(peer_uid, "peer uid")?,
                 gid: id32(peer_gid, "peer gid")?,
-                pidns_ino: u64::try_from(peer_pidns).ok(),
+                pidns: match u32::try_from(peer_pidns) {
+                    Ok(pid) => Some(secure_ipc::PidNamespace::of_pid(pid)?),
+                    Err(_) => None,
+                },
                 identity_pub: key32(env, &peer_identity, "peer identity public key")?.map(|k| *k),
             };
             let geometry = |v: jint, what: &str| {

@@ -165,7 +165,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     if p.gid.is_some() {
         flags |= abi::SIPC_POLICY_GID;
     }
-    if p.pidns_ino.is_some() {
+    if p.pidns.is_some() {
         flags |= abi::SIPC_POLICY_PIDNS;
     }
     if p.identity_pub.is_some() {
@@ -182,7 +182,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         slot_size: opts.slot_size,
         peer_uid: p.uid.unwrap_or(0),
         peer_gid: p.gid.unwrap_or(0),
-        peer_pidns_ino: p.pidns_ino.unwrap_or(0),
+        peer_pidns_fd: p.pidns.as_ref().map_or(0, |n| n.as_fd().as_raw_fd()),
         identity_pub: p.identity_pub.unwrap_or([0; 32]),
         psk: opts.psk.as_deref().copied().unwrap_or([0; 32]),
         rekey_records,

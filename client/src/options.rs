@@ -39,19 +39,93 @@ impl Default for WaitPolicy {
     }
 }
 
+/// A pid namespace held open by a file descriptor (an nsfs file).
+///
+/// The kernel backend hands the descriptor to `SIPC_IOC_CREATE`, which pins
+/// the namespace itself: a namespace created later that happens to reuse the
+/// inode number never matches. Open it while the namespace's process is
+/// known to be the one you mean (for example right after starting the
+/// container, or from a pidfd).
+#[derive(Clone, Debug)]
+pub struct PidNamespace {
+    fd: std::sync::Arc<std::os::fd::OwnedFd>,
+    ino: u64,
+}
+
+impl PidNamespace {
+    /// The pid namespace of process `pid` (`/proc/PID/ns/pid`).
+    pub fn of_pid(pid: u32) -> Result<Self, Error> {
+        Self::open(&format!("/proc/{pid}/ns/pid"))
+    }
+
+    /// The caller's own pid namespace.
+    pub fn current() -> Result<Self, Error> {
+        Self::open("/proc/self/ns/pid")
+    }
+
+    /// Opens an nsfs path such as `/proc/PID/ns/pid` or a bind mount of one.
+    pub fn open(path: &str) -> Result<Self, Error> {
+        let f = std::fs::File::open(path).map_err(Error::Io)?;
+        Self::from_fd(f.into())
+    }
+
+    /// Takes an already open namespace descriptor; anything but a pid
+    /// namespace is refused with [`Error::InvalidArgument`].
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Self, Error> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        /// `NS_GET_NSTYPE` of <linux/nsfs.h>: `_IO(0xb7, 0x3)`.
+        const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+        // SAFETY: an argument-less ioctl on a descriptor we own.
+        let kind = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+        if kind != libc::CLONE_NEWPID {
+            return Err(Error::InvalidArgument(
+                "not a pid namespace: pass /proc/PID/ns/pid or an fd of one",
+            ));
+        }
+        let f = std::fs::File::from(fd);
+        let ino = f.metadata().map_err(Error::Io)?.ino();
+        Ok(PidNamespace {
+            fd: std::sync::Arc::new(f.into()),
+            ino,
+        })
+    }
+
+    /// Its inode number, as `stat -L -c %i /proc/PID/ns/pid` shows it.
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The descriptor, valid while `self` lives.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.fd.as_fd()
+    }
+}
+
+impl PartialEq for PidNamespace {
+    fn eq(&self, other: &Self) -> bool {
+        self.ino == other.ino
+    }
+}
+
+impl Eq for PidNamespace {}
+
 /// Who may attach to a channel; every `Some` field must match.
 ///
 /// The same policy type drives both backends: the kernel checks the
 /// attaching file's credentials, the userspace backend the connecting
 /// socket's `SO_PEERCRED`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerPolicy {
     /// Peer uid, as the owner's user namespace sees it.
     pub uid: Option<u32>,
     /// Peer gid (primary or supplementary), as the owner sees it.
     pub gid: Option<u32>,
-    /// Inode number of the peer's pid namespace (`stat -L -c %i /proc/PID/ns/pid`).
-    pub pidns_ino: Option<u64>,
+    /// The pid namespace the peer must be in. The kernel backend pins it by
+    /// reference; the userspace backend compares its inode number with the
+    /// connecting process's.
+    pub pidns: Option<PidNamespace>,
     /// X25519 public key whose private key the peer must prove it holds.
     pub identity_pub: Option<[u8; 32]>,
 }

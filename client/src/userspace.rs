@@ -950,8 +950,8 @@ fn policy_allows(policy: &PeerPolicy, peer: &PeerCredentials) -> bool {
             return false;
         }
     }
-    if let Some(ino) = policy.pidns_ino {
-        if peer.pidns_ino != ino {
+    if let Some(ns) = &policy.pidns {
+        if peer.pidns_ino != ns.ino() {
             return false;
         }
     }

@@ -282,17 +282,14 @@ fn peer_with_matching_uid_is_accepted_and_stamped() -> Result<(), String> {
     Ok(())
 }
 
-fn own_pidns() -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid")
-        .map(|m| m.ino())
-        .unwrap_or(0)
+fn own_pidns() -> secure_ipc::PidNamespace {
+    secure_ipc::PidNamespace::current().expect("open /proc/self/ns/pid")
 }
 
 fn peer_in_another_pid_namespace_is_refused() -> Result<(), String> {
     let name = uniq("pidns");
     let policy = PeerPolicy {
-        pidns_ino: Some(own_pidns()),
+        pidns: Some(own_pidns()),
         ..Default::default()
     };
     let (_tx, _rx) = Channel::create(&name, &opts().policy(policy)).map_err(|e| e.to_string())?;
@@ -307,7 +304,7 @@ fn peer_in_another_pid_namespace_is_refused() -> Result<(), String> {
 fn peer_in_the_policy_pid_namespace_is_accepted() -> Result<(), String> {
     let name = uniq("pidns-ok");
     let policy = PeerPolicy {
-        pidns_ino: Some(own_pidns()),
+        pidns: Some(own_pidns()),
         ..Default::default()
     };
     let (_tx, _rx) = Channel::create(&name, &opts().policy(policy)).map_err(|e| e.to_string())?;

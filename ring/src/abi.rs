@@ -7,7 +7,7 @@
 use bytemuck::{Pod, Zeroable};
 
 /// Bumped on any incompatible ABI change.
-pub const SIPC_ABI_VERSION: u32 = 1;
+pub const SIPC_ABI_VERSION: u32 = 2;
 /// `magic` of every ring header ("SIPC" little-endian).
 pub const SIPC_RING_MAGIC: u32 = 0x4350_4953;
 /// Channel name buffer, including the terminating NUL.
@@ -81,7 +81,7 @@ pub const SIPC_FEAT_TEST_HOOKS: u64 = 1 << 63;
 pub const SIPC_POLICY_UID: u32 = 1 << 0;
 /// Policy: peer fsgid or a supplementary gid must equal `peer_gid`.
 pub const SIPC_POLICY_GID: u32 = 1 << 1;
-/// Policy: peer pid namespace inode must equal `peer_pidns_ino`.
+/// Policy: peer must be in the pid namespace `peer_pidns_fd` names (pinned by reference).
 pub const SIPC_POLICY_PIDNS: u32 = 1 << 2;
 /// Policy: peer must prove `identity_pub`.
 pub const SIPC_POLICY_IDENTITY: u32 = 1 << 3;
@@ -277,7 +277,10 @@ pub struct Info {
     pub nr_channels: u32,
     pub max_channel_bytes: u64,
     pub rekey_records: u64,
-    pub reserved: [u64; 4],
+    pub max_user_channels: u32,
+    pub reserved0: u32,
+    pub max_user_bytes: u64,
+    pub reserved: [u64; 2],
 }
 
 /// `SIPC_IOC_CREATE` argument.
@@ -292,7 +295,8 @@ pub struct Create {
     pub slot_size: u32,
     pub peer_uid: u32,
     pub peer_gid: u32,
-    pub peer_pidns_ino: u64,
+    pub peer_pidns_fd: i32,
+    pub reserved1: u32,
     pub identity_pub: [u8; SIPC_KEY_LEN],
     pub psk: [u8; SIPC_KEY_LEN],
     pub rekey_records: u64,
@@ -385,7 +389,8 @@ pub struct Stats {
     pub store_in_fill: u32,
     pub tx_epoch: u32,
     pub rx_epoch: u32,
-    pub reserved: [u64; 4],
+    pub tx_discarded: u64,
+    pub reserved: [u64; 3],
 }
 
 /// `SIPC_IOC_REKEY` argument.
@@ -619,7 +624,10 @@ assert_layout!(
     nr_channels == 36,
     max_channel_bytes == 40,
     rekey_records == 48,
-    reserved == 56
+    max_user_channels == 56,
+    reserved0 == 60,
+    max_user_bytes == 64,
+    reserved == 72
 );
 assert_layout!(
     Create,
@@ -631,7 +639,8 @@ assert_layout!(
     slot_size == 44,
     peer_uid == 48,
     peer_gid == 52,
-    peer_pidns_ino == 56,
+    peer_pidns_fd == 56,
+    reserved1 == 60,
     identity_pub == 64,
     psk == 96,
     rekey_records == 128,
@@ -709,7 +718,8 @@ assert_layout!(
     store_in_fill == 108,
     tx_epoch == 112,
     rx_epoch == 116,
-    reserved == 120
+    tx_discarded == 120,
+    reserved == 128
 );
 assert_layout!(
     Rekey,

@@ -105,10 +105,11 @@ fn rust_view() -> BTreeMap<String, u64> {
         "max_slot_size" => max_slot_size, "min_entries" => min_entries,
         "max_entries" => max_entries, "max_channels" => max_channels,
         "nr_channels" => nr_channels, "max_channel_bytes" => max_channel_bytes,
-        "rekey_records" => rekey_records, "reserved" => reserved]);
+        "rekey_records" => rekey_records, "max_user_channels" => max_user_channels,
+        "reserved0" => reserved0, "max_user_bytes" => max_user_bytes, "reserved" => reserved]);
     st!("sipc_create", Create, ["size" => size, "flags" => flags, "name" => name,
         "entries" => entries, "slot_size" => slot_size, "peer_uid" => peer_uid,
-        "peer_gid" => peer_gid, "peer_pidns_ino" => peer_pidns_ino,
+        "peer_gid" => peer_gid, "peer_pidns_fd" => peer_pidns_fd, "reserved1" => reserved1,
         "identity_pub" => identity_pub, "psk" => psk, "rekey_records" => rekey_records,
         "rekey_bytes" => rekey_bytes, "channel_id" => channel_id,
         "tx_ring_bytes" => tx_ring_bytes, "rx_ring_bytes" => rx_ring_bytes,
@@ -132,7 +133,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         "rekeys" => rekeys, "attach_refused" => attach_refused, "tx_fill" => tx_fill,
         "rx_fill" => rx_fill, "store_out_fill" => store_out_fill,
         "store_in_fill" => store_in_fill, "tx_epoch" => tx_epoch, "rx_epoch" => rx_epoch,
-        "reserved" => reserved]);
+        "tx_discarded" => tx_discarded, "reserved" => reserved]);
     st!("sipc_rekey", Rekey, ["size" => size, "flags" => flags, "new_epoch" => new_epoch,
         "reserved" => reserved]);
     st!("sipc_test_keys", TestKeys, ["size" => size, "flags" => flags, "tx_key" => tx_key,

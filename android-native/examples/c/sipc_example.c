@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,16 +289,22 @@ static void check_policies(const char *self, const char *backend_name, uint32_t 
 	      "uid policy for our uid admits the peer, attested uid matches");
 
 	if (stat("/proc/self/ns/pid", &ns) == 0) {
+		int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+
 		opts.policy_flags = SIPC_POLICY_PIDNS;
-		opts.peer_pidns_ino = (uint64_t)ns.st_ino + 1;
+		opts.peer_pidns_fd = netns;
 		snprintf(name, sizeof(name), "cpol%d-n", (int)getpid());
-		check(attach_outcome(self, name, backend_name, &opts, NULL, &who) == EACCES,
-		      "pid namespace policy for another namespace refuses the peer (EACCES)");
-		opts.peer_pidns_ino = (uint64_t)ns.st_ino;
+		check(netns >= 0 && sipc_create(name, &opts, &probe) == -EINVAL,
+		      "pid namespace policy given a non-pid namespace fd is refused (-EINVAL)");
+		if (netns >= 0)
+			close(netns);
+		opts.peer_pidns_fd = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
 		snprintf(name, sizeof(name), "cpol%d-N", (int)getpid());
 		check(attach_outcome(self, name, backend_name, &opts, NULL, &who) == 0 &&
 		      who.pidns_ino == (uint64_t)ns.st_ino,
 		      "pid namespace policy for our namespace admits the peer, attested inode matches");
+		close(opts.peer_pidns_fd);
+		opts.peer_pidns_fd = -1;
 	}
 
 	opts.policy_flags = SIPC_POLICY_IDENTITY;

@@ -3,8 +3,8 @@
 //! Run `sipc --help` for the commands, examples and exit codes.
 
 use secure_ipc::{
-    resolve_backend, Backend, Channel, Error, Options, PeerPolicy, Receiver, Sender, StaticSecret,
-    WaitPolicy,
+    resolve_backend, Backend, Channel, Error, Options, PeerPolicy, PidNamespace, Receiver, Sender,
+    StaticSecret, WaitPolicy,
 };
 use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ OPTIONS (listen, connect):
     --wait busy|block|spin      receive wait policy (default spin, then block)
   listen only:
     --slots N --slot-size N     geometry (powers of two; default 256 x 4096)
-    --uid U --gid G --pidns INO peer policy; --identity-pub HEX pins a peer identity
+    --uid U --gid G --pidns PID|PATH peer policy (PATH: an nsfs file); --identity-pub HEX pins a peer identity
   connect only:
     --identity-file FILE        32-byte X25519 private key proving the pinned identity
 
@@ -54,7 +54,7 @@ EXAMPLES:
     sipc demo
     sipc listen cam0 > received.bin &  sipc connect cam0 --frame raw:4000 < frames.bin
     printf 'hello\\nworld\\n' | sipc connect cam0
-    sipc listen sensors --uid 1000 --pidns $(stat -L -c %i /proc/$(pidof init)/ns/pid)
+    sipc listen sensors --uid 1000 --pidns $(pidof init)
     sipc bench --size 64 --batch 32 --backend userspace
     sipc stats cam0
 
@@ -380,7 +380,7 @@ fn cmd_listen(a: &Args) -> Result<(), Fail> {
     let policy = PeerPolicy {
         uid: a.get("uid").map(|_| a.num("uid", 0)).transpose()?,
         gid: a.get("gid").map(|_| a.num("gid", 0)).transpose()?,
-        pidns_ino: a.get("pidns").map(|_| a.num("pidns", 0)).transpose()?,
+        pidns: a.get("pidns").map(open_pidns).transpose()?,
         identity_pub: a.get("identity-pub").map(parse_hex32).transpose()?,
     };
     let o = common_options(a)?
@@ -773,17 +773,15 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
     }
     // Pin the container's pid namespace (host view of the new namespace) and
     // the uid the host sees for it through SO_PEERCRED (its mapped root).
-    use std::os::unix::fs::MetadataExt;
     let pidns = if namespaced {
-        std::fs::metadata(format!("/proc/{}/ns/pid_for_children", child.id()))
-            .map(|m| m.ino())
-            .ok()
+        PidNamespace::open(&format!("/proc/{}/ns/pid_for_children", child.id())).ok()
     } else {
         None
     };
+    let pidns_ino = pidns.as_ref().map(PidNamespace::ino);
     let policy = PeerPolicy {
         uid: Some(uid),
-        pidns_ino: pidns,
+        pidns,
         ..Default::default()
     };
     let o = Options::new()
@@ -794,7 +792,9 @@ fn cmd_demo(a: &Args) -> Result<(), Fail> {
     let (mut tx, mut rx) = Channel::create(&name, &o)?;
     println!(
         "  channel {name}: {backend:?} backend, policy uid {uid}{}",
-        pidns.map(|p| format!(", pid ns {p}")).unwrap_or_default()
+        pidns_ino
+            .map(|p| format!(", pid ns {p}"))
+            .unwrap_or_default()
     );
     if let Some(mut stdin) = child.stdin.take() {
         writeln!(stdin, "go")?;
@@ -994,5 +994,13 @@ fn main() -> ExitCode {
             eprintln!("sipc: {msg}");
             ExitCode::from(code)
         }
+    }
+}
+
+/// `--pidns PID` (that process's pid namespace) or `--pidns PATH` (an nsfs file).
+fn open_pidns(v: &str) -> Result<PidNamespace, Error> {
+    match v.parse::<u32>() {
+        Ok(pid) => PidNamespace::of_pid(pid),
+        Err(_) => PidNamespace::open(v),
     }
 }

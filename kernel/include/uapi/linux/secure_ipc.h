@@ -126,7 +126,7 @@
 /* ------------------------------------------------------------------ */
 
 /** SIPC_ABI_VERSION - bumped on any incompatible change */
-#define SIPC_ABI_VERSION	1
+#define SIPC_ABI_VERSION	2
 
 /** SIPC_RING_MAGIC - ``magic`` of every ring header ("SIPC" little-endian) */
 #define SIPC_RING_MAGIC		0x43504953U
@@ -368,7 +368,17 @@ struct sipc_record_hdr {
  * @nr_channels: channels that exist now. Out.
  * @max_channel_bytes: pinned-bytes limit per channel (module param). Out.
  * @rekey_records: default records per key epoch. Out.
+ * @max_user_channels: channels one uid may have charged at once (module
+ *	param): a channel is charged to its creator's fsuid from CREATE until
+ *	the last reference to its memory is gone (the owner *and* the peer
+ *	closed), not only while its name is listed. Out.
+ * @reserved0: zero. Out.
+ * @max_user_bytes: pinned bytes one uid may have charged at once (module
+ *	param), counted like @max_user_channels. Out.
  * @reserved: zero. Out.
+ *
+ * @nr_channels and @max_channels count channels the same way: from CREATE
+ * until the last endpoint or session holding the channel is gone.
  */
 struct sipc_info {
 	__u32 size;
@@ -382,13 +392,16 @@ struct sipc_info {
 	__u32 nr_channels;
 	__u64 max_channel_bytes;
 	__u64 rekey_records;
-	__u64 reserved[4];
+	__u32 max_user_channels;
+	__u32 reserved0;
+	__u64 max_user_bytes;
+	__u64 reserved[2];
 };
 
 /* Policy flags (sipc_create.flags) */
 #define SIPC_POLICY_UID		(1U << 0)	/* peer's fsuid must equal peer_uid */
 #define SIPC_POLICY_GID		(1U << 1)	/* peer's fsgid or a supplementary gid */
-#define SIPC_POLICY_PIDNS	(1U << 2)	/* peer's pid ns inode == peer_pidns_ino */
+#define SIPC_POLICY_PIDNS	(1U << 2)	/* peer's pid ns is the one peer_pidns_fd names */
 #define SIPC_POLICY_IDENTITY	(1U << 3)	/* peer proves identity_pub */
 #define SIPC_CREATE_PSK		(1U << 4)	/* psk is valid */
 #define SIPC_CREATE_FLAGS_ALL	0x1fU
@@ -402,8 +415,15 @@ struct sipc_info {
  * @slot_size: bytes per slot, a power of two. In.
  * @peer_uid: uid (in the creator's user namespace) with %SIPC_POLICY_UID. In.
  * @peer_gid: gid with %SIPC_POLICY_GID. In.
- * @peer_pidns_ino: pid-namespace inode number with %SIPC_POLICY_PIDNS
- *	(as stat(2) shows /proc/PID/ns/pid). In.
+ * @peer_pidns_fd: with %SIPC_POLICY_PIDNS, a file descriptor of the pid
+ *	namespace the peer must be in: an nsfs file (open("/proc/PID/ns/pid")
+ *	or ioctl(pidfd, PIDFD_GET_PID_NAMESPACE)). The kernel takes a
+ *	reference on that namespace for the channel's life and compares
+ *	namespaces, not inode numbers: inode numbers are recycled, and a
+ *	namespace created after the pinned one died never matches. The fd
+ *	may be closed after CREATE. EBADF if it is not open, EINVAL if it is
+ *	not a pid namespace. Ignored (must be zero) without the flag. In.
+ * @reserved1: zero. In.
  * @identity_pub: X25519 public key the peer must prove with
  *	%SIPC_POLICY_IDENTITY. In.
  * @psk: optional pre-shared key with %SIPC_CREATE_PSK; copied, mixed into
@@ -423,7 +443,8 @@ struct sipc_create {
 	__u32 slot_size;
 	__u32 peer_uid;
 	__u32 peer_gid;
-	__u64 peer_pidns_ino;
+	__s32 peer_pidns_fd;
+	__u32 reserved1;
 	__u8  identity_pub[SIPC_KEY_LEN];
 	__u8  psk[SIPC_KEY_LEN];
 	__u64 rekey_records;
@@ -557,6 +578,10 @@ struct sipc_peer_cred {
  * @store_in_fill: records waiting in the incoming sealed store. Out.
  * @tx_epoch: current sealing epoch. Out.
  * @rx_epoch: current opening epoch. Out.
+ * @tx_discarded: TX messages this endpoint (an owner) had published but
+ *	not sent when a new peer attached: they were meant for the previous
+ *	session, so the kernel discarded them unsealed instead of sealing
+ *	them to the new peer (DOC: sessions). Out.
  * @reserved: zero.
  */
 struct sipc_stats {
@@ -579,7 +604,8 @@ struct sipc_stats {
 	__u32 store_in_fill;
 	__u32 tx_epoch;
 	__u32 rx_epoch;
-	__u64 reserved[4];
+	__u64 tx_discarded;
+	__u64 reserved[3];
 };
 
 #define SIPC_REKEY_TX		(1U << 0)	/* ratchet the sealing key now */

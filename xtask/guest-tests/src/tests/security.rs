@@ -434,7 +434,7 @@ fn policy_channel(
     flags: u32,
     uid: u32,
     gid: u32,
-    ino: u64,
+    pidns_fd: i32,
 ) -> Result<(String, Endpoint), String> {
     let name = kchan::unique_name(tag);
     let f = sys::open_device()?;
@@ -442,15 +442,24 @@ fn policy_channel(
     c.flags = flags;
     c.peer_uid = uid;
     c.peer_gid = gid;
-    c.peer_pidns_ino = ino;
+    c.peer_pidns_fd = pidns_fd;
     ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c).map_err(|e| format!("CREATE: {e}"))?;
     Ok((name, kchan::endpoint_from(f, &c)?))
 }
 
-fn own_pidns_ino() -> u64 {
-    std::fs::metadata("/proc/self/ns/pid")
-        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-        .unwrap_or(0)
+/// An open nsfs file of `path` (kept open by the caller while it is used).
+fn ns_file(path: &str) -> Result<std::fs::File, String> {
+    std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// A pid namespace this process is not in: unshare(CLONE_NEWPID) makes one
+/// for our future children, /proc/self/ns/pid_for_children names it.
+fn foreign_pidns() -> Result<std::fs::File, String> {
+    // SAFETY: plain syscall; it affects only children created afterwards
+    // (each guest test is its own process).
+    let r = unsafe { libc::unshare(libc::CLONE_NEWPID) };
+    check!(r == 0, "unshare(CLONE_NEWPID) failed");
+    ns_file("/proc/self/ns/pid_for_children")
 }
 
 fn attach_with_wrong_uid_is_eacces() -> TestResult {
@@ -477,8 +486,8 @@ fn attach_with_wrong_gid_is_eacces() -> TestResult {
 }
 
 fn attach_with_wrong_pid_namespace_is_eacces() -> TestResult {
-    let (name, _owner) =
-        policy_channel("pidns", abi::SIPC_POLICY_PIDNS, 0, 0, own_pidns_ino() + 1)?;
+    let other = foreign_pidns()?;
+    let (name, _owner) = policy_channel("pidns", abi::SIPC_POLICY_PIDNS, 0, 0, other.as_raw_fd())?;
     expect_errno(
         attach_psk(&name, None).map(|_| 0),
         libc::EACCES,
@@ -488,7 +497,8 @@ fn attach_with_wrong_pid_namespace_is_eacces() -> TestResult {
 
 fn attach_matching_every_policy_is_accepted() -> TestResult {
     let flags = abi::SIPC_POLICY_UID | abi::SIPC_POLICY_GID | abi::SIPC_POLICY_PIDNS;
-    let (name, _owner) = policy_channel("allok", flags, 0, 0, own_pidns_ino())?;
+    let own = ns_file("/proc/self/ns/pid")?;
+    let (name, _owner) = policy_channel("allok", flags, 0, 0, own.as_raw_fd())?;
     attach_psk(&name, None).map_err(|e| format!("ATTACH: {e}"))?;
     Ok(())
 }
@@ -544,9 +554,10 @@ fn create_from_child_pid_namespace_is_eacces() -> TestResult {
 
 fn attach_from_container_namespaces_checks_policy() -> TestResult {
     // The "container": new user + pid + mount namespaces, as LXC makes them.
-    let host_ino = own_pidns_ino();
+    let host = ns_file("/proc/self/ns/pid")?;
     let (name_ok, _o1) = policy_channel("ct-any", 0, 0, 0, 0)?;
-    let (name_host, _o2) = policy_channel("ct-host", abi::SIPC_POLICY_PIDNS, 0, 0, host_ino)?;
+    let (name_host, _o2) =
+        policy_channel("ct-host", abi::SIPC_POLICY_PIDNS, 0, 0, host.as_raw_fd())?;
     let code = in_child(|| {
         // SAFETY: plain syscall in the single-threaded child.
         if unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID | libc::CLONE_NEWNS) }
