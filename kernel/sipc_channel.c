@@ -25,9 +25,24 @@
 #include "sipc_channel.h"
 #include "sipc_data.h"
 
-/* Protects sipc_channels, sipc_nr_channels, chan->owner and chan->peer. */
+/*
+ * The name table: sipc_channels, chan->owner and chan->peer. It guards
+ * nothing else. Rule (issue: the global lock must never wait on a user):
+ * while it is held, nothing sleeps on user memory, on an endpoint's data
+ * path locks (tx_lock/rx_lock), on X25519 or on a large allocation, so
+ * every CREATE, ATTACH, CHALLENGE and close() of every user holds it for
+ * a bounded time.
+ */
 static DEFINE_MUTEX(sipc_registry_lock);
 static LIST_HEAD(sipc_channels);
+
+/*
+ * Accounting (sipc_charge_lock): a channel is charged from CREATE until
+ * sipc_channel_free(), which runs when the last endpoint or session that
+ * references it is gone. The peer's rings and both sealed stores live as
+ * long as the peer does, even after the owner closed: so does the charge.
+ */
+static DEFINE_MUTEX(sipc_charge_lock);
 static unsigned int sipc_nr_channels;
 
 unsigned int sipc_channel_count(void)
@@ -36,9 +51,9 @@ unsigned int sipc_channel_count(void)
 }
 
 /*
- * Per-user accounting of listed channels and the bytes they pin, charged
- * to the creator's fsuid (sipc_registry_lock). Few users create channels,
- * so a list is enough.
+ * Per-user accounting of live channels and the bytes they pin, charged to
+ * the creator's fsuid (sipc_charge_lock). Few users create channels, so a
+ * list is enough.
  */
 struct sipc_user {
 	struct list_head node;
@@ -49,18 +64,31 @@ struct sipc_user {
 
 static LIST_HEAD(sipc_users);
 
-/* Must hold sipc_registry_lock. */
-static int sipc_user_charge(kuid_t uid, size_t bytes)
+/*
+ * Charge one channel of @bytes to @uid against the per-user and global
+ * limits. Returns 0 or -ENOSPC / -ENOMEM.
+ */
+static int sipc_charge(kuid_t uid, size_t bytes)
 {
-	struct sipc_user *u;
+	struct sipc_user *u, *fresh;
+	int ret = 0;
 
-	lockdep_assert_held(&sipc_registry_lock);
+	/* Allocated before the lock: nothing sleeps in it but the mutex. */
+	fresh = kzalloc(sizeof(*fresh), GFP_KERNEL_ACCOUNT);
+	if (!fresh)
+		return -ENOMEM;
+	mutex_lock(&sipc_charge_lock);
+	if (sipc_nr_channels >= sipc_max_channels) {
+		pr_notice_ratelimited("CREATE refused: max_channels=%u reached\n",
+				      sipc_max_channels);
+		ret = -ENOSPC;
+		goto out;
+	}
 	list_for_each_entry(u, &sipc_users, node)
 		if (uid_eq(u->uid, uid))
 			goto found;
-	u = kzalloc(sizeof(*u), GFP_KERNEL_ACCOUNT);
-	if (!u)
-		return -ENOMEM;
+	u = fresh;
+	fresh = NULL;
 	u->uid = uid;
 	list_add(&u->node, &sipc_users);
 found:
@@ -74,19 +102,24 @@ found:
 				      from_kuid(&init_user_ns, uid),
 				      sipc_max_user_channels,
 				      sipc_max_user_bytes);
-		return -ENOSPC;
+		ret = -ENOSPC;
+		goto out;
 	}
 	u->channels++;
 	u->bytes += bytes;
-	return 0;
+	WRITE_ONCE(sipc_nr_channels, sipc_nr_channels + 1);
+out:
+	mutex_unlock(&sipc_charge_lock);
+	kfree(fresh);
+	return ret;
 }
 
-/* Must hold sipc_registry_lock. */
-static void sipc_user_uncharge(kuid_t uid, size_t bytes)
+static void sipc_uncharge(kuid_t uid, size_t bytes)
 {
 	struct sipc_user *u;
 
-	lockdep_assert_held(&sipc_registry_lock);
+	mutex_lock(&sipc_charge_lock);
+	WRITE_ONCE(sipc_nr_channels, sipc_nr_channels - 1);
 	list_for_each_entry(u, &sipc_users, node) {
 		if (!uid_eq(u->uid, uid))
 			continue;
@@ -96,8 +129,10 @@ static void sipc_user_uncharge(kuid_t uid, size_t bytes)
 			list_del(&u->node);
 			kfree(u);
 		}
+		mutex_unlock(&sipc_charge_lock);
 		return;
 	}
+	mutex_unlock(&sipc_charge_lock);
 	WARN_ONCE(1, "secure_ipc: uncharging an unknown user\n");
 }
 
@@ -105,11 +140,17 @@ static void sipc_user_uncharge(kuid_t uid, size_t bytes)
 /* Channels                                                          */
 /* ---------------------------------------------------------------- */
 
-/* kfree_sensitive(): the channel holds the owner's PSK. */
+/*
+ * The last reference: every endpoint and session of the channel is gone,
+ * so is every page it pinned; only now is its charge returned.
+ * kfree_sensitive(): the channel holds the owner's PSK.
+ */
 static void sipc_channel_free(struct kref *ref)
 {
 	struct sipc_channel *chan = container_of(ref, struct sipc_channel, ref);
 
+	if (chan->charged)
+		sipc_uncharge(chan->owner_uid, chan->bytes);
 	mem_cgroup_put(chan->memcg);
 	if (chan->peer_pidns)
 		put_pid_ns(chan->peer_pidns);
@@ -225,6 +266,7 @@ static void sipc_session_destroy(struct sipc_session *s)
 		crypto_free_shash(dir->open_hmac);
 		sipc_key_wipe(&dir->seal_key);
 		sipc_key_wipe(&dir->open_key);
+		kvfree_sensitive(dir->scratch, sipc_scratch_bytes(dir));
 		sipc_pages_free(&dir->store);
 	}
 	for (d = 0; d < 2; d++)
@@ -462,6 +504,9 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 		return -EINVAL;
 	if (!sipc_geometry_valid(arg->entries, arg->slot_size))
 		return -EINVAL;
+	if (arg->rekey_records > SIPC_MAX_REKEY_RECORDS ||
+	    arg->rekey_bytes > SIPC_MAX_REKEY_BYTES)
+		return -EINVAL;
 	if (sipc_channel_bytes(arg->entries, arg->slot_size) >
 	    sipc_max_channel_bytes)
 		return -ENOSPC;
@@ -515,25 +560,23 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 		ret = -EBUSY;
 		goto err_unlock_ep;
 	}
+	/* Charged from here; sipc_channel_free() uncharges. */
+	ret = sipc_charge(chan->owner_uid, chan->bytes);
+	if (ret)
+		goto err_unlock_ep;
+	chan->charged = true;
+	/* The large allocations happen outside the registry lock. */
+	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
+	if (ret)
+		goto err_unlock_ep;
+
 	mutex_lock(&sipc_registry_lock);
 	if (sipc_channel_find(chan->name)) {
 		ret = -EEXIST;
 		goto err_unlock_registry;
 	}
-	if (sipc_nr_channels >= sipc_max_channels) {
-		ret = -ENOSPC;
-		goto err_unlock_registry;
-	}
-	ret = sipc_user_charge(chan->owner_uid, chan->bytes);
-	if (ret)
-		goto err_unlock_registry;
-	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
-	if (ret)
-		goto err_uncharge;
-
 	/* The registry's reference is the one from kref_init(). */
 	list_add(&chan->node, &sipc_channels);
-	sipc_nr_channels++;
 	chan->owner = ep;
 	kref_get(&chan->ref);
 	ep->chan = chan;
@@ -547,10 +590,10 @@ int sipc_channel_create(struct sipc_endpoint *ep, struct sipc_create *arg)
 	arg->rx_ring_bytes = ep->rx.bytes;
 	return 0;
 
-err_uncharge:
-	sipc_user_uncharge(chan->owner_uid, chan->bytes);
 err_unlock_registry:
 	mutex_unlock(&sipc_registry_lock);
+	sipc_ring_destroy(&ep->tx);
+	sipc_ring_destroy(&ep->rx);
 err_unlock_ep:
 	mutex_unlock(&ep->lock);
 err_chan:
@@ -575,23 +618,21 @@ static bool sipc_cred_in_group(const struct cred *cred, kgid_t gid)
 	return false;
 }
 
-/* Must hold sipc_registry_lock. Count and report a refused attach. */
+/* Count and report a refused attach. */
 static void sipc_attach_refused(struct sipc_channel *chan,
 				const struct sipc_endpoint *ep, const char *why)
 {
-	lockdep_assert_held(&sipc_registry_lock);
 	atomic64_inc(&chan->attach_refused);
 	pr_notice_ratelimited("ATTACH to \"%s\" refused: %s (pid %d)\n",
 			      chan->name, why, pid_nr(ep->tgid));
 }
 
-/* Must hold sipc_registry_lock. */
+/* The channel's policy is constant after CREATE: no lock needed. */
 static int sipc_policy_check(struct sipc_channel *chan,
 			     const struct sipc_endpoint *ep)
 {
 	const char *why = NULL;
 
-	lockdep_assert_held(&sipc_registry_lock);
 	if (chan->policy & SIPC_POLICY_UID &&
 	    !uid_eq(ep->cred->fsuid, chan->peer_uid))
 		why = "uid does not match the channel policy";
@@ -665,8 +706,8 @@ out:
 }
 
 /*
- * Must hold sipc_registry_lock. Check the identity proof and the PSK, and
- * fill in the rest of @kx (both ephemeral key pairs).
+ * Check the identity proof and the PSK, and fill in the rest of @kx (both
+ * ephemeral key pairs). Runs without the registry lock: X25519 is slow.
  */
 static int sipc_attach_keys(struct sipc_channel *chan, struct sipc_endpoint *ep,
 			    const struct sipc_attach *arg, bool had_challenge,
@@ -675,7 +716,6 @@ static int sipc_attach_keys(struct sipc_channel *chan, struct sipc_endpoint *ep,
 	u8 proof[SIPC_KEY_LEN];
 	int ret;
 
-	lockdep_assert_held(&sipc_registry_lock);
 	if (chan->policy & SIPC_POLICY_IDENTITY) {
 		if (!(arg->flags & SIPC_ATTACH_PROOF) || !had_challenge) {
 			sipc_attach_refused(chan, ep,
@@ -712,6 +752,77 @@ static int sipc_attach_keys(struct sipc_channel *chan, struct sipc_endpoint *ep,
 	return sipc_kx_keypair(kx->peer_priv, kx->peer_pub);
 }
 
+/*
+ * Make @s the owner's session: the owner's locks, never the registry lock,
+ * so a stalled owner (a write(2) faulting on userfaultfd holds its
+ * tx_lock) delays only this attacher, which can be killed meanwhile.
+ *
+ * Under the owner's tx_lock and rx_lock no SEND/RECV/read/write of the old
+ * session is in flight, so this is where the owner's store hints restart
+ * at 0 [O9] and where what the owner published in TX for the previous
+ * session is discarded unsealed and counted (tx_discarded): a new peer
+ * never receives what was queued before it attached.
+ *
+ * Returns the owner's previous session (the caller puts it), or an
+ * ERR_PTR: -EINTR (fatal signal), -ENOENT (the owner closed meanwhile).
+ */
+static struct sipc_session *sipc_owner_install(struct sipc_endpoint *owner,
+					       struct sipc_session *s)
+{
+	struct sipc_ring *tx = &owner->tx;
+	struct sipc_session *old;
+	u32 prod;
+
+	if (mutex_lock_killable(&owner->tx_lock))
+		return ERR_PTR(-EINTR);
+	if (mutex_lock_killable(&owner->rx_lock)) {
+		mutex_unlock(&owner->tx_lock);
+		return ERR_PTR(-EINTR);
+	}
+	if (owner->closed) {
+		old = ERR_PTR(-ENOENT);
+		goto out;
+	}
+	/*
+	 * [O2]: pairs with user space's store-release of TX prod [O1]. Only
+	 * a re-attach discards: what an owner queued before its first peer
+	 * was meant for whoever attaches first.
+	 */
+	prod = smp_load_acquire(&tx->hdr->prod);
+	if (owner->session && prod - tx->kidx <= tx->entries) {
+		owner->stats.tx_discarded += prod - tx->kidx;
+		tx->kidx = prod;
+		/* [O3]: the slots are free again. Pairs with user's [O4]. */
+		smp_store_release(&tx->hdr->cons, prod);
+	}
+	/* [O9] hints of the new, empty stores. */
+	smp_store_release(&tx->hdr->store_prod, 0);
+	smp_store_release(&tx->hdr->store_cons, 0);
+	smp_store_release(&owner->rx.hdr->store_prod, 0);
+	smp_store_release(&owner->rx.hdr->store_cons, 0);
+	spin_lock(&owner->sess_lock);
+	old = owner->session;
+	owner->session = s;
+	spin_unlock(&owner->sess_lock);
+out:
+	mutex_unlock(&owner->rx_lock);
+	mutex_unlock(&owner->tx_lock);
+	return old;
+}
+
+/*
+ * ATTACH, in three steps so that the registry lock is held only for the
+ * name table (see sipc_registry_lock):
+ * 1. registry lock: find the channel, reserve its peer slot (chan->peer =
+ *    @ep: a second attacher gets EBUSY), take references on the channel
+ *    and its owner;
+ * 2. no global lock: policy, identity proof, X25519, key derivation, the
+ *    peer's rings, the session and its sealed stores;
+ * 3. the owner's data-path locks: install the session (sipc_owner_install),
+ *    then this endpoint's, then publish the role.
+ * @ep->lock is held throughout: it serializes this file's CREATE, ATTACH
+ * and CHALLENGE, nothing else waits for it.
+ */
 int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 {
 	struct mem_cgroup *old_memcg;
@@ -719,7 +830,7 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	struct crypto_shash *hmac;
 	struct sipc_channel *chan;
 	struct sipc_endpoint *owner;
-	struct sipc_key keys[2];
+	struct sipc_key keys[2] = {};
 	struct sipc_kx kx = {};
 	bool had_challenge;
 	bool verified;
@@ -754,28 +865,39 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 		ret = -EBUSY;
 		goto err_unlock_ep;
 	}
+
+	/* Step 1. */
 	mutex_lock(&sipc_registry_lock);
 	chan = sipc_channel_find(arg->name);
 	if (!chan) {
+		mutex_unlock(&sipc_registry_lock);
 		ret = -ENOENT;
-		goto err_unlock_registry;
+		goto err_unlock_ep;
 	}
 	if (chan->peer) {
+		mutex_unlock(&sipc_registry_lock);
 		ret = -EBUSY;
-		goto err_unlock_registry;
+		goto err_unlock_ep;
 	}
+	chan->peer = ep;
+	kref_get(&chan->ref);
+	owner = chan->owner;
+	kref_get(&owner->ref);
+	mutex_unlock(&sipc_registry_lock);
+
+	/* Step 2: the channel's policy and keys are constant after CREATE. */
 	ret = sipc_policy_check(chan, ep);
 	if (ret)
-		goto err_unlock_registry;
+		goto err_unreserve;
 	ret = sipc_attach_keys(chan, ep, arg, had_challenge, hmac, &kx);
 	if (ret)
-		goto err_unlock_registry;
+		goto err_unreserve;
 	verified = kx.has_identity;
 	ret = sipc_kx_derive(hmac, &kx, &keys[SIPC_DIR_OWNER_TO_PEER],
 			     &keys[SIPC_DIR_PEER_TO_OWNER]);
 	sipc_kx_wipe(&kx);
 	if (ret)
-		goto err_unlock_registry;
+		goto err_unreserve;
 
 	/*
 	 * Charge the peer's rings, the session and the sealed stores to the
@@ -787,33 +909,40 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	ret = sipc_endpoint_rings_init(ep, chan->entries, chan->slot_size);
 	if (ret) {
 		set_active_memcg(old_memcg);
-		goto err_keys;
+		goto err_unreserve;
 	}
-	owner = chan->owner;
 	s = sipc_session_create(chan, owner, ep, keys);
 	set_active_memcg(old_memcg);
+	sipc_key_wipe(&keys[0]);
+	sipc_key_wipe(&keys[1]);
 	if (IS_ERR(s)) {
 		ret = PTR_ERR(s);
 		goto err_rings;
 	}
-	sipc_key_wipe(&keys[0]);
-	sipc_key_wipe(&keys[1]);
 	s->identity_verified = verified;
 
-	/* The owner's rings start a new session: fresh sealed stores. */
-	WRITE_ONCE(owner->tx.hdr->store_prod, 0);
-	WRITE_ONCE(owner->tx.hdr->store_cons, 0);
-	WRITE_ONCE(owner->rx.hdr->store_prod, 0);
-	WRITE_ONCE(owner->rx.hdr->store_cons, 0);
-	old = sipc_endpoint_set_session(owner, s);
-
+	/*
+	 * Step 3. The owner's reference is the one from kref_init(); ours is
+	 * taken before the owner can see @s: once installed, the owner may
+	 * close and put its reference at any moment.
+	 */
 	kref_get(&s->ref);
+	old = sipc_owner_install(owner, s);
+	if (IS_ERR(old)) {
+		ret = PTR_ERR(old);
+		sipc_session_put(s);
+		sipc_session_put(s);
+		goto err_rings;
+	}
 	sipc_endpoint_set_session(ep, s);
 	kref_get(&chan->ref);
 	ep->chan = chan;
-	/* Rings first. Pairs with smp_load_acquire() in sipc_endpoint_mmap(). */
+	/*
+	 * Rings first. Pairs with smp_load_acquire() in sipc_endpoint_mmap().
+	 * The data path never reads the role: it derives it from the session
+	 * (sipc_session_role()), so the order of role and session is free.
+	 */
 	smp_store_release(&ep->role, SIPC_ROLE_PEER);
-	chan->peer = ep;
 
 	sipc_ring_set_status(&owner->tx, SIPC_STATUS_PEER_ATTACHED,
 			     SIPC_STATUS_PEER_CLOSED);
@@ -831,24 +960,29 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	/* The owner may be waiting in poll for a peer (POLLOUT). */
 	wake_up_interruptible_poll(&owner->wq, EPOLLOUT | EPOLLWRNORM);
 	sipc_doorbell_signal(owner);
-	mutex_unlock(&sipc_registry_lock);
 	mutex_unlock(&ep->lock);
 	crypto_free_shash(hmac);
 
 	if (old)
 		sipc_session_put(old);
+	sipc_endpoint_put(owner);
+	sipc_channel_put(chan);
 	return 0;
 
 err_rings:
 	sipc_ring_destroy(&ep->tx);
 	sipc_ring_destroy(&ep->rx);
-err_keys:
-	sipc_key_wipe(&keys[0]);
-	sipc_key_wipe(&keys[1]);
-err_unlock_registry:
+err_unreserve:
+	mutex_lock(&sipc_registry_lock);
+	if (chan->peer == ep)
+		chan->peer = NULL;
 	mutex_unlock(&sipc_registry_lock);
+	sipc_endpoint_put(owner);
+	sipc_channel_put(chan);
 err_unlock_ep:
 	mutex_unlock(&ep->lock);
+	sipc_key_wipe(&keys[0]);
+	sipc_key_wipe(&keys[1]);
 	sipc_kx_wipe(&kx);
 	crypto_free_shash(hmac);
 	return ret;
@@ -859,66 +993,81 @@ err_unlock_ep:
 /* ---------------------------------------------------------------- */
 
 /*
- * Must hold sipc_registry_lock. Mark @ep's side of its session hung up and
- * wake the other endpoint; the session stays with the other side so that
- * it can drain what @ep sealed.
+ * Hang up @ep: mark it closed and its side of its session hung up, drop the
+ * session from @ep, and tell the other endpoint. Under @ep's tx_lock and
+ * rx_lock, so no seal of ours is in flight: everything we sealed is
+ * published before the flag, and no ATTACH installs a session in a closed
+ * endpoint (sipc_owner_install() checks @closed under the same locks).
+ * The other endpoint keeps its own reference, so it can drain what we
+ * sealed. Returns our reference to the session (the caller puts it).
  */
-static void sipc_endpoint_hangup(struct sipc_endpoint *ep)
+static struct sipc_session *sipc_endpoint_hangup(struct sipc_endpoint *ep)
 {
-	struct sipc_session *s = ep->session;
 	struct sipc_endpoint *other;
+	struct sipc_session *s;
+	int role;
 
-	lockdep_assert_held(&sipc_registry_lock);
+	mutex_lock(&ep->tx_lock);
+	mutex_lock(&ep->rx_lock);
+	ep->closed = true;
+	s = ep->session;
+	if (s) {
+		role = sipc_session_role(s, ep);
+		/*
+		 * Pairs with smp_load_acquire() of hup in sipc_send(),
+		 * sipc_recv(), sipc_read(), sipc_write(), sipc_poll() [O8].
+		 */
+		smp_store_release(&s->hup[role], true);
+	}
+	spin_lock(&ep->sess_lock);
+	ep->session = NULL;
+	spin_unlock(&ep->sess_lock);
+	mutex_unlock(&ep->rx_lock);
+	mutex_unlock(&ep->tx_lock);
 	if (!s)
-		return;
+		return NULL;
 
 	/*
-	 * tx_lock: no seal of ours is in flight, so everything we sealed is
-	 * published before the flag. Pairs with smp_load_acquire() of hup in
-	 * sipc_recv()/sipc_read()/sipc_poll() (sipc_data.c) [O8].
+	 * The other endpoint's current session is @s: a new peer attaches
+	 * only after this peer's hang-up (chan->peer is cleared after it),
+	 * and the status a concurrent ATTACH gives a peer is set before the
+	 * owner's install that precedes this.
 	 */
-	mutex_lock(&ep->tx_lock);
-	/* See above: pairs with smp_load_acquire() of hup in sipc_data.c. */
-	smp_store_release(&s->hup[ep->role], true);
-	mutex_unlock(&ep->tx_lock);
-
-	other = s->ep[!ep->role];
-	if (!other->closed) {
-		sipc_ring_set_status(&other->tx, SIPC_STATUS_PEER_CLOSED,
-				     SIPC_STATUS_PEER_ATTACHED);
-		sipc_ring_set_status(&other->rx, SIPC_STATUS_PEER_CLOSED,
-				     SIPC_STATUS_PEER_ATTACHED);
-	}
+	other = s->ep[!role];
+	sipc_ring_set_status(&other->tx, SIPC_STATUS_PEER_CLOSED,
+			     SIPC_STATUS_PEER_ATTACHED);
+	sipc_ring_set_status(&other->rx, SIPC_STATUS_PEER_CLOSED,
+			     SIPC_STATUS_PEER_ATTACHED);
 	sipc_hangup_notify(other);
+	return s;
 }
 
 void sipc_endpoint_release(struct sipc_endpoint *ep)
 {
 	struct sipc_channel *chan;
 	struct sipc_session *old;
+	bool listed = false;
 
 	mutex_lock(&ep->lock);
-	mutex_lock(&sipc_registry_lock);
 	chan = ep->chan;
+	old = sipc_endpoint_hangup(ep);
+	/* After the hang-up: the next peer may attach from here on. */
+	mutex_lock(&sipc_registry_lock);
 	if (ep->role == SIPC_ROLE_PEER) {
 		chan->peer = NULL;
 	} else if (ep->role == SIPC_ROLE_OWNER) {
 		chan->owner = NULL;
 		list_del_init(&chan->node);
-		sipc_nr_channels--;
-		sipc_user_uncharge(chan->owner_uid, chan->bytes);
+		listed = true;
 	}
-	sipc_endpoint_hangup(ep);
-	ep->closed = true;
 	mutex_unlock(&sipc_registry_lock);
 	mutex_unlock(&ep->lock);
 
 	sipc_doorbell_clear(ep);
-	old = sipc_endpoint_set_session(ep, NULL);
 	if (old)
 		sipc_session_put(old);
 	/* The registry's reference. */
-	if (ep->role == SIPC_ROLE_OWNER)
+	if (listed)
 		sipc_channel_put(chan);
 	sipc_endpoint_put(ep);
 }
@@ -952,13 +1101,15 @@ int sipc_endpoint_peer_cred(struct sipc_endpoint *ep,
 	struct sipc_endpoint *other;
 	struct sipc_session *s;
 	int ret = 0;
+	int role;
 
 	s = sipc_endpoint_session_get(ep);
 	if (!s)
 		return -ENOTCONN;
-	other = s->ep[!ep->role];
+	role = sipc_session_role(s, ep);
+	other = s->ep[!role];
 	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
-	if (smp_load_acquire(&s->hup[!ep->role])) {
+	if (smp_load_acquire(&s->hup[!role])) {
 		ret = -ENOTCONN;
 		goto out;
 	}
@@ -1002,6 +1153,7 @@ int sipc_endpoint_stats(struct sipc_endpoint *ep, struct sipc_stats *out)
 	out->doorbells_suppressed = atomic64_read(&st->db_suppressed);
 	out->eproto = st->eproto_tx + st->eproto_rx;
 	out->rekeys = st->rekeys_tx + st->rekeys_rx;
+	out->tx_discarded = st->tx_discarded;
 	out->attach_refused = ep->role == SIPC_ROLE_OWNER ?
 			      atomic64_read(&ep->chan->attach_refused) : 0;
 	out->tx_fill = sipc_fill(READ_ONCE(ep->tx.hdr->prod), ep->tx.kidx,
@@ -1010,8 +1162,8 @@ int sipc_endpoint_stats(struct sipc_endpoint *ep, struct sipc_stats *out)
 				 ep->rx.entries);
 	s = ep->session;
 	if (s) {
-		struct sipc_dir *out_dir = &s->dir[ep->role];
-		struct sipc_dir *in_dir = &s->dir[!ep->role];
+		struct sipc_dir *out_dir = &s->dir[sipc_session_role(s, ep)];
+		struct sipc_dir *in_dir = &s->dir[!sipc_session_role(s, ep)];
 
 		out->store_out_fill = READ_ONCE(out_dir->prod) -
 				      READ_ONCE(out_dir->cons);

@@ -13,10 +13,33 @@
  *   while they belong to it; when the peer goes away the owner keeps the
  *   old session until it has drained it or a new peer attaches.
  *
- * Lock order: ep->lock -> sipc_registry_lock -> ep->tx_lock -> ep->rx_lock
- *	-> ep->sess_lock / ep->db_lock (spinlocks).
+ * Lock order: ep->lock -> sipc_registry_lock (a leaf: it guards the name
+ *	table only and nothing sleeps under it but its own allocations);
+ *	ep->lock -> sipc_charge_lock (a leaf);
+ *	ep->lock -> ep->tx_lock -> ep->rx_lock -> ep->sess_lock / ep->db_lock /
+ *	ring->status_lock (spinlocks). ATTACH takes the *owner's* tx_lock and
+ *	rx_lock under the *attaching* file's ep->lock (killable); nothing takes
+ *	an ep->lock under a tx_lock or rx_lock.
  * mmap_lock is taken inside ep->tx_lock / ep->rx_lock (user copies in
  * write/read) and outside ep->lock (mmap), never the other way round.
+ *
+ * What a lockless reader may see of an endpoint (issue: no session without
+ * its role):
+ * - ep->session: NULL, or a complete session. It is installed and removed
+ *   with tx_lock, rx_lock and sess_lock held; the data path reads it under
+ *   tx_lock or rx_lock, poll and sleepers take a reference under sess_lock.
+ *   The role of @ep in it is sipc_session_role(s, ep), a constant of the
+ *   session: the data path never reads ep->role.
+ * - ep->role: SIPC_ROLE_NONE, then OWNER or PEER, once, with a
+ *   store-release after the rings exist; read by mmap with a load-acquire
+ *   and by the control path under ep->lock.
+ * - ep->closed: set once under tx_lock and rx_lock by the hang-up; ATTACH
+ *   checks it under the same locks before it installs a session.
+ * - s->hup[r]: false, then true once, store-release after endpoint r's
+ *   last seal [O8].
+ * Transitions and their racers (xtask/guest-tests/src/tests/races.rs):
+ * NONE -> OWNER (CREATE), NONE -> PEER (ATTACH: session first, then role),
+ * owner's session old -> new (a re-attach), session -> NULL (close).
  */
 #ifndef _SIPC_CHANNEL_H
 #define _SIPC_CHANNEL_H
@@ -67,19 +90,36 @@ struct sipc_stamp {
  * @cons: records consumed (delivered or dropped) so far. Writer: the
  *	receiver's opener (under the receiver's rx_lock), smp_store_release();
  *	read by the sealer with smp_load_acquire().
- * @opened: records opened so far, @cons to @opened are authentic plaintext
- *	waiting for room in RX (a group opens as a whole). Receiver's rx_lock;
- *	test hooks read it with READ_ONCE().
+ * @opened: records opened so far (a group opens as a whole). @cons to
+ *	@opened are authentic plaintext waiting for read(2); they are in
+ *	@scratch, never in @store: the store holds plaintext only inside one
+ *	SEND/RECV/read/write call, under the lock that call holds, and wipes
+ *	it before the call returns. Receiver's rx_lock; test hooks read it
+ *	with READ_ONCE().
+ * @scratch: payloads of the group read(2) is draining, slot_size bytes per
+ *	record from @scratch_first (allocated on the first read(2), wiped
+ *	record by record as they are consumed and when freed). Receiver's
+ *	rx_lock.
+ * @scratch_first: store index of the first record in @scratch; records
+ *	@scratch_first to @scratch_end are there (empty once consumed).
+ * @scratch_end: see @scratch_first.
  * @seal: sealing transform and request. Sender's tx_lock.
  * @seal_key: sealing key. Sender's tx_lock.
  * @seal_seq: next sequence number to seal. Sender's tx_lock.
  * @seal_hmac: hmac(sha256) for the sealer's ratchet. Sender's tx_lock.
  * @epoch_records: records sealed under the current key. Sender's tx_lock.
  * @epoch_bytes: bytes sealed under the current key. Sender's tx_lock.
+ * @rekeys_unsealed: REKEYs since the last sealed record. Sender's tx_lock.
+ *	Bounded so that no record is ever more than SIPC_MAX_EPOCH_SKIP
+ *	epochs ahead of the one before it, the most the opener follows.
+ * @seal_stale: a failed setkey may have left @seal half keyed: set
+ *	@seal_key again before the next seal. Sender's tx_lock.
  * @open: opening transform and request. Receiver's rx_lock.
  * @open_key: opening key. Receiver's rx_lock.
  * @open_seq: next sequence number expected. Receiver's rx_lock.
  * @open_hmac: hmac(sha256) for the opener's ratchet. Receiver's rx_lock.
+ * @open_stale: like @seal_stale, for @open and @open_key. Receiver's
+ *	rx_lock.
  * @stamp: the sender as the receiver sees it; constant.
  * @test_channel_id: test builds: channel id to stamp when @test_stamp.
  *	Sender's tx_lock.
@@ -96,6 +136,9 @@ struct sipc_dir {
 	u32 prod;
 	u32 cons;
 	u32 opened;
+	u8 *scratch;
+	u32 scratch_first;
+	u32 scratch_end;
 
 	struct sipc_aead seal;
 	struct sipc_key seal_key;
@@ -103,11 +146,14 @@ struct sipc_dir {
 	struct crypto_shash *seal_hmac;
 	u64 epoch_records;
 	u64 epoch_bytes;
+	u32 rekeys_unsealed;
+	bool seal_stale;
 
 	struct sipc_aead open;
 	struct sipc_key open_key;
 	u64 open_seq;
 	struct crypto_shash *open_hmac;
+	bool open_stale;
 
 	struct sipc_stamp stamp;
 #ifdef SIPC_TEST_HOOKS
@@ -116,6 +162,12 @@ struct sipc_dir {
 	bool test_stamp;
 #endif
 };
+
+/* Bytes of @dir->scratch: a whole group, one record stride per record. */
+static inline size_t sipc_scratch_bytes(const struct sipc_dir *dir)
+{
+	return (size_t)min_t(u32, SIPC_GROUP_MAX, dir->entries) * dir->rec_size;
+}
 
 /**
  * struct sipc_session - one attach of a peer to a channel
@@ -161,6 +213,8 @@ struct sipc_session {
  *	what ATTACH allocates (the peer's rings, the session, the sealed
  *	stores) is charged to it, not to the attacher's
  * @bytes: memory the channel pins (rings of both endpoints, both stores)
+ * @charged: @bytes and one channel are charged to @owner_uid (until
+ *	sipc_channel_free())
  * @owner: the owner endpoint while it is open (sipc_registry_lock)
  * @peer: the peer endpoint while it is open (sipc_registry_lock)
  * @owner_cred: the creator's credentials, to charge and to decode policy
@@ -185,6 +239,7 @@ struct sipc_channel {
 	kuid_t owner_uid;
 	struct mem_cgroup *memcg;
 	size_t bytes;
+	bool charged;
 	struct sipc_endpoint *owner;
 	struct sipc_endpoint *peer;
 	atomic64_t attach_refused;
@@ -202,6 +257,8 @@ struct sipc_channel {
  * @rekeys_tx: tx_lock
  * @rekeys_rx: rx_lock
  * @eproto_rx: rx_lock
+ * @tx_discarded: tx_lock (of this endpoint, taken by the ATTACH that
+ *	discards)
  * @db_signalled: doorbell signals sent to this endpoint (any context)
  * @db_suppressed: signals skipped because NEED_WAKEUP was clear
  */
@@ -216,6 +273,7 @@ struct sipc_ep_stats {
 	u64 eproto_rx;
 	u64 rekeys_tx;
 	u64 rekeys_rx;
+	u64 tx_discarded;
 	atomic64_t db_signalled;
 	atomic64_t db_suppressed;
 };
@@ -280,6 +338,17 @@ struct sipc_endpoint {
 	struct sipc_pending_challenge challenge;
 	struct sipc_ep_stats stats;
 };
+
+/*
+ * The role of @ep in @s. The data path takes it from the session it holds,
+ * never from ep->role: a session is published whole (under the locks its
+ * readers take), so a reader can never see a session without its role.
+ */
+static inline int sipc_session_role(const struct sipc_session *s,
+				    const struct sipc_endpoint *ep)
+{
+	return s->ep[SIPC_ROLE_PEER] == ep ? SIPC_ROLE_PEER : SIPC_ROLE_OWNER;
+}
 
 struct sipc_endpoint *sipc_endpoint_open(struct file *file);
 void sipc_endpoint_release(struct sipc_endpoint *ep);

@@ -61,6 +61,61 @@ static void *sipc_rec_data(const struct sipc_dir *dir, u32 idx)
 	       sizeof(struct sipc_record_le);
 }
 
+/* Wipe the payload area (payload and tag) of record @idx of @dir's store. */
+static void sipc_rec_wipe(const struct sipc_dir *dir, u32 idx)
+{
+	memzero_explicit(sipc_rec_data(dir, idx),
+			 dir->rec_size - sizeof(struct sipc_record_le));
+}
+
+/*
+ * Where the plaintext of opened record @idx is: in @dir->scratch when
+ * read(2) moved its group there, else (inside the RECV that opened it) in
+ * the store.
+ */
+static u8 *sipc_opened_data(const struct sipc_dir *dir, u32 idx)
+{
+	u32 n = dir->scratch_end - dir->scratch_first;
+
+	if (idx - dir->scratch_first < n)
+		return dir->scratch +
+		       (size_t)(idx - dir->scratch_first) * dir->rec_size;
+	return sipc_rec_data(dir, idx);
+}
+
+/*
+ * Opened record @idx was consumed and its plaintext at @src wiped. Once the
+ * scratch's last record is gone its range is emptied, so that free-running
+ * indices that come round again 2^32 records later never point into it.
+ */
+static void sipc_opened_consumed(struct sipc_dir *dir, u32 idx, u8 *src,
+				 u32 len)
+{
+	memzero_explicit(src, len);
+	if (idx + 1 == dir->scratch_end)
+		dir->scratch_first = dir->scratch_end;
+}
+
+/*
+ * Must hold the receiver's rx_lock. read(2) just opened the group that
+ * starts at @first (up to @dir->opened) in place: move its plaintext into
+ * the scratch and wipe it from the store.
+ */
+static void sipc_open_to_scratch(struct sipc_dir *dir, u32 first)
+{
+	u32 i, n = dir->opened - first;
+
+	for (i = 0; i < n; i++) {
+		u32 len = le32_to_cpu(sipc_rec_hdr(dir, first + i)->len);
+
+		memcpy(dir->scratch + (size_t)i * dir->rec_size,
+		       sipc_rec_data(dir, first + i), len);
+		memzero_explicit(sipc_rec_data(dir, first + i), len);
+	}
+	dir->scratch_first = first;
+	dir->scratch_end = dir->opened;
+}
+
 /* An empty group of @dir's store. */
 static void sipc_group_init(struct sipc_group *g, struct sipc_dir *dir)
 {
@@ -152,14 +207,20 @@ static int sipc_seal_rekey(struct sipc_endpoint *ep, struct sipc_dir *dir)
 	if (next.epoch == U32_MAX)
 		return -EOVERFLOW;
 	ret = sipc_key_ratchet(dir->seal_hmac, &next);
-	if (!ret)
-		ret = sipc_aead_setkey(&dir->seal, next.key);
-	if (!ret) {
-		dir->seal_key = next;
-		dir->epoch_records = 0;
-		dir->epoch_bytes = 0;
-		ep->stats.rekeys_tx++;
+	if (ret)
+		goto out;
+	ret = sipc_aead_setkey(&dir->seal, next.key);
+	if (ret) {
+		/* @seal may be half keyed: sipc_seal_group() re-keys it. */
+		dir->seal_stale = true;
+		goto out;
 	}
+	dir->seal_key = next;
+	dir->seal_stale = false;
+	dir->epoch_records = 0;
+	dir->epoch_bytes = 0;
+	ep->stats.rekeys_tx++;
+out:
 	sipc_key_wipe(&next);
 	return ret;
 }
@@ -192,7 +253,7 @@ static void sipc_test_stamp(const struct sipc_dir *dir,
 static int sipc_seal_group(struct sipc_endpoint *ep, struct sipc_session *s,
 			   struct sipc_group *g)
 {
-	struct sipc_dir *dir = &s->dir[ep->role];
+	struct sipc_dir *dir = &s->dir[sipc_session_role(s, ep)];
 	u32 i;
 	int ret;
 
@@ -200,15 +261,26 @@ static int sipc_seal_group(struct sipc_endpoint *ep, struct sipc_session *s,
 	for (i = 0; i < g->count; i++)
 		sipc_rec_hdr(dir, g->first + i)->group_left =
 			cpu_to_le32(g->count - 1 - i);
-	ret = sipc_group_seal(&dir->seal, g, dir->seal_key.salt,
-			      dir->seal_seq);
+	ret = 0;
+	if (dir->seal_stale) {
+		ret = sipc_aead_setkey(&dir->seal, dir->seal_key.key);
+		dir->seal_stale = ret != 0;
+	}
+	if (!ret)
+		ret = sipc_group_seal(&dir->seal, g, dir->seal_key.salt,
+				      dir->seal_seq);
 	if (!ret) {
+		dir->rekeys_unsealed = 0;
 		dir->seal_seq += g->count;
 		dir->epoch_records += g->count;
 		dir->epoch_bytes += g->bytes;
 		ep->stats.sealed_msgs += g->count;
 		ep->stats.sealed_bytes += g->bytes;
 		g->first += g->count;
+	} else {
+		/* Not published: no plaintext may stay behind in the store. */
+		for (i = 0; i < g->count; i++)
+			sipc_rec_wipe(dir, g->first + i);
 	}
 	g->count = 0;
 	g->bytes = 0;
@@ -226,7 +298,7 @@ static int sipc_seal_group(struct sipc_endpoint *ep, struct sipc_session *s,
 static int sipc_seal_add(struct sipc_endpoint *ep, struct sipc_session *s,
 			 struct sipc_group *g, u32 idx, u32 len, u16 type)
 {
-	struct sipc_dir *dir = &s->dir[ep->role];
+	struct sipc_dir *dir = &s->dir[sipc_session_role(s, ep)];
 	struct sipc_record_le *h = sipc_rec_hdr(dir, idx);
 	unsigned int need = sipc_record_sg_entries(sipc_rec_off(dir, idx), len);
 	int ret;
@@ -260,7 +332,7 @@ static int sipc_seal_add(struct sipc_endpoint *ep, struct sipc_session *s,
 	h->epoch = cpu_to_le32(dir->seal_key.epoch);
 	h->len = cpu_to_le32(len);
 	h->type = cpu_to_le16(type);
-	h->direction = ep->role;
+	h->direction = sipc_session_role(s, ep);
 	h->version = SIPC_RECORD_VERSION;
 	h->group_left = 0;
 	sipc_test_stamp(dir, h);
@@ -278,8 +350,8 @@ static int sipc_seal_add(struct sipc_endpoint *ep, struct sipc_session *s,
 static void sipc_seal_publish(struct sipc_endpoint *ep, struct sipc_session *s,
 			      u32 prod)
 {
-	struct sipc_dir *dir = &s->dir[ep->role];
-	struct sipc_endpoint *rx_ep = s->ep[!ep->role];
+	struct sipc_dir *dir = &s->dir[sipc_session_role(s, ep)];
+	struct sipc_endpoint *rx_ep = s->ep[!sipc_session_role(s, ep)];
 
 	lockdep_assert_held(&ep->tx_lock);
 	/*
@@ -341,11 +413,11 @@ long sipc_send(struct sipc_endpoint *ep)
 		goto out;
 	}
 	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
-	if (smp_load_acquire(&s->hup[!ep->role])) {
+	if (smp_load_acquire(&s->hup[!sipc_session_role(s, ep)])) {
 		ret = -EPIPE;
 		goto out;
 	}
-	dir = &s->dir[ep->role];
+	dir = &s->dir[sipc_session_role(s, ep)];
 
 	/* [O2]: pairs with user space's store-release of TX prod [O1]. */
 	prod = smp_load_acquire(&ring->hdr->prod);
@@ -383,8 +455,11 @@ long sipc_send(struct sipc_endpoint *ep)
 		memcpy(sipc_rec_data(dir, sprod + i),
 		       ring->slots + (size_t)slot * ring->slot_size, len);
 		ret = sipc_seal_add(ep, s, &g, sprod + i, len, type);
-		if (ret)
+		if (ret) {
+			/* Copied but in no group: wipe it. */
+			sipc_rec_wipe(dir, sprod + i);
 			break;
+		}
 	}
 	if (g.count) {
 		long err = sipc_seal_group(ep, s, &g);
@@ -416,6 +491,7 @@ out:
 
 /* Records may run at most this many epochs ahead of the opener. */
 #define SIPC_MAX_EPOCH_SKIP 1024
+static_assert(SIPC_MAX_REKEY_UNSEALED + 1 <= SIPC_MAX_EPOCH_SKIP);
 
 /*
  * Must hold the receiver's rx_lock. Open a group sealed under a later
@@ -439,9 +515,13 @@ static int sipc_open_later_epoch(struct sipc_endpoint *ep,
 	if (!ret) {
 		ep->stats.rekeys_rx += next.epoch - dir->open_key.epoch;
 		dir->open_key = next;
-	} else {
-		/* Keep the current key: the group was not authentic. */
-		sipc_aead_setkey(&dir->open, dir->open_key.key);
+	} else if (sipc_aead_setkey(&dir->open, dir->open_key.key)) {
+		/*
+		 * Keep the current key: the group was not authentic. If the
+		 * transform cannot take it back now, sipc_open_group() sets it
+		 * again before the next group.
+		 */
+		dir->open_stale = true;
 	}
 	sipc_key_wipe(&next);
 	return ret;
@@ -459,7 +539,7 @@ static int sipc_open_later_epoch(struct sipc_endpoint *ep,
 static int sipc_open_group(struct sipc_endpoint *ep, struct sipc_session *s,
 			   u32 idx, u32 avail, u32 *dropped)
 {
-	struct sipc_dir *dir = &s->dir[!ep->role];
+	struct sipc_dir *dir = &s->dir[!sipc_session_role(s, ep)];
 	const struct sipc_record_le *h = sipc_rec_hdr(dir, idx);
 	u32 left = le32_to_cpu(h->group_left);
 	u32 epoch = le32_to_cpu(h->epoch);
@@ -469,6 +549,16 @@ static int sipc_open_group(struct sipc_endpoint *ep, struct sipc_session *s,
 	int ret = -EBADMSG;
 
 	lockdep_assert_held(&ep->rx_lock);
+	if (dir->open_stale) {
+		ret = sipc_aead_setkey(&dir->open, dir->open_key.key);
+		if (ret) {
+			/* Nothing consumed: the caller reports and retries later. */
+			*dropped = 0;
+			return ret;
+		}
+		dir->open_stale = false;
+		ret = -EBADMSG;
+	}
 	*dropped = 1;
 	if (left >= SIPC_GROUP_MAX || left >= avail)
 		goto bad;
@@ -482,7 +572,7 @@ static int sipc_open_group(struct sipc_endpoint *ep, struct sipc_session *s,
 		len = le32_to_cpu(h->len);
 		if (len > s->chan->slot_size ||
 		    h->version != SIPC_RECORD_VERSION ||
-		    h->direction != !ep->role ||
+		    h->direction != !sipc_session_role(s, ep) ||
 		    le64_to_cpu(h->channel_id) != s->chan->id ||
 		    le64_to_cpu(h->seq) != dir->open_seq + i ||
 		    le32_to_cpu(h->group_left) != left - i ||
@@ -508,6 +598,9 @@ static int sipc_open_group(struct sipc_endpoint *ep, struct sipc_session *s,
 	return g.count;
 
 bad:
+	/* A failed in-place open may have left unauthentic plaintext. */
+	for (i = 0; i < *dropped; i++)
+		sipc_rec_wipe(dir, idx + i);
 	pr_warn_ratelimited("channel \"%s\": %u record(s) from %llu failed to open (%d), dropped\n",
 			    s->chan->name, *dropped, dir->open_seq, ret);
 	dir->open_seq += *dropped;
@@ -524,7 +617,7 @@ bad:
 static int sipc_open_next(struct sipc_endpoint *ep, struct sipc_session *s,
 			  u32 scons, u32 avail, u32 *dropped)
 {
-	struct sipc_dir *dir = &s->dir[!ep->role];
+	struct sipc_dir *dir = &s->dir[!sipc_session_role(s, ep)];
 	int k;
 
 	lockdep_assert_held(&ep->rx_lock);
@@ -546,8 +639,8 @@ static int sipc_open_next(struct sipc_endpoint *ep, struct sipc_session *s,
 static void sipc_open_publish(struct sipc_endpoint *ep, struct sipc_session *s,
 			      u32 cons)
 {
-	struct sipc_dir *dir = &s->dir[!ep->role];
-	struct sipc_endpoint *tx_ep = s->ep[!ep->role];
+	struct sipc_dir *dir = &s->dir[!sipc_session_role(s, ep)];
+	struct sipc_endpoint *tx_ep = s->ep[!sipc_session_role(s, ep)];
 
 	lockdep_assert_held(&ep->rx_lock);
 	/* Pairs with smp_load_acquire(&dir->cons) in sipc_send()/sipc_write(). */
@@ -595,7 +688,7 @@ long sipc_recv(struct sipc_endpoint *ep)
 		ret = -ENOTCONN;
 		goto out;
 	}
-	dir = &s->dir[!ep->role];
+	dir = &s->dir[!sipc_session_role(s, ep)];
 
 	/* [O4], kernel as RX producer: pairs with user's release of cons [O3]. */
 	cons = smp_load_acquire(&ring->hdr->cons);
@@ -607,7 +700,7 @@ long sipc_recv(struct sipc_endpoint *ep)
 	room = ring->entries - (prod - cons);
 
 	/* hup before prod: pairs with smp_store_release() in sipc_endpoint_hangup(). */
-	hup = smp_load_acquire(&s->hup[!ep->role]);
+	hup = smp_load_acquire(&s->hup[!sipc_session_role(s, ep)]);
 	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
 	sprod = smp_load_acquire(&dir->prod);
 	scons = dir->cons;
@@ -622,8 +715,30 @@ long sipc_recv(struct sipc_endpoint *ep)
 					    slot;
 		const struct sipc_record_le *h;
 		u32 dropped, len;
+		u8 *src;
+		int err;
 
-		if (sipc_open_next(ep, s, scons, sprod - scons, &dropped)) {
+		/*
+		 * Open a group only when all of it fits in RX: then its
+		 * plaintext never waits in the store after this call. (A group
+		 * larger than an empty RX is malformed; sipc_open_group()
+		 * drops it.)
+		 */
+		if (scons == dir->opened) {
+			h = sipc_rec_hdr(dir, scons);
+			if (le32_to_cpu(h->group_left) >= room - delivered &&
+			    room - delivered < ring->entries)
+				break;
+		}
+		err = sipc_open_next(ep, s, scons, sprod - scons, &dropped);
+
+		if (err && !dropped) {
+			/* The opener could not be keyed: nothing consumed. */
+			if (!delivered)
+				ret = err;
+			break;
+		}
+		if (err) {
 			scons += dropped;
 			bad += dropped;
 			continue;
@@ -631,8 +746,9 @@ long sipc_recv(struct sipc_endpoint *ep)
 		h = sipc_rec_hdr(dir, scons);
 		/* Kernel-only and authentic; never read back from the RX ring. */
 		len = le32_to_cpu(h->len);
-		memcpy(ring->slots + (size_t)slot * ring->slot_size,
-		       sipc_rec_data(dir, scons), len);
+		src = sipc_opened_data(dir, scons);
+		memcpy(ring->slots + (size_t)slot * ring->slot_size, src, len);
+		sipc_opened_consumed(dir, scons, src, len);
 		desc->len = len;
 		desc->seq = le64_to_cpu(h->seq);
 		desc->timestamp_ns = le64_to_cpu(h->timestamp_ns);
@@ -658,7 +774,10 @@ long sipc_recv(struct sipc_endpoint *ep)
 	}
 	if (scons != start)
 		sipc_open_publish(ep, s, scons);
-	ret = delivered ? delivered : (bad ? -EBADMSG : 0);
+	if (delivered)
+		ret = delivered;
+	else if (bad)
+		ret = -EBADMSG;
 out:
 	mutex_unlock(&ep->rx_lock);
 	return ret;
@@ -724,7 +843,7 @@ long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
 	 * session (re-attach) ends the wait too: sipc_recv() then reports.
 	 */
 	left = wait_event_interruptible_timeout(ep->wq,
-						sipc_in_ready(s, ep->role) ||
+						sipc_in_ready(s, sipc_session_role(s, ep)) ||
 						READ_ONCE(ep->session) != s,
 						timeout_ms == SIPC_WAIT_FOREVER ?
 						MAX_SCHEDULE_TIMEOUT :
@@ -765,11 +884,11 @@ retry:
 		goto retry;
 	}
 	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
-	if (smp_load_acquire(&s->hup[!ep->role])) {
+	if (smp_load_acquire(&s->hup[!sipc_session_role(s, ep)])) {
 		ret = -EPIPE;
 		goto out_unlock;
 	}
-	dir = &s->dir[ep->role];
+	dir = &s->dir[sipc_session_role(s, ep)];
 	sprod = dir->prod;
 	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
 	if (sprod - smp_load_acquire(&dir->cons) >= dir->entries) {
@@ -780,7 +899,7 @@ retry:
 			goto out_put;
 		}
 		ret = wait_event_interruptible(ep->wq,
-					       sipc_out_ready(s, ep->role) ||
+					       sipc_out_ready(s, sipc_session_role(s, ep)) ||
 					       READ_ONCE(ep->session) != s);
 		sipc_session_put(s);
 		if (ret)
@@ -789,13 +908,18 @@ retry:
 	}
 
 	if (copy_from_user(sipc_rec_data(dir, sprod), buf, len)) {
+		sipc_rec_wipe(dir, sprod);
 		ret = -EFAULT;
 		goto out_unlock;
 	}
 	sipc_group_init(&g, dir);
 	ret = sipc_seal_add(ep, s, &g, sprod, len, 0);
-	if (!ret)
-		ret = sipc_seal_group(ep, s, &g);
+	if (ret) {
+		sipc_rec_wipe(dir, sprod);
+		goto out_unlock;
+	}
+	/* A failed group is wiped by sipc_seal_group(). */
+	ret = sipc_seal_group(ep, s, &g);
 	if (ret)
 		goto out_unlock;
 	sipc_seal_publish(ep, s, sprod + 1);
@@ -816,7 +940,9 @@ ssize_t sipc_read(struct file *file, char __user *buf, size_t len,
 	struct sipc_dir *dir;
 	u32 sprod, scons, dropped, msg_len;
 	ssize_t ret;
+	bool fresh;
 	bool hup;
+	u8 *src;
 
 retry:
 	s = sipc_endpoint_session_get(ep);
@@ -831,9 +957,9 @@ retry:
 		sipc_session_put(s);
 		goto retry;
 	}
-	dir = &s->dir[!ep->role];
+	dir = &s->dir[!sipc_session_role(s, ep)];
 	/* hup before prod: pairs with smp_store_release() in sipc_endpoint_hangup(). */
-	hup = smp_load_acquire(&s->hup[!ep->role]);
+	hup = smp_load_acquire(&s->hup[!sipc_session_role(s, ep)]);
 	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
 	sprod = smp_load_acquire(&dir->prod);
 	scons = dir->cons;
@@ -848,7 +974,7 @@ retry:
 			goto out_put;
 		}
 		ret = wait_event_interruptible(ep->wq,
-					       sipc_in_ready(s, ep->role) ||
+					       sipc_in_ready(s, sipc_session_role(s, ep)) ||
 					       READ_ONCE(ep->session) != s);
 		sipc_session_put(s);
 		if (ret)
@@ -856,22 +982,37 @@ retry:
 		goto retry;
 	}
 
-	if (sipc_open_next(ep, s, scons, sprod - scons, &dropped)) {
-		sipc_open_publish(ep, s, scons + dropped);
-		ret = -EBADMSG;
+	fresh = scons == dir->opened;
+	if (fresh && !dir->scratch) {
+		/* Before opening: a failure here leaves the group sealed. */
+		dir->scratch = kvmalloc(sipc_scratch_bytes(dir),
+					GFP_KERNEL_ACCOUNT);
+		if (!dir->scratch) {
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+	}
+	ret = sipc_open_next(ep, s, scons, sprod - scons, &dropped);
+	if (ret) {
+		if (dropped)
+			sipc_open_publish(ep, s, scons + dropped);
 		goto out_unlock;
 	}
+	if (fresh)
+		sipc_open_to_scratch(dir, scons);
 	/* SOCK_SEQPACKET: a short buffer fails and the message stays. */
 	msg_len = le32_to_cpu(sipc_rec_hdr(dir, scons)->len);
 	if (msg_len > len) {
 		ret = -EMSGSIZE;
 		goto out_unlock;
 	}
-	/* An opened message stays queued when the copy faults. */
-	if (copy_to_user(buf, sipc_rec_data(dir, scons), msg_len)) {
+	/* An opened message stays queued (in the scratch) when the copy faults. */
+	src = sipc_opened_data(dir, scons);
+	if (copy_to_user(buf, src, msg_len)) {
 		ret = -EFAULT;
 		goto out_unlock;
 	}
+	sipc_opened_consumed(dir, scons, src, msg_len);
 	ret = msg_len;
 	sipc_open_publish(ep, s, scons + 1);
 
@@ -890,10 +1031,17 @@ __poll_t sipc_poll(struct file *file, poll_table *wait)
 	int role;
 
 	poll_wait(file, &ep->wq, wait);
+	/*
+	 * Queued on ep->wq before the state is read: pairs with the full
+	 * barrier in wq_has_sleeper() of sipc_seal_publish(),
+	 * sipc_open_publish() and sipc_hangup_notify()'s waker (the pattern of
+	 * sock_poll_wait()).
+	 */
+	smp_mb();
 	s = sipc_endpoint_session_get(ep);
 	if (!s)
 		return 0;
-	role = ep->role;
+	role = sipc_session_role(s, ep);
 	/* Pairs with smp_store_release(&dir->prod) in sipc_seal_publish(). */
 	if (smp_load_acquire(&s->dir[!role].prod) != READ_ONCE(s->dir[!role].cons))
 		mask |= EPOLLIN | EPOLLRDNORM;
@@ -926,8 +1074,20 @@ int sipc_rekey(struct sipc_endpoint *ep, struct sipc_rekey *arg)
 		ret = -ENOTCONN;
 		goto out;
 	}
-	dir = &ep->session->dir[ep->role];
+	dir = &ep->session->dir[sipc_session_role(ep->session, ep)];
+	/*
+	 * The opener follows at most SIPC_MAX_EPOCH_SKIP epochs from one
+	 * record to the next; a record's epoch is the previous record's plus
+	 * these REKEYs plus at most one automatic step.
+	 */
+	if (dir->rekeys_unsealed >= SIPC_MAX_REKEY_UNSEALED) {
+		ret = -EBUSY;
+		goto report;
+	}
 	ret = sipc_seal_rekey(ep, dir);
+	if (!ret)
+		dir->rekeys_unsealed++;
+report:
 	arg->new_epoch = dir->seal_key.epoch;
 out:
 	mutex_unlock(&ep->tx_lock);
@@ -951,7 +1111,7 @@ int sipc_test_keys(struct sipc_endpoint *ep, struct sipc_test_keys *arg)
 		ret = -ENOTCONN;
 		goto out;
 	}
-	dir = &ep->session->dir[ep->role];
+	dir = &ep->session->dir[sipc_session_role(ep->session, ep)];
 	memcpy(arg->tx_key, dir->seal_key.key, sizeof(arg->tx_key));
 	memcpy(arg->tx_salt, dir->seal_key.salt, sizeof(arg->tx_salt));
 	arg->tx_epoch = dir->seal_key.epoch;
@@ -985,7 +1145,7 @@ int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 		ret = -ENOTCONN;
 		goto out;
 	}
-	dir = &ep->session->dir[ep->role];
+	dir = &ep->session->dir[sipc_session_role(ep->session, ep)];
 	first = READ_ONCE(dir->opened);
 	if (first == dir->prod) {
 		ret = -ENOENT;
@@ -1054,13 +1214,14 @@ int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg)
 		ret = -ENOTCONN;
 		goto out;
 	}
-	dir = &ep->session->dir[ep->role];
+	dir = &ep->session->dir[sipc_session_role(ep->session, ep)];
 	ret = sipc_aead_setkey(&dir->seal, arg->key);
 	if (ret) {
-		/* Keep the transform and the key in step. */
-		sipc_aead_setkey(&dir->seal, dir->seal_key.key);
+		/* Keep the transform and the key in step (sipc_seal_group()). */
+		dir->seal_stale = true;
 		goto out;
 	}
+	dir->seal_stale = false;
 	memcpy(dir->seal_key.key, arg->key, sizeof(dir->seal_key.key));
 	memcpy(dir->seal_key.salt, arg->salt, sizeof(dir->seal_key.salt));
 	dir->seal_key.epoch = arg->epoch;
@@ -1070,6 +1231,38 @@ int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg)
 	dir->test_channel_id = arg->channel_id;
 	dir->test_clock_ns = arg->clock_ns;
 	dir->test_stamp = true;
+out:
+	mutex_unlock(&ep->tx_lock);
+	return ret;
+}
+/*
+ * Copy the raw outgoing store. Racy against the receiver like
+ * sipc_test_peek_sealed(): tests call it while the receiver is idle.
+ */
+int sipc_test_dump_store(struct sipc_endpoint *ep, struct sipc_test_store *arg)
+{
+	struct sipc_session *s;
+	struct sipc_dir *dir;
+	size_t len;
+	int ret = 0;
+
+	if (arg->flags)
+		return -EINVAL;
+	mutex_lock(&ep->tx_lock);
+	s = ep->session;
+	if (!s) {
+		ret = -ENOTCONN;
+		goto out;
+	}
+	dir = &s->dir[sipc_session_role(s, ep)];
+	len = dir->rec_size * dir->entries;
+	arg->store_len = len;
+	if (arg->buf_len < len) {
+		ret = -EMSGSIZE;
+		goto out;
+	}
+	if (copy_to_user(u64_to_user_ptr(arg->buf), dir->store.vaddr, len))
+		ret = -EFAULT;
 out:
 	mutex_unlock(&ep->tx_lock);
 	return ret;

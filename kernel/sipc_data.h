@@ -30,6 +30,7 @@ int sipc_test_keys(struct sipc_endpoint *ep, struct sipc_test_keys *out);
 int sipc_test_peek_sealed(struct sipc_endpoint *ep,
 			  struct sipc_test_sealed *arg);
 int sipc_test_set_seal(struct sipc_endpoint *ep, struct sipc_test_seal *arg);
+int sipc_test_dump_store(struct sipc_endpoint *ep, struct sipc_test_store *arg);
 #endif
 
 #endif /* _SIPC_DATA_H */

@@ -23,7 +23,7 @@
  * Arguments larger than a page are refused outright: the kernel would
  * otherwise scan an arbitrarily long user tail for non-zero bytes.
  */
-#define SIPC_MAX_ARG_SIZE PAGE_SIZE
+#define SIPC_MAX_ARG_SIZE SIPC_ARG_SIZE_MAX
 
 /**
  * sipc_copy_struct_in() - copy a size-first ioctl argument from user space
@@ -107,6 +107,8 @@ static long sipc_ioctl_info(void __user *uarg)
 	info.nr_channels = sipc_channel_count();
 	info.max_channel_bytes = sipc_max_channel_bytes;
 	info.rekey_records = sipc_rekey_records;
+	info.max_user_channels = sipc_max_user_channels;
+	info.max_user_bytes = sipc_max_user_bytes;
 
 	return sipc_copy_struct_out(uarg, &info, sizeof(info), usize);
 }
@@ -298,12 +300,53 @@ static long sipc_ioctl_test_set_seal(struct sipc_endpoint *ep,
 	memzero_explicit(&arg, sizeof(arg));
 	return ret;
 }
+
+static long sipc_ioctl_test_dump_store(struct sipc_endpoint *ep,
+				       void __user *uarg)
+{
+	struct sipc_test_store arg;
+	u32 usize;
+	int ret;
+
+	ret = sipc_copy_struct_in(&arg, sizeof(arg), SIPC_TEST_STORE_SIZE_VER0,
+				  uarg, &usize);
+	if (ret)
+		return ret;
+	ret = sipc_test_dump_store(ep, &arg);
+	if (ret)
+		return ret;
+	return sipc_copy_struct_out(uarg, &arg, sizeof(arg), usize);
+}
 #endif
 
 long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	struct sipc_endpoint *ep = file->private_data;
 	void __user *uarg = (void __user *)arg;
+	fmode_t need = 0;
+
+	/*
+	 * An endpoint both sends and receives, so only a file opened for
+	 * reading and writing becomes one; sending needs FMODE_WRITE and
+	 * receiving FMODE_READ, as write(2) and read(2) do.
+	 */
+	switch (cmd) {
+	case SIPC_IOC_CREATE:
+	case SIPC_IOC_ATTACH:
+	case SIPC_IOC_CHALLENGE:
+		need = FMODE_READ | FMODE_WRITE;
+		break;
+	case SIPC_IOC_SEND:
+	case SIPC_IOC_REKEY:
+		need = FMODE_WRITE;
+		break;
+	case SIPC_IOC_RECV:
+	case SIPC_IOC_RECV_WAIT:
+		need = FMODE_READ;
+		break;
+	}
+	if ((file->f_mode & need) != need)
+		return -EBADF;
 
 	switch (cmd) {
 	case SIPC_IOC_INFO:
@@ -335,6 +378,8 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return sipc_ioctl_test_peek(ep, uarg);
 	case SIPC_IOC_TEST_KEY_SCHEDULE:
 		return sipc_ioctl_test_kx(uarg);
+	case SIPC_IOC_TEST_DUMP_STORE:
+		return sipc_ioctl_test_dump_store(ep, uarg);
 	case SIPC_IOC_TEST_SET_SEAL:
 		return sipc_ioctl_test_set_seal(ep, uarg);
 #endif

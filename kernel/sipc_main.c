@@ -164,6 +164,11 @@ static bool sipc_params_valid(void)
 		pr_err("max_channels, max_channel_bytes, rekey_records and rekey_bytes must be non-zero\n");
 		return false;
 	}
+	if (sipc_rekey_records > SIPC_MAX_REKEY_RECORDS ||
+	    sipc_rekey_bytes > SIPC_MAX_REKEY_BYTES) {
+		pr_err("rekey_records must be at most 2^32 and rekey_bytes at most 2^38 (AES-GCM usage limits)\n");
+		return false;
+	}
 	return true;
 }
 

@@ -55,6 +55,12 @@ void sipc_pages_free(struct sipc_pages *p)
 
 	if (!p->pages)
 		return;
+	/*
+	 * Rings held plaintext, stores ciphertext and, while a group waits
+	 * for room in RX, plaintext too: nothing goes back to the allocator
+	 * unwiped (a user mapping that outlives the file sees zeros).
+	 */
+	memzero_explicit(p->vaddr, (size_t)p->nr << PAGE_SHIFT);
 	vunmap(p->vaddr);
 	/* put_page(): a user mapping may still hold its own reference. */
 	for (i = 0; i < p->nr; i++)

@@ -24,6 +24,14 @@ pub const SIPC_MAX_ENTRIES: u32 = 32768;
 pub const SIPC_KEY_LEN: usize = 32;
 /// AES-GCM tag length.
 pub const SIPC_TAG_LEN: usize = 16;
+/// Largest `rekey_records` CREATE accepts (2^32).
+pub const SIPC_MAX_REKEY_RECORDS: u64 = 1 << 32;
+/// Largest `rekey_bytes` CREATE accepts (2^38).
+pub const SIPC_MAX_REKEY_BYTES: u64 = 1 << 38;
+/// REKEYs allowed with no record sealed in between (EBUSY after).
+pub const SIPC_MAX_REKEY_UNSEALED: u32 = 1023;
+/// Largest ioctl argument size accepted (E2BIG above).
+pub const SIPC_ARG_SIZE_MAX: u32 = 4096;
 /// Per-direction nonce salt length.
 pub const SIPC_SALT_LEN: usize = 4;
 /// AES-GCM nonce length (salt || le64(seq)).
@@ -486,6 +494,19 @@ pub struct TestSeal {
     pub clock_ns: u64,
 }
 
+/// `SIPC_IOC_TEST_DUMP_STORE` argument (test builds of the module only):
+/// copies the raw bytes of the endpoint's outgoing sealed store.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+#[allow(missing_docs)]
+pub struct TestStore {
+    pub size: u32,
+    pub flags: u32,
+    pub buf: u64,
+    pub buf_len: u64,
+    pub store_len: u64,
+}
+
 /// ioctl magic (free in ioctl-number.rst).
 pub const SIPC_IOC_MAGIC: u32 = 0xBC;
 
@@ -527,6 +548,8 @@ pub const SIPC_IOC_TEST_PEEK_SEALED: u32 = io(0x41);
 pub const SIPC_IOC_TEST_KEY_SCHEDULE: u32 = io(0x42);
 /// Test builds only: replace the sealing state with chosen inputs.
 pub const SIPC_IOC_TEST_SET_SEAL: u32 = io(0x43);
+/// Test builds only: copy out the raw outgoing sealed store.
+pub const SIPC_IOC_TEST_DUMP_STORE: u32 = io(0x44);
 
 /// First published size of [`Info`]; smaller structs get EINVAL.
 pub const SIPC_INFO_SIZE_VER0: u32 = 88;
@@ -552,6 +575,8 @@ pub const SIPC_TEST_SEALED_SIZE_VER0: u32 = 32;
 pub const SIPC_TEST_KX_SIZE_VER0: u32 = 400;
 /// First published size of [`TestSeal`].
 pub const SIPC_TEST_SEAL_SIZE_VER0: u32 = 72;
+/// First published size of [`TestStore`].
+pub const SIPC_TEST_STORE_SIZE_VER0: u32 = 32;
 
 macro_rules! assert_layout {
     ($t:ty, $size:expr, $($field:ident == $off:expr),* $(,)?) => {
@@ -794,3 +819,13 @@ const _: () = assert!(core::mem::size_of::<TestKeys>() == SIPC_TEST_KEYS_SIZE_VE
 const _: () = assert!(core::mem::size_of::<TestSealed>() == SIPC_TEST_SEALED_SIZE_VER0 as usize);
 const _: () = assert!(core::mem::size_of::<TestKx>() == SIPC_TEST_KX_SIZE_VER0 as usize);
 const _: () = assert!(core::mem::size_of::<TestSeal>() == SIPC_TEST_SEAL_SIZE_VER0 as usize);
+const _: () = assert!(core::mem::size_of::<TestStore>() == SIPC_TEST_STORE_SIZE_VER0 as usize);
+assert_layout!(
+    TestStore,
+    32,
+    size == 0,
+    flags == 4,
+    buf == 8,
+    buf_len == 16,
+    store_len == 24
+);

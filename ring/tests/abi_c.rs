@@ -148,6 +148,8 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!("sipc_test_seal", TestSeal, ["size" => size, "flags" => flags, "key" => key,
         "salt" => salt, "epoch" => epoch, "channel_id" => channel_id, "seq" => seq,
         "clock_ns" => clock_ns]);
+    st!("sipc_test_store", TestStore, ["size" => size, "flags" => flags, "buf" => buf,
+        "buf_len" => buf_len, "store_len" => store_len]);
 
     macro_rules! consts {
         ($($n:ident),* $(,)?) => {$( m.insert(format!("const {}", stringify!($n)), $n as u64); )*};
@@ -162,6 +164,10 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_MAX_ENTRIES,
         SIPC_KEY_LEN,
         SIPC_TAG_LEN,
+        SIPC_MAX_REKEY_RECORDS,
+        SIPC_MAX_REKEY_BYTES,
+        SIPC_MAX_REKEY_UNSEALED,
+        SIPC_ARG_SIZE_MAX,
         SIPC_SALT_LEN,
         SIPC_NONCE_LEN,
         SIPC_RING_HDR_SIZE,
@@ -210,6 +216,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_TEST_SEALED_SIZE_VER0,
         SIPC_TEST_KX_SIZE_VER0,
         SIPC_TEST_SEAL_SIZE_VER0,
+        SIPC_TEST_STORE_SIZE_VER0,
         SIPC_TEST_KX_IDENTITY,
         SIPC_TEST_KX_PSK,
         SIPC_TEST_SEALED_FLIP,
@@ -241,6 +248,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         SIPC_IOC_TEST_PEEK_SEALED = 0x41,
         SIPC_IOC_TEST_KEY_SCHEDULE = 0x42,
         SIPC_IOC_TEST_SET_SEAL = 0x43,
+        SIPC_IOC_TEST_DUMP_STORE = 0x44,
     );
     m
 }

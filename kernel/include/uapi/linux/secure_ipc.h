@@ -91,14 +91,28 @@
  * ===========  ===========================================================
  * EINVAL       bad argument: unknown flag bit, non-zero reserved field,
  *              bad name, geometry not a power of two or out of range,
- *              struct size smaller than the first published version
- * E2BIG        struct larger than the kernel knows with a non-zero tail
+ *              rekey_records/rekey_bytes above %SIPC_MAX_REKEY_RECORDS /
+ *              %SIPC_MAX_REKEY_BYTES, peer_pidns_fd not a pid namespace,
+ *              struct size smaller than the first published version;
+ *              mmap at an unknown offset, of the wrong length, private
+ *              (MAP_PRIVATE) or executable
+ * E2BIG        struct larger than %SIPC_ARG_SIZE_MAX (4096), or larger
+ *              than the kernel knows with a non-zero tail
  * EFAULT       argument pointer not readable/writable
+ * EBADF        CREATE/ATTACH/CHALLENGE on a file not opened O_RDWR, SEND
+ *              or REKEY without FMODE_WRITE, RECV/RECV_WAIT without
+ *              FMODE_READ; peer_pidns_fd not an open descriptor
  * ENOTTY       unknown ioctl number
  * EEXIST       CREATE of a name that exists
- * ENOENT       ATTACH to a name that does not exist
- * EBUSY        ATTACH to a channel that has a peer; CREATE/ATTACH on a
- *              file that is already an endpoint
+ * ENOENT       ATTACH/CHALLENGE to a name that does not exist, or whose
+ *              owner closed while the ATTACH ran. Names are not secret:
+ *              any user of the device can tell ENOENT from EACCES, as it
+ *              can see abstract socket names; choose names that say
+ *              nothing private (DOC: names)
+ * EBUSY        ATTACH to a channel that has a peer (or another ATTACH in
+ *              progress); CREATE/ATTACH/CHALLENGE on a file that is
+ *              already an endpoint; REKEY after %SIPC_MAX_REKEY_UNSEALED
+ *              REKEYs with no record sealed in between
  * ENOTCONN     SEND/RECV/read/write/mmap on a file that is not an
  *              endpoint, or SEND/RECV/read/write of an owner before the
  *              first peer attached (an owner may mmap right after CREATE)
@@ -114,11 +128,116 @@
  * EKEYREJECTED identity proof missing or wrong, or the two endpoints'
  *              pre-shared keys differ (ATTACH)
  * EPROTO       a ring index or descriptor written by user space is out of
- *              range (the ring is left as it was; nothing is sealed)
- * ENOSPC       the module's channel or memory limit is reached
+ *              range. A bad TX index: nothing is sealed. A bad descriptor:
+ *              the descriptors before it are sealed and SEND returns their
+ *              count (no error); the next SEND, which starts at the bad
+ *              one, returns EPROTO and seals nothing. Either way
+ *              %SIPC_STATUS_ERROR is set in that ring's status and stays
+ *              set for the endpoint's life (a sticky diagnostic: the
+ *              ioctls keep working once the ring is valid again)
+ * ENOSPC       CREATE: the module's channel or memory limit is reached
+ *              (max_channels, max_user_channels, max_user_bytes, or the
+ *              channel would pin more than max_channel_bytes; see
+ *              &struct sipc_info)
  * ENOMEM       allocation failure
  * EOVERFLOW    the sequence space of a direction is exhausted
+ * EINTR        a signal arrived while SEND/RECV/RECV_WAIT waited for the
+ *              endpoint's lock or for data; ATTACH got a fatal signal
+ *              while it waited for the owner's locks
+ * ENOTCONN     (mmap) the file is not an endpoint yet
  * ===========  ===========================================================
+ */
+
+/**
+ * DOC: sessions
+ *
+ * A session is one attach: its keys, its two sealed stores and its two
+ * sequence spaces (both start at 0). The owner keeps its rings for the
+ * channel's life; a peer's rings belong to its one session.
+ *
+ * - When the peer closes, the owner's rings get %SIPC_STATUS_PEER_CLOSED,
+ *   its doorbell rings and poll reports EPOLLHUP. The owner still RECVs
+ *   what the peer sealed before closing, then gets EPIPE; SEND and write(2)
+ *   get EPIPE at once and leave the TX slots as they are.
+ * - The first peer receives what the owner published before it attached.
+ * - When the next peer attaches (the name stays listed while the owner
+ *   lives), the owner's session is replaced: whatever the old peer sealed
+ *   and the owner did not receive is dropped with the old session, and
+ *   every TX message the owner had published and not sent (TX ``prod`` as
+ *   the kernel reads it during that ATTACH) is discarded unsealed: its TX
+ *   slots are freed (``cons`` = ``prod``) and counted in
+ *   &sipc_stats.tx_discarded. No byte queued for one peer is ever sealed
+ *   to another. %SIPC_STATUS_PEER_CLOSED clears, %SIPC_STATUS_PEER_ATTACHED
+ *   is set, the owner's doorbell rings and poll reports EPOLLOUT; the
+ *   ``store_prod``/``store_cons`` hints restart at 0. An owner that wants
+ *   its messages to reach the new peer publishes them after it has seen
+ *   %SIPC_STATUS_PEER_ATTACHED (or its doorbell) for that peer; a message
+ *   published while the ATTACH runs may be discarded, and tx_discarded
+ *   says so.
+ * - When the owner closes, the name is unlisted at once (a new CREATE of
+ *   it succeeds), the peer gets %SIPC_STATUS_PEER_CLOSED, drains, then
+ *   EPIPE. The channel's memory and its charge against the limits stay
+ *   until the peer closes too (&struct sipc_info).
+ */
+
+/**
+ * DOC: names
+ *
+ * Channel names are public identifiers, like abstract Unix socket names:
+ * any opener of the device can learn that a name exists (ATTACH and
+ * CHALLENGE answer ENOENT for a missing name, EACCES/EKEYREJECTED/EBUSY for
+ * one it may not have). The policy and the keys protect a channel, never
+ * the secrecy of its name. Hiding existence would cost clear errors for
+ * every legitimate user and protect nothing a predictable name does not
+ * already give away.
+ */
+
+/**
+ * DOC: read, write and poll
+ *
+ * write(2) seals one message of type 0 per call: ``len`` bytes, at most
+ * ``slot_size`` (EMSGSIZE above); a 0-byte write seals an empty record.
+ * It blocks while the outgoing sealed store is full (EAGAIN with
+ * O_NONBLOCK) and returns ``len``. read(2) opens the next message and
+ * copies its payload only: no type, sequence number, timestamp or sender
+ * credentials (use the RX ring for those). A buffer shorter than the
+ * message fails with EMSGSIZE and the message stays queued; a faulting
+ * buffer fails with EFAULT and the message stays queued too. It blocks
+ * while nothing is waiting (EAGAIN with O_NONBLOCK) and returns EPIPE once
+ * the other side hung up and everything it sealed was read.
+ *
+ * write(2) and SEND feed the same stream in the order the calls take the
+ * endpoint's send lock; read(2) and RECV drain the same stream in the order
+ * they take its receive lock. RECV moves every message it opens into RX,
+ * so a read(2) after a RECV gets the message after those: mixing the two
+ * on one endpoint reorders nothing in the stream, but splits it between
+ * RX and the read buffers. Pick one per direction.
+ *
+ * poll(2)/epoll: EPOLLIN | EPOLLRDNORM while sealed records wait for this
+ * endpoint (RECV/read would deliver or drop something); EPOLLOUT |
+ * EPOLLWRNORM while the outgoing sealed store has room and the other side
+ * has not hung up; EPOLLHUP | EPOLLRDHUP once it has hung up (with
+ * EPOLLIN until drained). No events before the first peer attaches.
+ */
+
+/**
+ * DOC: concurrency
+ *
+ * Any number of threads and processes may use one endpoint at once; the
+ * kernel serializes what must be serialized. SEND, write(2) and REKEY of
+ * one endpoint take its send lock; RECV, RECV_WAIT and read(2) its receive
+ * lock; so SEND and RECV on one endpoint run in parallel from two threads,
+ * two SENDs run one after the other. User space must still keep each ring
+ * single-producer single-consumer on its side: two threads that both
+ * write TX ``prod`` race with each other, not with the kernel, and the
+ * kernel validates whatever they leave (EPROTO). CREATE, ATTACH and
+ * CHALLENGE of one file are serialized; an endpoint's state (its role and
+ * session) is published whole, so a SEND racing the ATTACH of the same
+ * file sees either no session (ENOTCONN) or the complete new one. No
+ * operation of one user, however it stalls (a page fault held by
+ * userfaultfd or FUSE in write(2)/read(2)), makes CREATE, ATTACH,
+ * CHALLENGE or close() of another channel wait: the module's global lock
+ * guards the name table only.
  */
 
 /* ------------------------------------------------------------------ */
@@ -141,6 +260,32 @@
 
 /** SIPC_KEY_LEN - X25519 public key, PSK and proof length */
 #define SIPC_KEY_LEN		32
+/**
+ * SIPC_MAX_REKEY_RECORDS - largest records-per-epoch CREATE accepts (2^32)
+ * SIPC_MAX_REKEY_BYTES - largest bytes-per-epoch CREATE accepts (2^38)
+ *
+ * Above either, CREATE fails with EINVAL. A key seals at most 2^32 records
+ * and 2^38 bytes (2^34 AES blocks), inside the usage limits usually given
+ * for AES-GCM with deterministic nonces (TLS 1.3 stops at 2^24.5 records
+ * of 2^14 bytes, about 2^38.5 bytes); docs/key-schedule.md.
+ */
+#define SIPC_MAX_REKEY_RECORDS	(1ULL << 32)
+#define SIPC_MAX_REKEY_BYTES	(1ULL << 38)
+
+/**
+ * SIPC_MAX_REKEY_UNSEALED - REKEYs allowed between two sealed records
+ *
+ * The receiver follows a record at most 1024 epochs past the previous one;
+ * a record's epoch is the previous record's plus the REKEYs in between plus
+ * at most one automatic step. So after this many REKEYs without a record
+ * sealed in between, REKEY fails with EBUSY until the next record is
+ * sealed, and a sender can never make its own direction unreadable.
+ */
+#define SIPC_MAX_REKEY_UNSEALED	1023U
+
+/** SIPC_ARG_SIZE_MAX - largest ioctl argument size accepted (E2BIG above) */
+#define SIPC_ARG_SIZE_MAX	4096U
+
 /** SIPC_TAG_LEN - AES-GCM tag length */
 #define SIPC_TAG_LEN		16
 /** SIPC_SALT_LEN - per-direction nonce salt; nonce = salt || le64(seq) */
@@ -366,7 +511,10 @@ struct sipc_record_hdr {
  * @max_entries: largest slot count (module param). Out.
  * @max_channels: channel limit (module param). Out.
  * @nr_channels: channels that exist now. Out.
- * @max_channel_bytes: pinned-bytes limit per channel (module param). Out.
+ * @max_channel_bytes: pinned-bytes limit per channel (module param):
+ *	CREATE fails with ENOSPC when 2 * (tx_ring_bytes + rx_ring_bytes) +
+ *	2 * PAGE_ALIGN(entries * ALIGN(40 + slot_size + 16, 64)) exceeds it
+ *	(both endpoints' rings and both sealed stores). Out.
  * @rekey_records: default records per key epoch. Out.
  * @max_user_channels: channels one uid may have charged at once (module
  *	param): a channel is charged to its creator's fsuid from CREATE until
@@ -754,6 +902,27 @@ struct sipc_test_seal {
 };
 
 /**
+ * struct sipc_test_store - SIPC_IOC_TEST_DUMP_STORE: test builds only
+ * @size: sizeof(struct sipc_test_store). In.
+ * @flags: zero. In.
+ * @buf: user pointer receiving the raw bytes of this endpoint's outgoing
+ *	sealed store (every record slot, whatever it holds). In.
+ * @buf_len: its length; EMSGSIZE when smaller than the store. In.
+ * @store_len: the store's length in bytes. Out.
+ *
+ * Lets the guest tests check that the store holds no plaintext: not after
+ * RECV or read(2) consumed a record, not after a group failed to open.
+ * Exists only in SIPC_TEST_HOOKS=1 builds; a normal build returns ENOTTY.
+ */
+struct sipc_test_store {
+	__u32 size;
+	__u32 flags;
+	__u64 buf;
+	__u64 buf_len;
+	__u64 store_len;
+};
+
+/**
  * DOC: blocking receive
  *
  * %SIPC_IOC_RECV_WAIT is %SIPC_IOC_RECV that sleeps in the kernel when
@@ -788,6 +957,7 @@ struct sipc_test_seal {
 #define SIPC_IOC_TEST_PEEK_SEALED _IO(SIPC_IOC_MAGIC, 0x41)	/* test builds only */
 #define SIPC_IOC_TEST_KEY_SCHEDULE _IO(SIPC_IOC_MAGIC, 0x42)	/* test builds only */
 #define SIPC_IOC_TEST_SET_SEAL	_IO(SIPC_IOC_MAGIC, 0x43)	/* test builds only */
+#define SIPC_IOC_TEST_DUMP_STORE _IO(SIPC_IOC_MAGIC, 0x44)	/* test builds only */
 
 /* First published sizes: smaller structs get EINVAL */
 #define SIPC_INFO_SIZE_VER0		88
@@ -802,6 +972,7 @@ struct sipc_test_seal {
 #define SIPC_TEST_SEALED_SIZE_VER0	32
 #define SIPC_TEST_KX_SIZE_VER0		400
 #define SIPC_TEST_SEAL_SIZE_VER0	72
+#define SIPC_TEST_STORE_SIZE_VER0	32
 
 /* Self-checks: no architecture-dependent padding in any shared struct. */
 #ifdef __KERNEL__
@@ -836,6 +1007,7 @@ __SIPC_ASSERT(sizeof(struct sipc_test_keys) == SIPC_TEST_KEYS_SIZE_VER0, "test k
 __SIPC_ASSERT(sizeof(struct sipc_test_sealed) == SIPC_TEST_SEALED_SIZE_VER0, "test sealed");
 __SIPC_ASSERT(sizeof(struct sipc_test_kx) == SIPC_TEST_KX_SIZE_VER0, "test kx");
 __SIPC_ASSERT(sizeof(struct sipc_test_seal) == SIPC_TEST_SEAL_SIZE_VER0, "test seal");
+__SIPC_ASSERT(sizeof(struct sipc_test_store) == SIPC_TEST_STORE_SIZE_VER0, "test store");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod) == 128, "prod line");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, cons) == 256, "cons line");
 __SIPC_ASSERT(__builtin_offsetof(struct sipc_ring_hdr, prod_flags) == 384, "prod_flags line");

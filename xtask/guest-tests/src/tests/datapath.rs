@@ -180,8 +180,8 @@ pub const TESTS: &[Test] = &[
     )
     .needs(Needs::TestHooksModule),
     Test::new(
-        "opened_group_waits_for_rx_room_and_loses_nothing",
-        opened_group_waits_for_rx_room_and_loses_nothing,
+        "group_waits_for_rx_room_for_all_of_it_and_loses_nothing",
+        group_waits_for_rx_room_for_all_of_it_and_loses_nothing,
     ),
     Test::new(
         "recv_wait_sleeps_until_send_then_delivers",
@@ -1558,10 +1558,10 @@ fn pop_in_order(ep: &mut Endpoint, ids: std::ops::Range<u8>) -> TestResult {
     Ok(())
 }
 
-/// A group opens as a whole even when RX has room for part of it: the rest
-/// stays opened in the store and comes out, in order, through a later RECV
-/// and read(2).
-fn opened_group_waits_for_rx_room_and_loses_nothing() -> TestResult {
+/// A group is opened into RX only when all of it fits, so that no opened
+/// plaintext waits in the sealed store; nothing is lost meanwhile, and a
+/// group read(2) started comes out of RECV, in order.
+fn group_waits_for_rx_room_for_all_of_it_and_loses_nothing() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("short", 8, 64)?;
     for i in 0..6u8 {
         owner.send_one(&[i; 8], 0)?;
@@ -1571,18 +1571,27 @@ fn opened_group_waits_for_rx_room_and_loses_nothing() -> TestResult {
         check!(owner.tx.push(&[i; 8], 0), "TX full at {i}");
     }
     check!(owner.send() == Ok(8), "SEND of the group of 8");
-    check!(peer.recv() == Ok(2), "RECV with room for 2");
+    // A group is opened only when all of it fits in RX (its plaintext
+    // never waits in the sealed store): 2 free slots are not enough.
+    check!(peer.recv() == Ok(0), "RECV with room for 2 of a group of 8");
     let s = peer.stats()?;
-    check!(s.opened_msgs == 14 && s.badmsg == 0, "stats {s:?}");
-    check!(peer.recv() == Ok(0), "RECV into a full RX");
-    pop_in_order(&mut peer, 0..8)?;
+    check!(s.opened_msgs == 6 && s.badmsg == 0, "stats {s:?}");
+    pop_in_order(&mut peer, 0..6)?;
+    check!(peer.recv() == Ok(8), "RECV with room for the whole group");
+    pop_in_order(&mut peer, 6..14)?;
+    // read(2) opens a group too and takes its first message; RECV then
+    // delivers the rest of that group, in order.
+    for i in 14..18u8 {
+        check!(owner.tx.push(&[i; 8], 0), "TX full at {i}");
+    }
+    check!(owner.send() == Ok(4), "SEND of the group of 4");
     let mut buf = [0u8; 64];
     let n = kchan::read_msg(&peer.file, &mut buf).map_err(|e| format!("read: {e}"))?;
-    check!(buf[..n] == [8u8; 8], "read got {:?}", &buf[..n]);
-    check!(peer.recv() == Ok(5), "RECV of the last five");
-    pop_in_order(&mut peer, 9..14)?;
+    check!(buf[..n] == [14u8; 8], "read got {:?}", &buf[..n]);
+    check!(peer.recv() == Ok(3), "RECV of the rest of the group");
+    pop_in_order(&mut peer, 15..18)?;
     let s = peer.stats()?;
-    check!(s.opened_msgs == 14 && s.badmsg == 0, "stats {s:?}");
+    check!(s.opened_msgs == 18 && s.badmsg == 0, "stats {s:?}");
     Ok(())
 }
 

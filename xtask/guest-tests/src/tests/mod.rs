@@ -31,6 +31,7 @@
 
 use crate::harness::Test;
 
+mod at_rest;
 mod client_kernel;
 mod datapath;
 mod device;
@@ -48,6 +49,7 @@ pub fn all() -> Vec<&'static Test> {
         hostile::TESTS,
         client_kernel::TESTS,
         resources::TESTS,
+        at_rest::TESTS,
     ]
     .into_iter()
     .flatten()

@@ -452,14 +452,39 @@ fn ns_file(path: &str) -> Result<std::fs::File, String> {
     std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))
 }
 
-/// A pid namespace this process is not in: unshare(CLONE_NEWPID) makes one
-/// for our future children, /proc/self/ns/pid_for_children names it.
+/// A pid namespace this process is not in: after unshare(CLONE_NEWPID) our
+/// next child is the first process of a new one; its /proc/PID/ns/pid names
+/// it. The child waits until the file is open, then exits.
 fn foreign_pidns() -> Result<std::fs::File, String> {
     // SAFETY: plain syscall; it affects only children created afterwards
     // (each guest test is its own process).
     let r = unsafe { libc::unshare(libc::CLONE_NEWPID) };
     check!(r == 0, "unshare(CLONE_NEWPID) failed");
-    ns_file("/proc/self/ns/pid_for_children")
+    let mut fds = [0; 2];
+    // SAFETY: a pipe into a two-element array.
+    check!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe failed");
+    // SAFETY: the test process is single-threaded; the child only blocks
+    // in read(2) and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let mut b = 0u8;
+        // SAFETY: closes our copy of the write end (so the parent's close
+        // ends the read), reads one byte into a local, then leaves.
+        unsafe {
+            libc::close(fds[1]);
+            libc::read(fds[0], (&mut b as *mut u8).cast(), 1);
+            libc::_exit(0);
+        }
+    }
+    check!(pid > 0, "fork failed");
+    let f = ns_file(&format!("/proc/{pid}/ns/pid"));
+    // SAFETY: closing our pipe ends releases the child; we reap it.
+    unsafe {
+        libc::close(fds[1]);
+        libc::close(fds[0]);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    f
 }
 
 fn attach_with_wrong_uid_is_eacces() -> TestResult {
