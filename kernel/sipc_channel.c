@@ -804,6 +804,10 @@ static struct sipc_session *sipc_owner_install(struct sipc_endpoint *owner,
 	old = owner->session;
 	owner->session = s;
 	spin_unlock(&owner->sess_lock);
+	sipc_ring_set_status(tx, SIPC_STATUS_PEER_ATTACHED,
+			     SIPC_STATUS_PEER_CLOSED);
+	sipc_ring_set_status(&owner->rx, SIPC_STATUS_PEER_ATTACHED,
+			     SIPC_STATUS_PEER_CLOSED);
 out:
 	mutex_unlock(&owner->rx_lock);
 	mutex_unlock(&owner->tx_lock);
@@ -927,6 +931,12 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	 * close and put its reference at any moment.
 	 */
 	kref_get(&s->ref);
+	/*
+	 * Our status first: once the owner has @s it may close, and its
+	 * hang-up then marks our rings PEER_CLOSED; that must be the last word.
+	 */
+	sipc_ring_set_status(&ep->tx, SIPC_STATUS_PEER_ATTACHED, 0);
+	sipc_ring_set_status(&ep->rx, SIPC_STATUS_PEER_ATTACHED, 0);
 	old = sipc_owner_install(owner, s);
 	if (IS_ERR(old)) {
 		ret = PTR_ERR(old);
@@ -943,13 +953,6 @@ int sipc_channel_attach(struct sipc_endpoint *ep, struct sipc_attach *arg)
 	 * (sipc_session_role()), so the order of role and session is free.
 	 */
 	smp_store_release(&ep->role, SIPC_ROLE_PEER);
-
-	sipc_ring_set_status(&owner->tx, SIPC_STATUS_PEER_ATTACHED,
-			     SIPC_STATUS_PEER_CLOSED);
-	sipc_ring_set_status(&owner->rx, SIPC_STATUS_PEER_ATTACHED,
-			     SIPC_STATUS_PEER_CLOSED);
-	sipc_ring_set_status(&ep->tx, SIPC_STATUS_PEER_ATTACHED, 0);
-	sipc_ring_set_status(&ep->rx, SIPC_STATUS_PEER_ATTACHED, 0);
 
 	arg->entries = chan->entries;
 	arg->slot_size = chan->slot_size;
