@@ -143,7 +143,11 @@ pub enum Variant {
 
 /// Builds secure_ipc.ko for `k`; returns the path of the .ko.
 pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
-    let src = root().join("kernel");
+    // SIPC_KERNEL_SRC: build another tree's module (e.g. an older revision,
+    // to show that a new guest test fails on it).
+    let src = std::env::var_os("SIPC_KERNEL_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("kernel"));
     if !src.join("Kbuild").exists() {
         return Err(format!(
             "{} has no Kbuild: the module is missing",

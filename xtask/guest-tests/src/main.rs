@@ -79,7 +79,7 @@ fn run_all(filter: Option<&str>) -> ExitCode {
     let me = std::env::current_exe().expect("current_exe");
     let selected: Vec<&Test> = tests::all()
         .into_iter()
-        .filter(|t| filter.map_or(true, |f| t.name.contains(f)))
+        .filter(|t| filter.map_or(true, |f| f.split(',').any(|f| t.name.contains(f))))
         .collect();
     println!("running {} tests", selected.len());
     let (mut passed, mut failed) = (0, 0);

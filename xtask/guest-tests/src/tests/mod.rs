@@ -37,6 +37,7 @@ mod datapath;
 mod device;
 mod hostile;
 mod kchan;
+mod races;
 mod resources;
 mod security;
 
@@ -50,6 +51,7 @@ pub fn all() -> Vec<&'static Test> {
         client_kernel::TESTS,
         resources::TESTS,
         at_rest::TESTS,
+        races::TESTS,
     ]
     .into_iter()
     .flatten()
