@@ -667,42 +667,44 @@ fn endless_rekeys_never_make_the_direction_unreadable() -> TestResult {
 
 fn reattach_racing_the_owners_recv_leaves_no_stale_hints() -> TestResult {
     let name = kchan::unique_name("hints");
-    let owner = Endpoint::create(&name, 64, 64)?;
-    let owner_file = owner.file.clone();
-    let mut owner = owner;
-    let budget = Instant::now() + Duration::from_secs(40);
-    let mut rounds = 0;
+    let mut owner = Endpoint::create(&name, 64, 64)?;
+    // SAFETY: F_SETFL on our own open file: the drainer's read(2) must
+    // return EAGAIN, never sleep.
+    unsafe { libc::fcntl(owner.file.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let budget = Instant::now() + Duration::from_secs(60);
+    let mut rounds = 0u32;
     while Instant::now() < budget && rounds < 300 {
         let mut peer = Endpoint::attach(&name)?;
-        // Fill the peer-to-owner store, then leave: the owner drains it
-        // while the next peer attaches.
+        // Fill the peer-to-owner store, then leave: the owner drains it,
+        // one read(2) (one publish of store_cons) at a time, while the
+        // next peer attaches.
         for i in 0..48u8 {
             check!(peer.tx.push(&[i; 16], 0), "peer TX full");
         }
         let _ = peer.send();
         drop(peer);
-        let f = owner_file.clone();
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        // The drainer RECVs (old session) and releases RX by moving cons
-        // to prod with the raw index, as a consumer would.
+        let f = owner.file.clone();
         let drainer = std::thread::spawn(move || {
-            while !st.load(SeqCst) {
-                let _ = ioctl_none(&f, abi::SIPC_IOC_RECV);
+            let mut buf = [0u8; 64];
+            let mut n = 0;
+            while n < 200 {
+                match kchan::read_msg(&f, &mut buf) {
+                    Ok(_) => n += 1,
+                    Err(Errno(libc::EAGAIN)) | Err(Errno(libc::EPIPE)) => break,
+                    Err(_) => break,
+                }
             }
         });
-        std::thread::sleep(Duration::from_micros(200 * (rounds % 7)));
+        std::thread::sleep(Duration::from_micros(100 * u64::from(rounds % 11)));
         let next = Endpoint::attach(&name)?;
-        stop.store(true, SeqCst);
         drainer.join().map_err(|_| "drainer panicked")?;
-        while owner.rx.pop().is_some() {}
         // Quiet now: the hints must describe the new, empty stores.
         let s = owner.stats()?;
-        let rx_hint = owner.rx.records_waiting();
+        let rx_waiting = owner.rx.records_waiting();
         let (tx_sprod, tx_scons, _) = owner.tx.status();
         check!(
-            s.store_in_fill == 0 && !rx_hint,
-            "round {rounds}: owner RX hint says records wait (store_in_fill {})",
+            s.store_in_fill == 0 && !rx_waiting,
+            "round {rounds}: the owner's RX hint says records wait in an empty store (store_in_fill {}): stale store_cons from the old session",
             s.store_in_fill
         );
         check!(
@@ -713,6 +715,8 @@ fn reattach_racing_the_owners_recv_leaves_no_stale_hints() -> TestResult {
         rounds += 1;
     }
     println!("{rounds} re-attach rounds");
+    check!(rounds >= 20, "only {rounds} rounds ran");
+    while owner.rx.pop().is_some() {}
     Ok(())
 }
 
@@ -935,14 +939,15 @@ fn random_operations_on_one_channel_from_many_threads_keep_counters_consistent()
                         std::hint::spin_loop();
                     }
                     drop(slot.take());
+                    // Published before the ATTACH: the other threads race
+                    // it on the very file it turns into an endpoint.
                     let f = open_nonblocking()?;
+                    peer_fd.store(f.as_raw_fd(), SeqCst);
                     let mut a = kchan::attach_arg(&name);
-                    match ioctl_struct(&f, abi::SIPC_IOC_ATTACH, &mut a) {
-                        Ok(_) => {
-                            peer_fd.store(f.as_raw_fd(), SeqCst);
-                            *slot = Some(f);
-                        }
-                        Err(e) => return Err(format!("seed {seed:#x}: re-ATTACH: {e}")),
+                    let r = ioctl_struct(&f, abi::SIPC_IOC_ATTACH, &mut a);
+                    *slot = Some(f);
+                    if let Err(e) = r {
+                        return Err(format!("seed {seed:#x}: re-ATTACH: {e}"));
                     }
                 }
                 counts[op].fetch_add(1, SeqCst);
