@@ -795,10 +795,16 @@ static struct sipc_session *sipc_owner_install(struct sipc_endpoint *owner,
 		/* [O3]: the slots are free again. Pairs with user's [O4]. */
 		smp_store_release(&tx->hdr->cons, prod);
 	}
-	/* [O9] hints of the new, empty stores. */
+	/*
+	 * [O9] hints of the new, empty stores; each pairs with user space's
+	 * load-acquire of that hint.
+	 */
 	smp_store_release(&tx->hdr->store_prod, 0);
+	/* [O9], as above. */
 	smp_store_release(&tx->hdr->store_cons, 0);
+	/* [O9], as above. */
 	smp_store_release(&owner->rx.hdr->store_prod, 0);
+	/* [O9], as above. */
 	smp_store_release(&owner->rx.hdr->store_cons, 0);
 	spin_lock(&owner->sess_lock);
 	old = owner->session;

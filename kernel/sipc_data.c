@@ -1235,6 +1235,7 @@ out:
 	mutex_unlock(&ep->tx_lock);
 	return ret;
 }
+
 /*
  * Copy the raw outgoing store. Racy against the receiver like
  * sipc_test_peek_sealed(): tests call it while the receiver is idle.

@@ -340,3 +340,32 @@ pub struct Stats {
     /// Current opening epoch.
     pub rx_epoch: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_namespace_of_self_opens_and_has_the_inode_stat_shows() {
+        use std::os::unix::fs::MetadataExt;
+        let ns = PidNamespace::current().expect("own pid namespace");
+        let ino = std::fs::metadata("/proc/self/ns/pid").unwrap().ino();
+        assert_eq!(ns.ino(), ino);
+    }
+
+    #[test]
+    fn pid_namespace_refuses_a_namespace_of_another_kind() {
+        match PidNamespace::open("/proc/self/ns/net") {
+            Err(Error::InvalidArgument(_)) => {}
+            other => panic!("a net namespace was taken as a pid namespace: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pid_namespace_refuses_a_file_that_is_no_namespace() {
+        assert!(matches!(
+            PidNamespace::open("/proc/self/status"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+}

@@ -151,7 +151,7 @@ fn info() -> Result<abi::Info, String> {
 
 fn attach_racing_rekey_send_write_poll_on_the_same_fd_is_safe() -> TestResult {
     const ROUNDS: u32 = 20_000;
-    let budget = Duration::from_secs(40);
+    let budget = Duration::from_secs(25);
     let name = kchan::unique_name("race-role");
     let owner = Endpoint::create(&name, 4, 64)?;
     // The fd the workers hammer, -1 between rounds; `busy` counts workers
@@ -820,7 +820,7 @@ fn random_operations_on_one_channel_from_many_threads_keep_counters_consistent()
     let busy = Arc::new(AtomicI32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let counts: Arc<Vec<AtomicU64>> = Arc::new((0..OPS.len()).map(|_| AtomicU64::new(0)).collect());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(20);
     let mut threads = Vec::new();
     for t in 0..6u64 {
         let (owner, peer_fd, peer_slot, busy, stop, counts) = (
