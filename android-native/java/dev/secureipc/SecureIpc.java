@@ -109,14 +109,18 @@ public final class SecureIpc implements AutoCloseable {
         }
 
         /**
-         * Only a process in this pid namespace may attach (create only): the
-         * inode number the host reads with {@code stat -L -c %i /proc/PID/ns/pid}.
+         * Only a process in the pid namespace that process {@code pid} is in
+         * may attach (create only). The namespace is opened
+         * ({@code /proc/PID/ns/pid}) and pinned by reference when the channel
+         * is created, so a namespace created later with the same inode number
+         * never matches; pass the pid of a process you know is the one you
+         * mean (for example the container's init right after it started).
          */
-        public Options peerPidNamespace(long inode) {
-            if (inode <= 0) {
-                throw new IllegalArgumentException("pid namespace inode must be > 0");
+        public Options peerPidNamespaceOf(int pid) {
+            if (pid <= 0) {
+                throw new IllegalArgumentException("pid must be > 0");
             }
-            peerPidNamespace = inode;
+            peerPidNamespace = pid;
             return this;
         }
 
