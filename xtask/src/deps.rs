@@ -7,7 +7,7 @@
 use crate::util::{run, show};
 use std::process::Command;
 
-/// Debian packages: the two kernel series (image + headers), QEMU, the guest
+/// Debian packages: bookworm's two kernel series (image + headers), QEMU, the guest
 /// userland, and what the host needs to build the module and unpack the
 /// kernel images.
 pub const PACKAGES: &[&str] = &[
@@ -25,6 +25,8 @@ pub const PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "sparse",
+    // The sid chroot the 7.2 module is built in (sid.rs).
+    "mmdebstrap",
 ];
 
 /// The Rust target of the guest binaries (static, runs in a busybox initramfs).

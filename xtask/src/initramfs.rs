@@ -28,6 +28,8 @@ pub const CRYPTO_MODULES: &[&str] = &[
     "hmac",
     "sha256_generic",
     "sha256_ssse3",
+    // 6.18+: the curve25519 library module holds the x86_64 code itself.
+    "libcurve25519",
 ];
 
 /// Extra modules for the benchmark: the AF_ALG AEAD socket (user-space

@@ -2,7 +2,7 @@
 //!
 //! `cargo xtask test` is the one command that checks everything: host tests
 //! (unit, the C/Rust ABI cross-check, loom, Miri) and the kernel module in
-//! QEMU guests on Debian's 6.1 and 6.12 kernels. Each step prints its
+//! QEMU guests on Debian's 6.1, 6.12 (bookworm) and 7.2 (sid) kernels. Each step prints its
 //! outcome; the run ends with `N passed, N failed`.
 
 mod android;
@@ -11,6 +11,7 @@ mod demo;
 mod deps;
 mod host;
 mod initramfs;
+mod sid;
 mod util;
 mod vm;
 
@@ -23,7 +24,7 @@ commands:
   test               everything: host tests, then vm-test --kernel all
   host-test          the host part of `test` only
   deps               install what the kernel tests need (Debian packages, musl target)
-  vm-test [--kernel 6.1|6.12|all] [--filter NAME] [--extra DIR] [--timeout SECS]
+  vm-test [--kernel 6.1|6.12|7.2|all] [--filter NAME] [--extra DIR] [--timeout SECS]
                      build the module, boot each kernel in QEMU, run the guest tests
   vm-run [--kernel K] [--extra DIR] -- CMD...
                      load the module in a guest, run CMD in /extra (DIR's files), exit with its status

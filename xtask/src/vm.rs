@@ -28,6 +28,22 @@ pub struct Kernel {
     pub image: PathBuf,
     /// /lib/modules/<version>.
     pub modules: PathBuf,
+    /// The kernel's .config (/boot/config-<version>).
+    pub config: PathBuf,
+    /// Where the module is built against `headers`.
+    pub builder: Builder,
+    /// Kernel command line arguments besides the harness's own.
+    pub cmdline: String,
+}
+
+/// Where a kernel's module build runs.
+#[derive(Clone, Debug)]
+pub enum Builder {
+    /// On this machine; `headers` is a host path.
+    Host,
+    /// In this chroot (the kernel's own compiler and libc); `headers` is a
+    /// path inside it.
+    Chroot(PathBuf),
 }
 
 impl Kernel {
@@ -44,7 +60,9 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-const SERIES: &[&str] = &["6.1", "6.12"];
+/// Every kernel `--kernel all` selects: bookworm's two series (installed on
+/// the host) and sid's 7.2 (built in a chroot, see sid.rs).
+const SERIES: &[&str] = &["6.1", "6.12", "7.2"];
 
 fn version_key(v: &str) -> Vec<u64> {
     v.split(|c: char| !c.is_ascii_digit())
@@ -60,7 +78,7 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
         s => vec![*SERIES
             .iter()
             .find(|&&x| x == s)
-            .ok_or_else(|| format!("--kernel {s}: expected 6.1, 6.12 or all"))?],
+            .ok_or_else(|| format!("--kernel {s}: expected {} or all", SERIES.join(", ")))?],
     };
     let names: Vec<String> = fs::read_dir("/usr/src")
         .map_err(|e| format!("/usr/src: {e}"))?
@@ -68,6 +86,10 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
         .collect();
     let mut out = Vec::new();
     for series in wanted {
+        if series == "7.2" {
+            out.push(crate::sid::kernel()?);
+            continue;
+        }
         let prefix = format!("linux-headers-{series}.");
         let newest = names
             .iter()
@@ -92,6 +114,9 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
             headers: PathBuf::from(format!("/usr/src/linux-headers-{newest}")),
             image: PathBuf::from(format!("/boot/vmlinuz-{newest}")),
             modules: PathBuf::from(format!("/lib/modules/{newest}")),
+            config: PathBuf::from(format!("/boot/config-{newest}")),
+            builder: Builder::Host,
+            cmdline: String::new(),
             version: newest,
         });
     }
@@ -160,16 +185,27 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
     };
     let dst = k.work_dir().join(dir);
     sync_tree(&src, &dst)?;
-    run(Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(&dst)
-        .arg("module")
-        .arg(format!("KDIR={}", k.headers.display()))
-        .arg(format!("SIPC_TEST_HOOKS={hooks}"))
-        // The module must build without warnings on every kernel.
-        .arg("KCFLAGS=-Werror")
-        .arg("-j2"))?;
+    let make_args = |dir: &Path| -> Vec<String> {
+        vec![
+            "-s".into(),
+            "-C".into(),
+            dir.display().to_string(),
+            "module".into(),
+            format!("KDIR={}", k.headers.display()),
+            format!("SIPC_TEST_HOOKS={hooks}"),
+            // The module must build without warnings on every kernel.
+            "KCFLAGS=-Werror".into(),
+            "-j2".into(),
+        ]
+    };
+    match &k.builder {
+        Builder::Host => run(Command::new("make").args(make_args(&dst)))?,
+        Builder::Chroot(chroot) => crate::sid::make_in_chroot(
+            chroot,
+            &k.work_dir(),
+            &make_args(&Path::new("/build").join(dir)),
+        )?,
+    }
     let ko = dst.join("secure_ipc.ko");
     if !ko.exists() {
         return Err(format!("the build did not produce {}", ko.display()));
@@ -186,7 +222,7 @@ pub fn extract_vmlinux(k: &Kernel) -> Option<PathBuf> {
     if newer_than(&out, &k.image) {
         return Some(out);
     }
-    let config = fs::read_to_string(format!("/boot/config-{}", k.version)).unwrap_or_default();
+    let config = fs::read_to_string(&k.config).unwrap_or_default();
     if !config.lines().any(|l| l == "CONFIG_PVH=y") {
         eprintln!("note: {} has no CONFIG_PVH: booting the bzImage", k.version);
         return None;
@@ -507,7 +543,8 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
     .arg(image)
     .arg("-initrd")
     .arg(initrd)
-    .args(["-append", "console=ttyS0 quiet panic=-1"])
+    .arg("-append")
+    .arg(format!("console=ttyS0 quiet panic=-1 {}", k.cmdline).trim_end())
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     (cmd, format!("{accel_name}, {how}, {smp} CPUs"))
 }
@@ -676,7 +713,7 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
                 .ok_or_else(|| format!("{x} needs {what}"))
         };
         match x.as_str() {
-            "--kernel" => a.kernel = val("6.1, 6.12 or all")?,
+            "--kernel" => a.kernel = val("6.1, 6.12, 7.2 or all")?,
             "--filter" => a.filter = Some(val("a test name")?),
             "--extra" => a.extra = Some(PathBuf::from(val("a directory")?)),
             "--timeout" => {
