@@ -11,6 +11,7 @@ mod demo;
 mod deps;
 mod host;
 mod initramfs;
+mod sanitizer;
 mod sid;
 mod util;
 mod vm;

@@ -74,11 +74,22 @@ fn version_key(v: &str) -> Vec<u64> {
 /// The newest installed kernel of each selected series ("6.1", "6.12", "all").
 pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
     let wanted: Vec<&'static str> = match sel {
-        "all" => SERIES.to_vec(),
+        "all" => SERIES
+            .iter()
+            .chain(crate::sanitizer::SERIES)
+            .copied()
+            .collect(),
         s => vec![*SERIES
             .iter()
+            .chain(crate::sanitizer::SERIES)
             .find(|&&x| x == s)
-            .ok_or_else(|| format!("--kernel {s}: expected {} or all", SERIES.join(", ")))?],
+            .ok_or_else(|| {
+                format!(
+                    "--kernel {s}: expected {}, {} or all",
+                    SERIES.join(", "),
+                    crate::sanitizer::SERIES.join(", ")
+                )
+            })?],
     };
     let names: Vec<String> = fs::read_dir("/usr/src")
         .map_err(|e| format!("/usr/src: {e}"))?
@@ -88,6 +99,10 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
     for series in wanted {
         if series == "7.2" {
             out.push(crate::sid::kernel()?);
+            continue;
+        }
+        if crate::sanitizer::SERIES.contains(&series) {
+            out.push(crate::sanitizer::kernel(series)?);
             continue;
         }
         let prefix = format!("linux-headers-{series}.");
