@@ -195,6 +195,7 @@ pub fn kernel(series: &'static str) -> Result<Kernel, String> {
         version: release,
         builder: Builder::Host,
         cmdline: CMDLINE.to_string(),
+        slowdown: 4,
     })
 }
 

@@ -119,6 +119,7 @@ pub fn kernel() -> Result<Kernel, String> {
         modules,
         builder: Builder::Chroot(chroot),
         cmdline: String::new(),
+        slowdown: 1,
     })
 }
 
