@@ -6,6 +6,7 @@
 //! outcome; the run ends with `N passed, N failed`.
 
 mod android;
+mod arm64;
 mod bench;
 mod demo;
 mod deps;

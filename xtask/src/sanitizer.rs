@@ -196,6 +196,8 @@ pub fn kernel(series: &'static str) -> Result<Kernel, String> {
         builder: Builder::Host,
         cmdline: CMDLINE.to_string(),
         slowdown: 4,
+        arch: crate::vm::Arch::X86_64,
+        busybox: PathBuf::from("/bin/busybox"),
     })
 }
 

@@ -120,6 +120,8 @@ pub fn kernel() -> Result<Kernel, String> {
         builder: Builder::Chroot(chroot),
         cmdline: String::new(),
         slowdown: 1,
+        arch: crate::vm::Arch::X86_64,
+        busybox: PathBuf::from("/bin/busybox"),
     })
 }
 

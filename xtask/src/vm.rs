@@ -8,7 +8,7 @@
 //! warnings and checks that the module unloaded at the end.
 
 use crate::initramfs::{self, Cpio, ModuleDb};
-use crate::util::{cargo, newer_than, root, run, Steps};
+use crate::util::{cargo, newer_than, root, run, show, Steps};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -37,6 +37,29 @@ pub struct Kernel {
     /// How many times slower than a production kernel the guest runs (the
     /// sanitizer kernels): scales the run's timeout.
     pub slowdown: u32,
+    /// The guest's architecture.
+    pub arch: Arch,
+    /// The static busybox of that architecture.
+    pub busybox: PathBuf,
+}
+
+/// A guest architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// x86_64: qemu-system-x86_64, PVH boot, isa-debug-exit.
+    X86_64,
+    /// arm64: qemu-system-aarch64 -M virt, the module cross-built.
+    Arm64,
+}
+
+impl Arch {
+    /// The Rust target of this architecture's static guest binaries.
+    pub fn guest_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => crate::deps::GUEST_TARGET,
+            Arch::Arm64 => crate::arm64::GUEST_TARGET,
+        }
+    }
 }
 
 /// Where a kernel's module build runs.
@@ -64,10 +87,12 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Every kernel `--kernel all` selects: bookworm's two series (installed on
-/// the host) and sid's 7.2 (built in a chroot, see sid.rs).
-const SERIES: &[&str] = &["6.1", "6.12", "7.2"];
+/// the host), sid's 7.2 (built in a chroot, see sid.rs) and bookworm's arm64
+/// 6.12 (cross-built, see arm64.rs).
+const SERIES: &[&str] = &["6.1", "6.12", "7.2", "6.12-arm64"];
 
-fn version_key(v: &str) -> Vec<u64> {
+/// Sort key of a kernel version string.
+pub fn version_key(v: &str) -> Vec<u64> {
     v.split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap_or(0))
@@ -104,6 +129,10 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
             out.push(crate::sid::kernel()?);
             continue;
         }
+        if series == "6.12-arm64" {
+            out.push(crate::arm64::kernel()?);
+            continue;
+        }
         if crate::sanitizer::SERIES.contains(&series) {
             out.push(crate::sanitizer::kernel(series)?);
             continue;
@@ -136,6 +165,8 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
             builder: Builder::Host,
             cmdline: String::new(),
             slowdown: 1,
+            arch: Arch::X86_64,
+            busybox: PathBuf::from("/bin/busybox"),
             version: newest,
         });
     }
@@ -205,17 +236,27 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
     let dst = k.work_dir().join(dir);
     sync_tree(&src, &dst)?;
     let make_args = |dir: &Path| -> Vec<String> {
-        vec![
-            "-s".into(),
-            "-C".into(),
-            dir.display().to_string(),
-            "module".into(),
-            format!("KDIR={}", k.headers.display()),
-            format!("SIPC_TEST_HOOKS={hooks}"),
-            // The module must build without warnings on every kernel.
-            "KCFLAGS=-Werror".into(),
-            "-j2".into(),
-        ]
+        let cross = match k.arch {
+            Arch::X86_64 => vec![],
+            Arch::Arm64 => vec![
+                "ARCH=arm64".into(),
+                "CROSS_COMPILE=aarch64-linux-gnu-".into(),
+            ],
+        };
+        cross
+            .into_iter()
+            .chain([
+                "-s".into(),
+                "-C".into(),
+                dir.display().to_string(),
+                "module".into(),
+                format!("KDIR={}", k.headers.display()),
+                format!("SIPC_TEST_HOOKS={hooks}"),
+                // The module must build without warnings on every kernel.
+                "KCFLAGS=-Werror".into(),
+                "-j2".into(),
+            ])
+            .collect()
     };
     match &k.builder {
         Builder::Host => run(Command::new("make").args(make_args(&dst)))?,
@@ -237,6 +278,9 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
 /// None when the kernel lacks CONFIG_PVH or the payload cannot be unpacked;
 /// the caller then boots the bzImage.
 pub fn extract_vmlinux(k: &Kernel) -> Option<PathBuf> {
+    if k.arch != Arch::X86_64 {
+        return None;
+    }
     let out = k.work_dir().join("vmlinux");
     if newer_than(&out, &k.image) {
         return Some(out);
@@ -310,7 +354,19 @@ pub fn build_guest_bins(
     profile: &str,
     bins: &[&str],
 ) -> Result<Vec<PathBuf>, String> {
-    run(cargo().args([
+    build_guest_bins_for(Arch::X86_64, package, profile, bins)
+}
+
+/// [`build_guest_bins`] for the guests of `arch`.
+pub fn build_guest_bins_for(
+    arch: Arch,
+    package: &str,
+    profile: &str,
+    bins: &[&str],
+) -> Result<Vec<PathBuf>, String> {
+    let target = arch.guest_target();
+    let mut cmd = cargo();
+    cmd.args([
         "build",
         "--profile",
         profile,
@@ -318,9 +374,17 @@ pub fn build_guest_bins(
         "-p",
         package,
         "--target",
-        crate::deps::GUEST_TARGET,
-    ]))?;
-    let dir = target_dir().join(crate::deps::GUEST_TARGET).join(profile);
+        target,
+    ]);
+    if arch == Arch::Arm64 {
+        crate::arm64::ensure_target()?;
+        cmd.env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+            crate::arm64::LINKER,
+        );
+    }
+    run(&mut cmd)?;
+    let dir = target_dir().join(target).join(profile);
     bins.iter()
         .map(|b| {
             let p = dir.join(b);
@@ -449,10 +513,11 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     let ko = fs::read(&normal).map_err(|e| format!("{}: {e}", normal.display()))?;
 
     let db = ModuleDb::load(&k.modules)?;
-    let mut names: Vec<String> = initramfs::CRYPTO_MODULES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let crypto = match k.arch {
+        Arch::X86_64 => initramfs::CRYPTO_MODULES,
+        Arch::Arm64 => initramfs::ARM64_CRYPTO_MODULES,
+    };
+    let mut names: Vec<String> = crypto.iter().map(|s| s.to_string()).collect();
     names.extend(guest.extra_modules.iter().map(|s| s.to_string()));
     names.extend(initramfs::ko_depends(&ko));
     let resolved = db.resolve(&names);
@@ -480,8 +545,8 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     }
     c.chardev("dev/console", 0o600, 5, 1);
     c.chardev("dev/null", 0o666, 1, 3);
-    let busybox =
-        fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox (busybox-static): {e}"))?;
+    let busybox = fs::read(&k.busybox)
+        .map_err(|e| format!("{} (busybox-static): {e}", k.busybox.display()))?;
     c.file("bin/busybox", 0o755, &busybox);
     c.file("init", 0o755, INIT.as_bytes());
     c.file("etc/sipc/run.sh", 0o644, run_script(&guest.mode).as_bytes());
@@ -556,6 +621,21 @@ pub struct Outcome {
 }
 
 fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
+    if k.arch == Arch::Arm64 {
+        // No isa-debug-exit on arm64: the guest's status is read from its
+        // "exit status" line, and poweroff (PSCI) ends QEMU.
+        let mut cmd = Command::new("qemu-system-aarch64");
+        cmd.args(["-M", "virt", "-accel", "tcg", "-cpu", "max", "-m", "1G"])
+            .args(["-nodefaults", "-no-reboot", "-display", "none"])
+            .args(["-smp", &smp.to_string()])
+            .arg("-kernel")
+            .arg(&k.image)
+            .arg("-initrd")
+            .arg(initrd)
+            .arg("-append")
+            .arg(format!("console=ttyAMA0 quiet panic=-1 {}", k.cmdline).trim_end());
+        return (cmd, format!("TCG, -M virt -cpu max, {smp} CPUs"));
+    }
     let (accel, cpu, accel_name) = accel();
     let (image, how) = match extract_vmlinux(k) {
         Some(p) => (p, "vmlinux/PVH"),
@@ -607,7 +687,7 @@ pub fn boot(
     let start = Instant::now();
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", show(&cmd)))?;
     let stdout = child.stdout.take().unwrap();
     let mut file =
         fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -641,9 +721,18 @@ pub fn boot(
     let log = reader.join().unwrap_or_default();
     // isa-debug-exit: qemu exits with (status << 1) | 1; 0 means the guest
     // powered off or rebooted (panic=-1) without reporting.
-    let status = match status.code() {
-        Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
-        _ => None,
+    let status = match k.arch {
+        Arch::X86_64 => match status.code() {
+            Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
+            _ => None,
+        },
+        // The last line /init prints before poweroff.
+        Arch::Arm64 if !timed_out => log
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("SIPC-HARNESS: exit status "))
+            .and_then(|s| s.trim().parse().ok()),
+        Arch::Arm64 => None,
     };
     Ok(Outcome {
         status,
@@ -809,6 +898,12 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
     let t = Instant::now();
     // The module builds (kbuild, mostly serial) overlap the cargo build;
     // pack() below then finds them up to date. Their errors surface there.
+    let mut arches: Vec<Arch> = Vec::new();
+    for k in &kernels {
+        if !arches.contains(&k.arch) {
+            arches.push(k.arch);
+        }
+    }
     let bins = std::thread::scope(|scope| {
         scope.spawn(|| {
             for k in &kernels {
@@ -818,7 +913,13 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
                 }
             }
         });
-        build_guest_bins("sipc-guest-tests", "guest", &["sipc-guest-tests"])
+        arches
+            .iter()
+            .map(|&arch| {
+                build_guest_bins_for(arch, "sipc-guest-tests", "guest", &["sipc-guest-tests"])
+                    .map(|b| (arch, b))
+            })
+            .collect::<Result<Vec<_>, String>>()
     })?;
     eprintln!(
         "==> guest test binaries and modules built ({:.1}s)",
@@ -833,7 +934,11 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
         let t = Instant::now();
         let guest = Guest {
             mode: Mode::Test(runner_args.clone()),
-            bins: bins.clone(),
+            bins: bins
+                .iter()
+                .find(|(arch, _)| *arch == k.arch)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default(),
             extra: a.extra.clone(),
             extra_modules: Vec::new(),
             optional_modules: Vec::new(),
