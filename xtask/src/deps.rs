@@ -27,6 +27,16 @@ pub const PACKAGES: &[&str] = &[
     "sparse",
     // The sid chroot the 7.2 module is built in (sid.rs).
     "mmdebstrap",
+    // The sanitizer kernels (sanitizer.rs): the source and its build tools.
+    "linux-source-6.12",
+    "bc",
+    "flex",
+    "bison",
+    "libelf-dev",
+    "libssl-dev",
+    // The arm64 guest (arm64.rs): cross compiler and QEMU.
+    "gcc-aarch64-linux-gnu",
+    "qemu-system-arm",
 ];
 
 /// The Rust target of the guest binaries (static, runs in a busybox initramfs).

@@ -27,6 +27,8 @@ const KCSAN: &str = include_str!("../kconfig/kcsan.config");
 
 /// The sanitizer kernels `--kernel` accepts.
 pub const SERIES: &[&str] = &["6.12-kasan", "6.12-kcsan"];
+/// Those `--kernel all` (and so `cargo xtask test`) includes.
+pub const IN_ALL: &[&str] = &["6.12-kasan"];
 
 /// Kernel command line of a sanitizer guest: a report must not be rate
 /// limited away, and a KASAN report must not stop at the first one.

@@ -104,7 +104,7 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
     let wanted: Vec<&'static str> = match sel {
         "all" => SERIES
             .iter()
-            .chain(crate::sanitizer::SERIES)
+            .chain(crate::sanitizer::IN_ALL)
             .copied()
             .collect(),
         s => vec![*SERIES
