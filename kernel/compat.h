@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * Every difference between the kernels secure_ipc builds against lives in
- * this file (tested: Debian 6.1 and 6.12). No other file may test
+ * this file (tested: Debian 6.1, 6.12 and 7.2). No other file may test
  * LINUX_VERSION_CODE.
  *
  * Differences that need no code here, kept as a list so nobody adds them:
@@ -16,6 +16,9 @@
 #include <linux/device.h>
 #include <linux/eventfd.h>
 #include <linux/mm.h>
+#include <linux/ns_common.h>
+#include <linux/proc_ns.h>
+#include <crypto/sha2.h>
 
 /* 6.8: eventfd_signal() lost its count argument. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
@@ -71,7 +74,21 @@ static inline void sipc_vm_flags_clear(struct vm_area_struct *vma,
 #define sipc_devnode_device const struct device
 #endif
 
-/* The CLONE_NEW* type of a namespace. */
+/* 6.18: a namespace's CLONE_NEW* type moved from its ops to ns_common. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 18, 0)
 #define sipc_ns_type(ns)	((ns)->ops->type)
+#else
+#define sipc_ns_type(ns)	((ns)->ns_type)
+#endif
+
+/*
+ * 6.16: the SHA-256 library hashes through struct sha256_ctx (was
+ * struct sha256_state); sha256_init/update/final kept their names.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
+#define sipc_sha256_ctx struct sha256_state
+#else
+#define sipc_sha256_ctx struct sha256_ctx
+#endif
 
 #endif /* _SIPC_COMPAT_H */

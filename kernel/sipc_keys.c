@@ -30,6 +30,7 @@
 #include <crypto/hash.h>
 #include <crypto/sha2.h>
 
+#include "compat.h"
 #include "sipc_keys.h"
 
 /* Longest HMAC input built on the stack: the proof transcript. */
@@ -162,7 +163,7 @@ int sipc_kx_derive(struct crypto_shash *hmac, const struct sipc_kx *kx,
 	u8 ikm[3 * SIPC_KEY_LEN] = {};
 	u8 salt[SHA256_DIGEST_SIZE];
 	u8 prk[SHA256_DIGEST_SIZE];
-	struct sha256_state sha;
+	sipc_sha256_ctx sha;
 	int ret;
 
 	/* IKM = eph_dh || ID || PSK, absent parts as zero blocks. */

@@ -7,7 +7,7 @@
 use crate::util::{run, show};
 use std::process::Command;
 
-/// Debian packages: the two kernel series (image + headers), QEMU, the guest
+/// Debian packages: bookworm's two kernel series (image + headers), QEMU, the guest
 /// userland, and what the host needs to build the module and unpack the
 /// kernel images.
 pub const PACKAGES: &[&str] = &[
@@ -25,6 +25,18 @@ pub const PACKAGES: &[&str] = &[
     "gcc",
     "libc6-dev",
     "sparse",
+    // The sid chroot the 7.2 module is built in (sid.rs).
+    "mmdebstrap",
+    // The sanitizer kernels (sanitizer.rs): the source and its build tools.
+    "linux-source-6.12",
+    "bc",
+    "flex",
+    "bison",
+    "libelf-dev",
+    "libssl-dev",
+    // The arm64 guest (arm64.rs): cross compiler and QEMU.
+    "gcc-aarch64-linux-gnu",
+    "qemu-system-arm",
 ];
 
 /// The Rust target of the guest binaries (static, runs in a busybox initramfs).

@@ -28,6 +28,28 @@ pub const CRYPTO_MODULES: &[&str] = &[
     "hmac",
     "sha256_generic",
     "sha256_ssse3",
+    // 6.18+: the curve25519 library module holds the x86_64 code itself.
+    "libcurve25519",
+];
+
+/// The arm64 counterpart of [`CRYPTO_MODULES`]: the ARMv8 Crypto Extensions
+/// drivers (`-cpu max` has them) for gcm(aes) and sha256, the generic
+/// fallbacks, and X25519 (no arm64-specific code in 6.12).
+pub const ARM64_CRYPTO_MODULES: &[&str] = &[
+    "aes_ce_cipher",
+    "aes_ce_blk",
+    "ghash_ce",
+    "gf128mul",
+    "ghash_generic",
+    "ctr",
+    "gcm",
+    "libcurve25519_generic",
+    "curve25519_generic",
+    "libcurve25519",
+    "hmac",
+    "sha256_generic",
+    "sha2_ce",
+    "sha256_arm64",
 ];
 
 /// Extra modules for the benchmark: the AF_ALG AEAD socket (user-space

@@ -2,15 +2,19 @@
 //!
 //! `cargo xtask test` is the one command that checks everything: host tests
 //! (unit, the C/Rust ABI cross-check, loom, Miri) and the kernel module in
-//! QEMU guests on Debian's 6.1 and 6.12 kernels. Each step prints its
+//! QEMU guests on Debian's 6.1, 6.12 (bookworm) and 7.2 (sid) kernels, arm64 6.12, and
+//! a KASAN/lockdep/kmemleak kernel built from Debian's 6.12 source. Each step prints its
 //! outcome; the run ends with `N passed, N failed`.
 
 mod android;
+mod arm64;
 mod bench;
 mod demo;
 mod deps;
 mod host;
 mod initramfs;
+mod sanitizer;
+mod sid;
 mod util;
 mod vm;
 
@@ -23,8 +27,10 @@ commands:
   test               everything: host tests, then vm-test --kernel all
   host-test          the host part of `test` only
   deps               install what the kernel tests need (Debian packages, musl target)
-  vm-test [--kernel 6.1|6.12|all] [--filter NAME] [--extra DIR] [--timeout SECS]
-                     build the module, boot each kernel in QEMU, run the guest tests
+  vm-test [--kernel K|all] [--filter NAME] [--extra DIR] [--timeout SECS]
+                     build the module, boot each kernel in QEMU, run the guest tests;
+                     K: 6.1, 6.12 (bookworm), 7.2 (sid), 6.12-arm64,
+                     6.12-kasan, 6.12-kcsan (sanitizer kernels built from linux-source-6.12)
   vm-run [--kernel K] [--extra DIR] -- CMD...
                      load the module in a guest, run CMD in /extra (DIR's files), exit with its status
   vm-shell [--kernel K] [--extra DIR]

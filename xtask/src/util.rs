@@ -108,3 +108,15 @@ pub fn newer_than(a: &std::path::Path, b: &std::path::Path) -> bool {
         _ => false,
     }
 }
+
+/// The cache outside the work tree for what is slow to make and does not
+/// depend on the sources (chroots, downloaded and self-built kernels):
+/// `$XDG_CACHE_HOME/secure-ipc`, else `~/.cache/secure-ipc`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("secure-ipc")
+}

@@ -8,7 +8,7 @@
 //! warnings and checks that the module unloaded at the end.
 
 use crate::initramfs::{self, Cpio, ModuleDb};
-use crate::util::{cargo, newer_than, root, run, Steps};
+use crate::util::{cargo, newer_than, root, run, show, Steps};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,48 @@ pub struct Kernel {
     pub image: PathBuf,
     /// /lib/modules/<version>.
     pub modules: PathBuf,
+    /// The kernel's .config (/boot/config-<version>).
+    pub config: PathBuf,
+    /// Where the module is built against `headers`.
+    pub builder: Builder,
+    /// Kernel command line arguments besides the harness's own.
+    pub cmdline: String,
+    /// How many times slower than a production kernel the guest runs (the
+    /// sanitizer kernels): scales the run's timeout.
+    pub slowdown: u32,
+    /// The guest's architecture.
+    pub arch: Arch,
+    /// The static busybox of that architecture.
+    pub busybox: PathBuf,
+}
+
+/// A guest architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// x86_64: qemu-system-x86_64, PVH boot, isa-debug-exit.
+    X86_64,
+    /// arm64: qemu-system-aarch64 -M virt, the module cross-built.
+    Arm64,
+}
+
+impl Arch {
+    /// The Rust target of this architecture's static guest binaries.
+    pub fn guest_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => crate::deps::GUEST_TARGET,
+            Arch::Arm64 => crate::arm64::GUEST_TARGET,
+        }
+    }
+}
+
+/// Where a kernel's module build runs.
+#[derive(Clone, Debug)]
+pub enum Builder {
+    /// On this machine; `headers` is a host path.
+    Host,
+    /// In this chroot (the kernel's own compiler and libc); `headers` is a
+    /// path inside it.
+    Chroot(PathBuf),
 }
 
 impl Kernel {
@@ -44,9 +86,13 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-const SERIES: &[&str] = &["6.1", "6.12"];
+/// Every kernel `--kernel all` selects: bookworm's two series (installed on
+/// the host), sid's 7.2 (built in a chroot, see sid.rs) and bookworm's arm64
+/// 6.12 (cross-built, see arm64.rs).
+const SERIES: &[&str] = &["6.1", "6.12", "7.2", "6.12-arm64"];
 
-fn version_key(v: &str) -> Vec<u64> {
+/// Sort key of a kernel version string.
+pub fn version_key(v: &str) -> Vec<u64> {
     v.split(|c: char| !c.is_ascii_digit())
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().unwrap_or(0))
@@ -56,11 +102,22 @@ fn version_key(v: &str) -> Vec<u64> {
 /// The newest installed kernel of each selected series ("6.1", "6.12", "all").
 pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
     let wanted: Vec<&'static str> = match sel {
-        "all" => SERIES.to_vec(),
+        "all" => SERIES
+            .iter()
+            .chain(crate::sanitizer::IN_ALL)
+            .copied()
+            .collect(),
         s => vec![*SERIES
             .iter()
+            .chain(crate::sanitizer::SERIES)
             .find(|&&x| x == s)
-            .ok_or_else(|| format!("--kernel {s}: expected 6.1, 6.12 or all"))?],
+            .ok_or_else(|| {
+                format!(
+                    "--kernel {s}: expected {}, {} or all",
+                    SERIES.join(", "),
+                    crate::sanitizer::SERIES.join(", ")
+                )
+            })?],
     };
     let names: Vec<String> = fs::read_dir("/usr/src")
         .map_err(|e| format!("/usr/src: {e}"))?
@@ -68,6 +125,18 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
         .collect();
     let mut out = Vec::new();
     for series in wanted {
+        if series == "7.2" {
+            out.push(crate::sid::kernel()?);
+            continue;
+        }
+        if series == "6.12-arm64" {
+            out.push(crate::arm64::kernel()?);
+            continue;
+        }
+        if crate::sanitizer::SERIES.contains(&series) {
+            out.push(crate::sanitizer::kernel(series)?);
+            continue;
+        }
         let prefix = format!("linux-headers-{series}.");
         let newest = names
             .iter()
@@ -92,6 +161,12 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
             headers: PathBuf::from(format!("/usr/src/linux-headers-{newest}")),
             image: PathBuf::from(format!("/boot/vmlinuz-{newest}")),
             modules: PathBuf::from(format!("/lib/modules/{newest}")),
+            config: PathBuf::from(format!("/boot/config-{newest}")),
+            builder: Builder::Host,
+            cmdline: String::new(),
+            slowdown: 1,
+            arch: Arch::X86_64,
+            busybox: PathBuf::from("/bin/busybox"),
             version: newest,
         });
     }
@@ -160,16 +235,37 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
     };
     let dst = k.work_dir().join(dir);
     sync_tree(&src, &dst)?;
-    run(Command::new("make")
-        .arg("-s")
-        .arg("-C")
-        .arg(&dst)
-        .arg("module")
-        .arg(format!("KDIR={}", k.headers.display()))
-        .arg(format!("SIPC_TEST_HOOKS={hooks}"))
-        // The module must build without warnings on every kernel.
-        .arg("KCFLAGS=-Werror")
-        .arg("-j2"))?;
+    let make_args = |dir: &Path| -> Vec<String> {
+        let cross = match k.arch {
+            Arch::X86_64 => vec![],
+            Arch::Arm64 => vec![
+                "ARCH=arm64".into(),
+                "CROSS_COMPILE=aarch64-linux-gnu-".into(),
+            ],
+        };
+        cross
+            .into_iter()
+            .chain([
+                "-s".into(),
+                "-C".into(),
+                dir.display().to_string(),
+                "module".into(),
+                format!("KDIR={}", k.headers.display()),
+                format!("SIPC_TEST_HOOKS={hooks}"),
+                // The module must build without warnings on every kernel.
+                "KCFLAGS=-Werror".into(),
+                "-j2".into(),
+            ])
+            .collect()
+    };
+    match &k.builder {
+        Builder::Host => run(Command::new("make").args(make_args(&dst)))?,
+        Builder::Chroot(chroot) => crate::sid::make_in_chroot(
+            chroot,
+            &k.work_dir(),
+            &make_args(&Path::new("/build").join(dir)),
+        )?,
+    }
     let ko = dst.join("secure_ipc.ko");
     if !ko.exists() {
         return Err(format!("the build did not produce {}", ko.display()));
@@ -182,11 +278,14 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
 /// None when the kernel lacks CONFIG_PVH or the payload cannot be unpacked;
 /// the caller then boots the bzImage.
 pub fn extract_vmlinux(k: &Kernel) -> Option<PathBuf> {
+    if k.arch != Arch::X86_64 {
+        return None;
+    }
     let out = k.work_dir().join("vmlinux");
     if newer_than(&out, &k.image) {
         return Some(out);
     }
-    let config = fs::read_to_string(format!("/boot/config-{}", k.version)).unwrap_or_default();
+    let config = fs::read_to_string(&k.config).unwrap_or_default();
     if !config.lines().any(|l| l == "CONFIG_PVH=y") {
         eprintln!("note: {} has no CONFIG_PVH: booting the bzImage", k.version);
         return None;
@@ -255,7 +354,19 @@ pub fn build_guest_bins(
     profile: &str,
     bins: &[&str],
 ) -> Result<Vec<PathBuf>, String> {
-    run(cargo().args([
+    build_guest_bins_for(Arch::X86_64, package, profile, bins)
+}
+
+/// [`build_guest_bins`] for the guests of `arch`.
+pub fn build_guest_bins_for(
+    arch: Arch,
+    package: &str,
+    profile: &str,
+    bins: &[&str],
+) -> Result<Vec<PathBuf>, String> {
+    let target = arch.guest_target();
+    let mut cmd = cargo();
+    cmd.args([
         "build",
         "--profile",
         profile,
@@ -263,9 +374,17 @@ pub fn build_guest_bins(
         "-p",
         package,
         "--target",
-        crate::deps::GUEST_TARGET,
-    ]))?;
-    let dir = target_dir().join(crate::deps::GUEST_TARGET).join(profile);
+        target,
+    ]);
+    if arch == Arch::Arm64 {
+        crate::arm64::ensure_target()?;
+        cmd.env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER",
+            crate::arm64::LINKER,
+        );
+    }
+    run(&mut cmd)?;
+    let dir = target_dir().join(target).join(profile);
     bins.iter()
         .map(|b| {
             let p = dir.join(b);
@@ -324,6 +443,11 @@ while read -r m; do
 	insmod "/lib/sipc/deps/$m" 2>/tmp/insmod.err ||
 		echo "SIPC-HARNESS: note: $m not loaded: $(cat /tmp/insmod.err)"
 done </lib/sipc/deps.list
+# Sanitizer kernels: what boot leaked is not ours; forget it.
+if mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null &&
+	[ -e /sys/kernel/debug/kmemleak ]; then
+	echo clear >/sys/kernel/debug/kmemleak
+fi
 rc=0
 load_sipc() {
 	insmod /lib/sipc/secure_ipc.ko && return 0
@@ -338,6 +462,17 @@ if [ -e /sys/module/secure_ipc ]; then
 		echo "SIPC-HARNESS: FAILED: rmmod secure_ipc at the end of the run (refcnt $(cat /sys/module/secure_ipc/refcnt))"
 		[ "$rc" -ne 0 ] || rc=3
 	fi
+fi
+# kmemleak: objects younger than 5 s are not reported, and one scan can
+# miss a pointer in flight; wait, scan twice, print every report (the host
+# fails the run on "unreferenced object").
+if [ -e /sys/kernel/debug/kmemleak ]; then
+	sleep 6
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak
+	echo "SIPC-HARNESS: kmemleak scanned"
 fi
 [ "$rc" -le 127 ] || rc=127
 echo "SIPC-HARNESS: exit status $rc"
@@ -378,10 +513,11 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     let ko = fs::read(&normal).map_err(|e| format!("{}: {e}", normal.display()))?;
 
     let db = ModuleDb::load(&k.modules)?;
-    let mut names: Vec<String> = initramfs::CRYPTO_MODULES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let crypto = match k.arch {
+        Arch::X86_64 => initramfs::CRYPTO_MODULES,
+        Arch::Arm64 => initramfs::ARM64_CRYPTO_MODULES,
+    };
+    let mut names: Vec<String> = crypto.iter().map(|s| s.to_string()).collect();
     names.extend(guest.extra_modules.iter().map(|s| s.to_string()));
     names.extend(initramfs::ko_depends(&ko));
     let resolved = db.resolve(&names);
@@ -409,8 +545,8 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     }
     c.chardev("dev/console", 0o600, 5, 1);
     c.chardev("dev/null", 0o666, 1, 3);
-    let busybox =
-        fs::read("/bin/busybox").map_err(|e| format!("/bin/busybox (busybox-static): {e}"))?;
+    let busybox = fs::read(&k.busybox)
+        .map_err(|e| format!("{} (busybox-static): {e}", k.busybox.display()))?;
     c.file("bin/busybox", 0o755, &busybox);
     c.file("init", 0o755, INIT.as_bytes());
     c.file("etc/sipc/run.sh", 0o644, run_script(&guest.mode).as_bytes());
@@ -485,6 +621,21 @@ pub struct Outcome {
 }
 
 fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
+    if k.arch == Arch::Arm64 {
+        // No isa-debug-exit on arm64: the guest's status is read from its
+        // "exit status" line, and poweroff (PSCI) ends QEMU.
+        let mut cmd = Command::new("qemu-system-aarch64");
+        cmd.args(["-M", "virt", "-accel", "tcg", "-cpu", "max", "-m", "1G"])
+            .args(["-nodefaults", "-no-reboot", "-display", "none"])
+            .args(["-smp", &smp.to_string()])
+            .arg("-kernel")
+            .arg(&k.image)
+            .arg("-initrd")
+            .arg(initrd)
+            .arg("-append")
+            .arg(format!("console=ttyAMA0 quiet panic=-1 {}", k.cmdline).trim_end());
+        return (cmd, format!("TCG, -M virt -cpu max, {smp} CPUs"));
+    }
     let (accel, cpu, accel_name) = accel();
     let (image, how) = match extract_vmlinux(k) {
         Some(p) => (p, "vmlinux/PVH"),
@@ -507,7 +658,8 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
     .arg(image)
     .arg("-initrd")
     .arg(initrd)
-    .args(["-append", "console=ttyS0 quiet panic=-1"])
+    .arg("-append")
+    .arg(format!("console=ttyS0 quiet panic=-1 {}", k.cmdline).trim_end())
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     (cmd, format!("{accel_name}, {how}, {smp} CPUs"))
 }
@@ -535,7 +687,7 @@ pub fn boot(
     let start = Instant::now();
     let mut child = cmd
         .spawn()
-        .map_err(|e| format!("cannot start qemu-system-x86_64: {e}"))?;
+        .map_err(|e| format!("cannot start {}: {e}", show(&cmd)))?;
     let stdout = child.stdout.take().unwrap();
     let mut file =
         fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
@@ -569,9 +721,18 @@ pub fn boot(
     let log = reader.join().unwrap_or_default();
     // isa-debug-exit: qemu exits with (status << 1) | 1; 0 means the guest
     // powered off or rebooted (panic=-1) without reporting.
-    let status = match status.code() {
-        Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
-        _ => None,
+    let status = match k.arch {
+        Arch::X86_64 => match status.code() {
+            Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
+            _ => None,
+        },
+        // The last line /init prints before poweroff.
+        Arch::Arm64 if !timed_out => log
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("SIPC-HARNESS: exit status "))
+            .and_then(|s| s.trim().parse().ok()),
+        Arch::Arm64 => None,
     };
     Ok(Outcome {
         status,
@@ -600,6 +761,12 @@ pub fn kernel_trouble(log: &[String]) -> Vec<String> {
         "hard LOCKUP",
         "self-detected stall",
         "blocked for more than",
+        // Sanitizer kernels: KASAN, KCSAN, KFENCE and DEBUG_ATOMIC_SLEEP
+        // say "BUG:", lockdep says "WARNING:"; these are the others.
+        "unreferenced object",
+        "ODEBUG:",
+        "INFO: task",
+        "kernel stack overflow",
     ];
     log.iter()
         .filter(|l| !l.starts_with("test ") && !l.starts_with("SIPC-"))
@@ -624,6 +791,29 @@ fn blamed_tests(log: &[String]) -> Vec<String> {
         }
     }
     blamed
+}
+
+/// Each kernel report in the log, from its first line up to `n` lines (a
+/// KASAN, KCSAN or lockdep report ends before the next report or the test
+/// runner's next line), for the failure message.
+pub fn reports(log: &[String], n: usize) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < log.len() {
+        if kernel_trouble(std::slice::from_ref(&log[i])).is_empty() {
+            i += 1;
+            continue;
+        }
+        let end = (i + n).min(log.len());
+        let mut j = i;
+        while j < end && (j == i || !log[j].starts_with("test ")) {
+            out.push_str(&format!("  | {}\n", log[j]));
+            j += 1;
+        }
+        out.push_str("  | ...\n");
+        i = j;
+    }
+    out
 }
 
 fn tail(log: &[String], n: usize) -> String {
@@ -676,7 +866,7 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
                 .ok_or_else(|| format!("{x} needs {what}"))
         };
         match x.as_str() {
-            "--kernel" => a.kernel = val("6.1, 6.12 or all")?,
+            "--kernel" => a.kernel = val("6.1, 6.12, 7.2 or all")?,
             "--filter" => a.filter = Some(val("a test name")?),
             "--extra" => a.extra = Some(PathBuf::from(val("a directory")?)),
             "--timeout" => {
@@ -708,6 +898,12 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
     let t = Instant::now();
     // The module builds (kbuild, mostly serial) overlap the cargo build;
     // pack() below then finds them up to date. Their errors surface there.
+    let mut arches: Vec<Arch> = Vec::new();
+    for k in &kernels {
+        if !arches.contains(&k.arch) {
+            arches.push(k.arch);
+        }
+    }
     let bins = std::thread::scope(|scope| {
         scope.spawn(|| {
             for k in &kernels {
@@ -717,7 +913,13 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
                 }
             }
         });
-        build_guest_bins("sipc-guest-tests", "guest", &["sipc-guest-tests"])
+        arches
+            .iter()
+            .map(|&arch| {
+                build_guest_bins_for(arch, "sipc-guest-tests", "guest", &["sipc-guest-tests"])
+                    .map(|b| (arch, b))
+            })
+            .collect::<Result<Vec<_>, String>>()
     })?;
     eprintln!(
         "==> guest test binaries and modules built ({:.1}s)",
@@ -732,7 +934,11 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
         let t = Instant::now();
         let guest = Guest {
             mode: Mode::Test(runner_args.clone()),
-            bins: bins.clone(),
+            bins: bins
+                .iter()
+                .find(|(arch, _)| *arch == k.arch)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_default(),
             extra: a.extra.clone(),
             extra_modules: Vec::new(),
             optional_modules: Vec::new(),
@@ -748,7 +954,8 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             "==> {v}: module built, initramfs packed ({:.1}s)",
             t.elapsed().as_secs_f64()
         );
-        let o = boot(k, &initrd, "vm-test", a.timeout, true)?;
+        let timeout = a.timeout * k.slowdown;
+        let o = boot(k, &initrd, "vm-test", timeout, true)?;
         let mut summary = false;
         let (mut np, mut nf) = (0, 0);
         for line in &o.log {
@@ -768,7 +975,7 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
         health.push((
             "guest ran to completion",
             if o.timed_out {
-                Err(format!("timeout after {}s{}", a.timeout.as_secs(), show()))
+                Err(format!("timeout after {}s{}", timeout.as_secs(), show()))
             } else if o.status.is_none() {
                 Err(format!(
                     "the guest stopped without reporting (panic?){}",
@@ -781,20 +988,21 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             },
         ));
         health.push((
-            "kernel log clean (no panic/Oops/BUG/WARNING)",
+            "kernel log clean (no panic/Oops/BUG/WARNING, no sanitizer report)",
             if trouble.is_empty() {
                 Ok(())
             } else {
                 let during = blamed_tests(&o.log);
                 Err(format!(
-                    "{}\n(during: {}){}",
+                    "{}\n(during: {})\nthe reports:\n{}log: {}",
                     trouble.join("\n"),
                     if during.is_empty() {
                         "no test".into()
                     } else {
                         during.join(", ")
                     },
-                    show()
+                    reports(&o.log, 60),
+                    o.log_path.display()
                 ))
             },
         ));
