@@ -274,11 +274,7 @@ fn worker(
                     }
                 };
                 if let Err(Errno(e)) = r {
-                    check!(
-                        allowed(op, e, sh.hangups),
-                        "{op:?}: {}",
-                        sys::errno_name(e)
-                    );
+                    check!(allowed(op, e, sh.hangups), "{op:?}: {}", sys::errno_name(e));
                 }
                 if let Some(rx) = rx.as_mut() {
                     pop_all(rx, &mut out.received)?;
@@ -585,7 +581,9 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
             Ok(_) | Err(Errno(libc::EAGAIN)) => {}
             Err(e) => return Err(format!("SEND while draining: {e}")),
         }
-        let got = r_ep.recv().map_err(|e| format!("RECV while draining: {e}"))?;
+        let got = r_ep
+            .recv()
+            .map_err(|e| format!("RECV while draining: {e}"))?;
         pop_all(&mut r_ep.rx, &mut received)?;
         if got == 0 && s_ep.tx.room() == ENTRIES {
             let st = kchan::stats(&r_ep.file)?;

@@ -97,6 +97,24 @@ pub(super) fn kernel_log_is_clean() -> TestResult {
     Ok(())
 }
 
+/// Waits (at most 10 s) until no racing thread is inside an operation:
+/// a thread that never comes back was killed by an oops or hangs in the
+/// module; the kernel log says which.
+fn wait_idle(busy: &AtomicI32) -> TestResult {
+    let until = Instant::now() + Duration::from_secs(10);
+    while busy.load(SeqCst) != 0 {
+        if Instant::now() > until {
+            kernel_log_is_clean()?;
+            return Err(format!(
+                "{} racing threads stayed inside an operation for 10 s",
+                busy.load(SeqCst)
+            ));
+        }
+        std::hint::spin_loop();
+    }
+    Ok(())
+}
+
 /// A seed from `SIPC_GUEST_RACE_SEED` or the clock, printed.
 pub(super) fn seed() -> u64 {
     let s = std::env::var("SIPC_GUEST_RACE_SEED")
@@ -221,8 +239,19 @@ fn attach_racing_rekey_send_write_poll_on_the_same_fd_is_safe() -> TestResult {
             }
         }
         cur.store(-1, SeqCst);
-        while busy.load(SeqCst) != 0 {
-            std::hint::spin_loop();
+        if let Err(e) = wait_idle(&busy) {
+            result = Err(format!("round {rounds}: {e}"));
+            // The process may hang on exit behind a dead thread: say why now.
+            println!("{result:?}");
+            break;
+        }
+        if rounds % 1000 == 999 {
+            if let Err(e) = kernel_log_is_clean() {
+                result = Err(format!("round {rounds}: {e}"));
+                cur.store(-1, SeqCst);
+                println!("{result:?}");
+                break;
+            }
         }
         drop(f);
         rounds += 1;
@@ -1065,8 +1094,9 @@ fn random_operations_on_one_channel_from_many_threads_keep_counters_consistent()
                     // attach a new one.
                     let mut slot = peer_slot.lock().map_err(|_| "poisoned")?;
                     peer_fd.store(-1, SeqCst);
-                    while busy.load(SeqCst) != 0 {
-                        std::hint::spin_loop();
+                    if let Err(e) = wait_idle(&busy) {
+                        println!("seed {seed:#x}: {e}");
+                        return Err(format!("seed {seed:#x}: {e}"));
                     }
                     drop(slot.take());
                     // Published before the ATTACH: the other threads race
