@@ -37,6 +37,7 @@ mod datapath;
 mod device;
 mod hostile;
 mod kchan;
+mod race_pairs;
 mod races;
 mod resources;
 mod security;
@@ -52,6 +53,7 @@ pub fn all() -> Vec<&'static Test> {
         resources::TESTS,
         at_rest::TESTS,
         races::TESTS,
+        race_pairs::TESTS,
     ]
     .into_iter()
     .flatten()

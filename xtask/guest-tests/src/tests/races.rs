@@ -62,6 +62,11 @@ pub const TESTS: &[Test] = &[
         rekey_limits_above_the_aes_gcm_bounds_are_einval,
     ),
     Test::new(
+        "poll_racing_a_sender_never_sleeps_through_a_stored_record",
+        poll_racing_a_sender_never_sleeps_through_a_stored_record,
+    )
+    .timeout(120),
+    Test::new(
         "random_operations_on_one_channel_from_many_threads_keep_counters_consistent",
         random_operations_on_one_channel_from_many_threads_keep_counters_consistent,
     )
@@ -69,7 +74,7 @@ pub const TESTS: &[Test] = &[
 ];
 
 /// Fails if the kernel log has an oops, BUG, WARNING or lockdep report.
-fn kernel_log_is_clean() -> TestResult {
+pub(super) fn kernel_log_is_clean() -> TestResult {
     let mut buf = vec![0u8; 1 << 20];
     // SAFETY: SYSLOG_ACTION_READ_ALL (3) into a buffer of the given length.
     let n = unsafe { libc::klogctl(3, buf.as_mut_ptr().cast(), buf.len() as i32) };
@@ -92,8 +97,26 @@ fn kernel_log_is_clean() -> TestResult {
     Ok(())
 }
 
+/// Waits (at most 10 s) until no racing thread is inside an operation:
+/// a thread that never comes back was killed by an oops or hangs in the
+/// module; the kernel log says which.
+fn wait_idle(busy: &AtomicI32) -> TestResult {
+    let until = Instant::now() + Duration::from_secs(10);
+    while busy.load(SeqCst) != 0 {
+        if Instant::now() > until {
+            kernel_log_is_clean()?;
+            return Err(format!(
+                "{} racing threads stayed inside an operation for 10 s",
+                busy.load(SeqCst)
+            ));
+        }
+        std::hint::spin_loop();
+    }
+    Ok(())
+}
+
 /// A seed from `SIPC_GUEST_RACE_SEED` or the clock, printed.
-fn seed() -> u64 {
+pub(super) fn seed() -> u64 {
     let s = std::env::var("SIPC_GUEST_RACE_SEED")
         .ok()
         .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
@@ -108,21 +131,21 @@ fn seed() -> u64 {
 }
 
 /// xorshift64*.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
-fn open_nonblocking() -> Result<File, String> {
+pub(super) fn open_nonblocking() -> Result<File, String> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -131,7 +154,7 @@ fn open_nonblocking() -> Result<File, String> {
         .map_err(|e| format!("open /dev/secure_ipc: {e}"))
 }
 
-fn rekey(fd: i32) -> Result<i32, Errno> {
+pub(super) fn rekey(fd: i32) -> Result<i32, Errno> {
     let mut r = abi::Rekey {
         size: std::mem::size_of::<abi::Rekey>() as u32,
         flags: abi::SIPC_REKEY_TX,
@@ -216,8 +239,19 @@ fn attach_racing_rekey_send_write_poll_on_the_same_fd_is_safe() -> TestResult {
             }
         }
         cur.store(-1, SeqCst);
-        while busy.load(SeqCst) != 0 {
-            std::hint::spin_loop();
+        if let Err(e) = wait_idle(&busy) {
+            result = Err(format!("round {rounds}: {e}"));
+            // The process may hang on exit behind a dead thread: say why now.
+            println!("{result:?}");
+            break;
+        }
+        if rounds % 1000 == 999 {
+            if let Err(e) = kernel_log_is_clean() {
+                result = Err(format!("round {rounds}: {e}"));
+                cur.store(-1, SeqCst);
+                println!("{result:?}");
+                break;
+            }
         }
         drop(f);
         rounds += 1;
@@ -786,6 +820,131 @@ fn rekey_limits_above_the_aes_gcm_bounds_are_einval() -> TestResult {
 }
 
 // ------------------------------------------------------------------
+// Defect 9: a poll or epoll waiter racing the sender that wakes it.
+
+/// The receiver arms (`armed` = round), then sleeps in poll(2) or
+/// epoll_wait(2) for POLLIN; the sender waits until it is armed, spins a
+/// seeded few cycles so that its write(2) lands anywhere around the
+/// receiver's poll_wait(), and writes one message. A waiter that sleeps
+/// through a record already in the store (the missing full barrier after
+/// poll_wait() against the waker's wq_has_sleeper()) times out after 3 s
+/// with the record there.
+fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
+    const ROUNDS: u64 = 4000;
+    let seed = seed();
+    let (owner, peer) = Endpoint::pair("pollrace", 8, 64)?;
+    let rfile = peer.file.clone();
+    // SAFETY: F_SETFL on our own open file: read(2) never sleeps.
+    unsafe { libc::fcntl(rfile.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let armed = Arc::new(AtomicU64::new(u64::MAX));
+    let taken = Arc::new(AtomicU64::new(u64::MAX));
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let sender = {
+        let (armed, taken, stop) = (armed.clone(), taken.clone(), stop.clone());
+        let f = owner.file.clone();
+        std::thread::spawn(move || -> Result<u64, String> {
+            let mut rng = Rng(seed | 1);
+            for round in 0..ROUNDS {
+                while armed.load(SeqCst) != round {
+                    if stop.load(SeqCst) {
+                        return Ok(round);
+                    }
+                    std::hint::spin_loop();
+                }
+                for _ in 0..rng.below(2000) {
+                    std::hint::spin_loop();
+                }
+                kchan::write_msg(&f, &round.to_le_bytes())
+                    .map_err(|e| format!("round {round}: write: {e}"))?;
+                while taken.load(SeqCst) != round {
+                    if stop.load(SeqCst) {
+                        return Ok(round);
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            Ok(ROUNDS)
+        })
+    };
+    // SAFETY: a new epoll instance we own.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    check!(ep >= 0, "epoll_create1 failed");
+    // SAFETY: a new fd we own.
+    let ep_file = unsafe { File::from_raw_fd(ep) };
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: 0,
+    };
+    // SAFETY: registers the peer's fd with our epoll instance.
+    let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, rfile.as_raw_fd(), &mut ev) };
+    check!(r == 0, "epoll_ctl failed");
+    let mut result = Ok(());
+    let mut rounds = 0;
+    let mut buf = [0u8; 64];
+    for round in 0..ROUNDS {
+        if Instant::now() > deadline {
+            break;
+        }
+        armed.store(round, SeqCst);
+        let use_epoll = round % 2 == 1;
+        let n = if use_epoll {
+            let mut out = libc::epoll_event { events: 0, u64: 0 };
+            // SAFETY: one output event, our epoll fd.
+            unsafe { libc::epoll_wait(ep_file.as_raw_fd(), &mut out, 1, 3000) }
+        } else {
+            let mut p = libc::pollfd {
+                fd: rfile.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, 3000) }
+        };
+        let got = kchan::read_msg(&rfile, &mut buf);
+        let how = if use_epoll { "epoll_wait" } else { "poll" };
+        if n == 0 {
+            result = Err(match got {
+                Ok(_) => format!(
+                    "round {round} (seed {seed:#x}): {how} slept 3 s through a record that was already in the store"
+                ),
+                Err(e) => format!("round {round} (seed {seed:#x}): nothing arrived in 3 s ({e})"),
+            });
+            break;
+        }
+        if n < 0 {
+            result = Err(format!("round {round}: {how} failed"));
+            break;
+        }
+        match got {
+            Ok(8) if buf[..8] == round.to_le_bytes() => {}
+            Ok(k) => {
+                result = Err(format!(
+                    "round {round}: {how} woke, read(2) got {k} bytes {:?}",
+                    &buf[..k]
+                ));
+                break;
+            }
+            Err(e) => {
+                result = Err(format!(
+                    "round {round}: {how} reported POLLIN but read(2) got {e}"
+                ));
+                break;
+            }
+        }
+        taken.store(round, SeqCst);
+        rounds += 1;
+    }
+    stop.store(true, SeqCst);
+    let sent = sender.join().map_err(|_| "sender panicked")?;
+    println!("{rounds} rounds (sender reached {sent:?})");
+    result?;
+    sent?;
+    check!(rounds >= 100, "only {rounds} rounds ran");
+    Ok(())
+}
+
+// ------------------------------------------------------------------
 // The systematic suite: random operations from many threads.
 
 /// Operations a chaos thread picks from, on the owner's or the peer's fd.
@@ -935,8 +1094,9 @@ fn random_operations_on_one_channel_from_many_threads_keep_counters_consistent()
                     // attach a new one.
                     let mut slot = peer_slot.lock().map_err(|_| "poisoned")?;
                     peer_fd.store(-1, SeqCst);
-                    while busy.load(SeqCst) != 0 {
-                        std::hint::spin_loop();
+                    if let Err(e) = wait_idle(&busy) {
+                        println!("seed {seed:#x}: {e}");
+                        return Err(format!("seed {seed:#x}: {e}"));
                     }
                     drop(slot.take());
                     // Published before the ATTACH: the other threads race
