@@ -4,13 +4,14 @@
 //!
 //! Both builds are named `secure_ipc`, so only one is loaded at a time: the
 //! bench unloads one (delete_module) and loads the other (finit_module)
-//! before every section. The sections run in the order new old, old new,
-//! new old, ... (each pair of rounds counterbalanced, every section right
-//! after a fresh load), so that a drift of the host's load and anything a
-//! fresh load warms up hit both modules alike. Each section measures every
-//! row once; a row's figure is the median over its sections (latency: the
-//! p50 of the pooled samples), and the range is that of the per-round
-//! new/old ratios.
+//! before every single measurement. A round measures every row once with
+//! each module, the two back to back: new then old in even rounds, old then
+//! new in odd ones. So the two figures of a pair are seconds apart (a drift
+//! of the host's load, which other guests on the same cores cause, hits
+//! both alike), the order is counterbalanced, and every measurement starts
+//! right after a fresh load. A row's figure is the median over its rounds
+//! (latency: the p50 of the pooled samples), and the range is that of the
+//! per-round new/old ratios.
 //!
 //! ABI: the old module of 76e47ee speaks ABI version 1, this tree 2. The
 //! rings and every ioctl struct this bench uses have the same sizes and
@@ -153,12 +154,6 @@ impl Modules {
     }
 }
 
-fn srcversion() -> String {
-    std::fs::read_to_string("/sys/module/secure_ipc/srcversion")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// write(2) messages on the creator's fd, read(2) them on the attacher's.
 fn rw_throughput(size: usize, n: usize) -> Result<(Report, Report), String> {
     let name = unique_name("rw");
@@ -207,9 +202,9 @@ fn rw_throughput(size: usize, n: usize) -> Result<(Report, Report), String> {
     )
 }
 
-/// One section's figure for `row`; latency rows also give their samples.
+/// One measurement of `row`; latency rows also give their samples.
 fn measure(row: Row, scale: f64) -> Result<(f64, Vec<u64>), String> {
-    // Half of the main bench's count per section: twice as many sections.
+    // Half of the main bench's count per measurement, in more rounds.
     let n_for = |size| (count(size, scale) / 2).max(64);
     match row {
         Row::Rings { size, batch } => {
@@ -262,71 +257,68 @@ pub(crate) fn run(args: &[String], scale: f64) -> i32 {
     let labels = arg("--labels").unwrap_or_else(|| "new,old".into());
     let (new_label, old_label) = labels.split_once(',').unwrap_or(("new", "old"));
     let mut m = Modules { current, baseline };
-    let pairs = if scale < 1.0 { 2 } else { 4 };
-    let order: Vec<Which> = (0..pairs)
-        .flat_map(|p| {
-            if p % 2 == 0 {
-                [Which::New, Which::Old]
-            } else {
-                [Which::Old, Which::New]
-            }
-        })
-        .collect();
+    let rounds = if scale < 1.0 { 2 } else { 6 };
+    let order = |round: usize| {
+        if round % 2 == 0 {
+            [Which::New, Which::Old]
+        } else {
+            [Which::Old, Which::New]
+        }
+    };
     let rows = rows();
     println!(
         "\n== this module (new: {new_label}) against the baseline module (old: {old_label}), same guest boot"
     );
     println!(
-        "sections: {} (each right after delete_module + finit_module; one producer and one consumer process, CPUs {PRODUCER_CPU}/{CONSUMER_CPU})",
-        order
-            .iter()
-            .map(|w| if *w == Which::New { "new" } else { "old" })
-            .collect::<Vec<_>>()
-            .join(" ")
+        "{rounds} rounds; a round measures each row with both modules back to back (new old, then old new in the next round),"
+    );
+    println!(
+        "each measurement right after delete_module + finit_module; one producer and one consumer process, CPUs {PRODUCER_CPU}/{CONSUMER_CPU}"
     );
     // values[row][which][round]; samples[row][which]
     let mut values = vec![[Vec::new(), Vec::new()]; rows.len()];
     let mut samples: Vec<[Vec<u64>; 2]> = vec![[Vec::new(), Vec::new()]; rows.len()];
     let mut errors = Vec::new();
     let mut seen = [false, false];
+    let (mut loads, mut load_time) = (0u32, Duration::ZERO);
     let t = Instant::now();
-    for (s, &w) in order.iter().enumerate() {
-        if let Err(e) = m.load(w) {
-            println!("module swap failed: {e}");
-            println!("\nbench done: the comparison stopped");
-            return 1;
-        }
-        let wi = w as usize;
-        if !seen[wi] {
-            seen[wi] = true;
-            println!(
-                "{}: {} loaded, srcversion {}, ABI {}{}",
-                if w == Which::New { "new" } else { "old" },
-                m.path(w),
-                srcversion(),
-                secure_ipc::kernel_info().map_or(0, |i| i.abi_version),
-                if ring_compatible() {
-                    " (ring-compatible ABI accepted for this module only)"
-                } else {
-                    ""
-                }
-            );
-        }
-        let ts = Instant::now();
+    for round in 0..rounds {
+        let tr = Instant::now();
         for (r, &row) in rows.iter().enumerate() {
-            match measure(row, scale) {
-                Ok((v, mut smp)) => {
-                    values[r][wi].push(v);
-                    samples[r][wi].append(&mut smp);
+            for w in order(round) {
+                let tl = Instant::now();
+                if let Err(e) = m.load(w) {
+                    println!("module swap failed: {e}");
+                    println!("\nbench done: the comparison stopped");
+                    return 1;
                 }
-                Err(e) => errors.push(format!("section {s} ({w:?}) {}: {e}", row.label())),
+                load_time += tl.elapsed();
+                loads += 1;
+                let wi = w as usize;
+                if !seen[wi] {
+                    seen[wi] = true;
+                    println!(
+                        "{}: {} loaded, INFO reports ABI {}{}",
+                        if w == Which::New { "new" } else { "old" },
+                        m.path(w),
+                        secure_ipc::kernel_info().map_or(0, |i| i.abi_version),
+                        if ring_compatible() {
+                            " (ring-compatible ABI accepted for this module only)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                match measure(row, scale) {
+                    Ok((v, mut smp)) => {
+                        values[r][wi].push(v);
+                        samples[r][wi].append(&mut smp);
+                    }
+                    Err(e) => errors.push(format!("round {round} {w:?} {}: {e}", row.label())),
+                }
             }
         }
-        println!(
-            "section {s} ({}) done in {:.1}s",
-            if w == Which::New { "new" } else { "old" },
-            ts.elapsed().as_secs_f64()
-        );
+        println!("round {round} done in {:.1}s", tr.elapsed().as_secs_f64());
     }
     // Leave this tree's module loaded: /init's final rmmod checks it.
     if let Err(e) = m.load(Which::New) {
@@ -359,7 +351,7 @@ pub(crate) fn run(args: &[String], scale: f64) -> i32 {
             );
             continue;
         }
-        // Per-round ratio: round k pairs the k-th new and the k-th old section.
+        // Per-round ratio: the two measurements of one round.
         let per_round: Vec<f64> = nv.iter().zip(ov).map(|(a, b)| a / b).collect();
         let lo = per_round.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = per_round.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -378,14 +370,18 @@ pub(crate) fn run(args: &[String], scale: f64) -> i32 {
         );
     }
     println!(
-        "(rates: median of the {pairs} sections per module; latency: p50 of the pooled samples of its {pairs} sections,"
+        "(rates: median of the {rounds} rounds per module; latency: p50 of the pooled samples of its {rounds} rounds,"
     );
     println!(
-        " one-way = half the round trip. round range: min-max of the {pairs} per-round new/old ratios. cost/msg:"
+        " one-way = half the round trip. round range: min-max of the {rounds} per-round new/old ratios. cost/msg:"
     );
     println!(
-        " time per message (latency: per one-way trip) of new against old, + = new is slower. total {:.0}s)",
-        t.elapsed().as_secs_f64()
+        " time per message (latency: per one-way trip) of new against old, + = new is slower."
+    );
+    println!(
+        " total {:.0}s, of which {loads} module loads took {:.1}s)",
+        t.elapsed().as_secs_f64(),
+        load_time.as_secs_f64()
     );
     if !errors.is_empty() {
         println!("\n== errors");
