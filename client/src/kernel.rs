@@ -201,7 +201,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             "CREATE refused its arguments (geometry beyond the module's limits?)",
         ),
     })?;
-    endpoint(dev, c.tx_ring_bytes, c.rx_ring_bytes, opts.wait)
+    endpoint(dev, c.tx_ring_bytes, c.rx_ring_bytes, opts)
 }
 
 /// Attaches to channel `name` on a new endpoint (peer).
@@ -237,7 +237,7 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         libc::EKEYREJECTED => key_rejected(opts),
         _ => errno_error(e, "ATTACH refused its arguments"),
     })?;
-    endpoint(dev, a.tx_ring_bytes, a.rx_ring_bytes, opts.wait)
+    endpoint(dev, a.tx_ring_bytes, a.rx_ring_bytes, opts)
 }
 
 fn map_ring(dev: &File, offset: u64, len: u64) -> Result<Arc<MmapRaw>, Error> {
@@ -257,7 +257,8 @@ fn layout_error(e: impl std::fmt::Display) -> Error {
     ))
 }
 
-fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, wait: WaitPolicy) -> Result<Endpoint, Error> {
+fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, opts: &Options) -> Result<Endpoint, Error> {
+    let wait = opts.wait;
     let tx_map = map_ring(&dev, abi::SIPC_OFF_TX_RING, tx_bytes)?;
     let rx_map = map_ring(&dev, abi::SIPC_OFF_RX_RING, rx_bytes)?;
     let tx_base =
@@ -268,13 +269,25 @@ fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, wait: WaitPolicy) -> Result
     // and lives as long as the producer (keep_alive below); this endpoint's
     // TX ring has exactly one user-space producer, this one; the kernel
     // follows the ring protocol as TX consumer.
-    let mut prod = unsafe { Producer::<TxDesc>::from_raw(tx_base, tx_map.len(), RingKind::Tx) }
-        .map_err(layout_error)?;
+    let mut prod = unsafe {
+        if opts.ring_compatible_abi {
+            Producer::<TxDesc>::from_raw_ring_compatible(tx_base, tx_map.len(), RingKind::Tx)
+        } else {
+            Producer::<TxDesc>::from_raw(tx_base, tx_map.len(), RingKind::Tx)
+        }
+    }
+    .map_err(layout_error)?;
     prod.keep_alive(tx_map);
     // SAFETY: as above for the RX ring, whose only user-space consumer is
     // this one; the kernel is its producer.
-    let mut cons = unsafe { Consumer::<RxDesc>::from_raw(rx_base, rx_map.len(), RingKind::Rx) }
-        .map_err(layout_error)?;
+    let mut cons = unsafe {
+        if opts.ring_compatible_abi {
+            Consumer::<RxDesc>::from_raw_ring_compatible(rx_base, rx_map.len(), RingKind::Rx)
+        } else {
+            Consumer::<RxDesc>::from_raw(rx_base, rx_map.len(), RingKind::Rx)
+        }
+    }
+    .map_err(layout_error)?;
     cons.keep_alive(rx_map);
 
     // SAFETY: plain syscall; the new descriptor is owned below.

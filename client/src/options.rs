@@ -143,6 +143,7 @@ pub struct Options {
     pub(crate) socket_dir: Option<PathBuf>,
     pub(crate) rekey_records: u64,
     pub(crate) rekey_bytes: u64,
+    pub(crate) ring_compatible_abi: bool,
 }
 
 impl fmt::Debug for Options {
@@ -158,6 +159,7 @@ impl fmt::Debug for Options {
             .field("socket_dir", &self.socket_dir)
             .field("rekey_records", &self.rekey_records)
             .field("rekey_bytes", &self.rekey_bytes)
+            .field("ring_compatible_abi", &self.ring_compatible_abi)
             .finish()
     }
 }
@@ -187,6 +189,7 @@ impl Options {
             socket_dir: None,
             rekey_records: DEFAULT_REKEY_RECORDS,
             rekey_bytes: DEFAULT_REKEY_BYTES,
+            ring_compatible_abi: false,
         }
     }
     /// The backend these options ask for (before `Auto` is resolved).
@@ -243,6 +246,18 @@ impl Options {
     /// Plaintext bytes per key epoch before the sender ratchets its key.
     pub fn rekey_bytes(mut self, n: u64) -> Self {
         self.rekey_bytes = n.max(1);
+        self
+    }
+
+    /// Kernel backend: also accept rings of an older module whose ABI
+    /// version is in `secure_ipc_ring::abi::SIPC_RING_COMPATIBLE_ABI_VERSIONS`
+    /// (same ring layout; the ioctl structs this crate uses kept their sizes
+    /// and offsets). Off by default. It exists so that the guest bench can
+    /// measure the module of an older revision beside this one
+    /// (`cargo xtask bench --against REV`): do not turn it on in a service,
+    /// since an older module lacks this version's fixes.
+    pub fn accept_ring_compatible_abi(mut self, on: bool) -> Self {
+        self.ring_compatible_abi = on;
         self
     }
 

@@ -8,6 +8,15 @@ use bytemuck::{Pod, Zeroable};
 
 /// Bumped on any incompatible ABI change.
 pub const SIPC_ABI_VERSION: u32 = 2;
+/// Older ABI versions whose rings (header, descriptors, slots, ordering
+/// protocol) are laid out exactly like this version's: ABI 2 changed ioctl
+/// structs only, inside their former reserved space, and what CREATE's
+/// pid-namespace field means. A ring of one of these versions is accepted
+/// only on explicit request ([`crate::Producer::from_raw_ring_compatible`]),
+/// for measuring the module of an older revision beside this one
+/// (`cargo xtask bench --against REV`); everything else requires
+/// [`SIPC_ABI_VERSION`].
+pub const SIPC_RING_COMPATIBLE_ABI_VERSIONS: &[u32] = &[1];
 /// `magic` of every ring header ("SIPC" little-endian).
 pub const SIPC_RING_MAGIC: u32 = 0x4350_4953;
 /// Channel name buffer, including the terminating NUL.

@@ -159,16 +159,33 @@ pub(crate) fn base_align<D>() -> usize {
 
 /// Checks line 0 against the mapping length, the expected kind and the
 /// descriptor type. Any value a hostile writer could have put there gives an
-/// error, never an out-of-bounds geometry.
+/// error, never an out-of-bounds geometry. Only [`SIPC_ABI_VERSION`] is
+/// accepted (the production path is [`validate_versions`] with `false`).
+///
+/// [`SIPC_ABI_VERSION`]: abi::SIPC_ABI_VERSION
+#[cfg(test)]
 pub(crate) fn validate<D: Descriptor>(
     l: &Line0,
     mapped: usize,
     kind: RingKind,
 ) -> Result<Geometry, LayoutError> {
+    validate_versions::<D>(l, mapped, kind, false)
+}
+
+/// [`validate`], also accepting the versions of
+/// [`abi::SIPC_RING_COMPATIBLE_ABI_VERSIONS`] when `ring_compatible`.
+pub(crate) fn validate_versions<D: Descriptor>(
+    l: &Line0,
+    mapped: usize,
+    kind: RingKind,
+    ring_compatible: bool,
+) -> Result<Geometry, LayoutError> {
     if l.magic != abi::SIPC_RING_MAGIC {
         return Err(LayoutError::BadMagic(l.magic));
     }
-    if l.abi_version as u32 != abi::SIPC_ABI_VERSION {
+    let v = l.abi_version as u32;
+    let compatible = ring_compatible && abi::SIPC_RING_COMPATIBLE_ABI_VERSIONS.contains(&v);
+    if v != abi::SIPC_ABI_VERSION && !compatible {
         return Err(LayoutError::AbiVersion(l.abi_version));
     }
     if l.kind != kind.to_raw() {
@@ -352,6 +369,23 @@ mod tests {
         l0.abi_version = 9;
         assert_eq!(
             validate::<TxDesc>(&l0, l.ring_bytes(), RingKind::Tx).unwrap_err(),
+            LayoutError::AbiVersion(9)
+        );
+    }
+
+    #[test]
+    fn ring_compatible_versions_only_on_request() {
+        let l = RingLayout::new::<TxDesc>(8, 128).unwrap();
+        let mut l0 = line0(&l, RingKind::Tx);
+        l0.abi_version = 1;
+        assert_eq!(
+            validate::<TxDesc>(&l0, l.ring_bytes(), RingKind::Tx).unwrap_err(),
+            LayoutError::AbiVersion(1)
+        );
+        assert!(validate_versions::<TxDesc>(&l0, l.ring_bytes(), RingKind::Tx, true).is_ok());
+        l0.abi_version = 9;
+        assert_eq!(
+            validate_versions::<TxDesc>(&l0, l.ring_bytes(), RingKind::Tx, true).unwrap_err(),
             LayoutError::AbiVersion(9)
         );
     }

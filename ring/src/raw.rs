@@ -141,10 +141,18 @@ pub(crate) struct Region<D> {
 unsafe impl<D> Send for Region<D> {}
 
 impl<D: Descriptor> Region<D> {
+    /// `ring_compatible`: also accept the ABI versions of
+    /// [`crate::abi::SIPC_RING_COMPATIBLE_ABI_VERSIONS`].
+    ///
     /// # Safety
     /// `base..base+len` must be readable and writable for as long as the
     /// returned region (and every clone) lives.
-    unsafe fn from_raw(base: NonNull<u8>, len: usize, kind: RingKind) -> Result<Self, LayoutError> {
+    unsafe fn from_raw(
+        base: NonNull<u8>,
+        len: usize,
+        kind: RingKind,
+        ring_compatible: bool,
+    ) -> Result<Self, LayoutError> {
         let align = layout::base_align::<D>();
         if base.as_ptr() as usize % align != 0 {
             return Err(LayoutError::Misaligned { align });
@@ -158,7 +166,7 @@ impl<D: Descriptor> Region<D> {
         // SAFETY: the header page is inside the mapping (checked above) and
         // aligned; the caller guarantees it is readable.
         let line0 = unsafe { read_line0(base) };
-        let geo = layout::validate::<D>(&line0, len, kind)?;
+        let geo = layout::validate_versions::<D>(&line0, len, kind, ring_compatible)?;
         Ok(Self {
             base,
             geo,
@@ -617,7 +625,26 @@ impl<D: Descriptor> crate::Producer<D> {
         kind: RingKind,
     ) -> Result<Self, LayoutError> {
         // SAFETY: forwarded from the caller's contract.
-        let region = unsafe { Region::from_raw(base, len, kind)? };
+        let region = unsafe { Region::from_raw(base, len, kind, false)? };
+        Ok(Self::new(region))
+    }
+
+    /// [`crate::Producer::from_raw`] that also accepts a ring of an older
+    /// ABI version with this version's ring layout
+    /// ([`crate::abi::SIPC_RING_COMPATIBLE_ABI_VERSIONS`]). Only for
+    /// measuring an older module beside this one (the guest bench's
+    /// `--against`): such a module lacks this version's fixes, and its
+    /// ioctls are not checked by this crate.
+    ///
+    /// # Safety
+    /// As for [`crate::Producer::from_raw`].
+    pub unsafe fn from_raw_ring_compatible(
+        base: NonNull<u8>,
+        len: usize,
+        kind: RingKind,
+    ) -> Result<Self, LayoutError> {
+        // SAFETY: forwarded from the caller's contract.
+        let region = unsafe { Region::from_raw(base, len, kind, true)? };
         Ok(Self::new(region))
     }
 }
@@ -637,7 +664,24 @@ impl<D: Descriptor> crate::Consumer<D> {
         kind: RingKind,
     ) -> Result<Self, LayoutError> {
         // SAFETY: forwarded from the caller's contract.
-        let region = unsafe { Region::from_raw(base, len, kind)? };
+        let region = unsafe { Region::from_raw(base, len, kind, false)? };
+        Ok(Self::new(region))
+    }
+
+    /// [`crate::Consumer::from_raw`] that also accepts an older ABI
+    /// version with this version's ring layout, as
+    /// [`crate::Producer::from_raw_ring_compatible`] does.
+    ///
+    /// # Safety
+    /// As for [`crate::Producer::from_raw`], with "consumer" for
+    /// "producer".
+    pub unsafe fn from_raw_ring_compatible(
+        base: NonNull<u8>,
+        len: usize,
+        kind: RingKind,
+    ) -> Result<Self, LayoutError> {
+        // SAFETY: forwarded from the caller's contract.
+        let region = unsafe { Region::from_raw(base, len, kind, true)? };
         Ok(Self::new(region))
     }
 }
@@ -684,7 +728,7 @@ impl HeapRegion {
         let owner: Arc<dyn Send + Sync> = Arc::new(self);
         // SAFETY: the allocation lives as long as `owner`, which the view and
         // all its clones hold.
-        let mut region = unsafe { Region::<D>::from_raw(ptr, len, kind)? };
+        let mut region = unsafe { Region::<D>::from_raw(ptr, len, kind, false)? };
         region.set_owner(owner);
         Ok(region)
     }

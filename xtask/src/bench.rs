@@ -1,9 +1,23 @@
 //! `cargo xtask bench`: the side-by-side benchmark (benches/guest) in a
 //! QEMU guest with the module loaded.
+//!
+//! `--against REV` also builds the module of git revision REV (its
+//! `kernel/` tree, from `git archive`) for the same kernel and ships it as
+//! [`BASELINE_KO`]; the guest bench then measures the channel with this
+//! tree's module and with that one in alternating rounds of the same boot,
+//! unloading one and loading the other between rounds, and prints new/old
+//! ratios (benches/guest/src/against.rs).
 
+use crate::util::root;
 use crate::vm::{self, Guest, Mode};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// Where the baseline module lands in the guest.
+pub const BASELINE_KO: &str = "/lib/sipc/opt/secure_ipc_base.ko";
+/// Where /init loads the current module from (xtask/src/vm.rs).
+const CURRENT_KO: &str = "/lib/sipc/secure_ipc.ko";
 
 /// Runs the guest benchmark on the selected kernel (default 6.12).
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -11,6 +25,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut kernel = "6.12".to_string();
     let mut bench_args = Vec::new();
     let mut tcrypt = false;
+    let mut against = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -22,27 +37,60 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             "--tcrypt" => tcrypt = true,
             "--quick" => bench_args.push(a.clone()),
+            "--against" => {
+                against = Some(
+                    it.next()
+                        .cloned()
+                        .ok_or("--against needs a git revision (e.g. 76e47ee)")?,
+                )
+            }
             o => {
                 return Err(format!(
-                    "unknown option `{o}` (bench [--kernel K] [--quick] [--tcrypt])"
+                    "unknown option `{o}` (bench [--kernel K] [--quick] [--tcrypt] [--against REV])"
                 ))
             }
         }
     }
+    if tcrypt && against.is_some() {
+        return Err("--against runs the module comparison only: drop --tcrypt".into());
+    }
     if tcrypt {
         bench_args.extend(["--tcrypt".into(), "/lib/sipc/opt/tcrypt.ko".into()]);
     }
+    let baseline = against.as_deref().map(baseline_sources).transpose()?;
     let bins = vm::build_guest_bins("sipc-guest-bench", "release", &["sipc-guest-bench"])?;
-    let mut cmd = vec!["sipc-guest-bench".to_string()];
-    cmd.extend(bench_args);
     let mut failed = 0;
     for k in vm::find_kernels(&kernel)? {
+        let mut cmd = vec!["sipc-guest-bench".to_string()];
+        cmd.extend(bench_args.iter().cloned());
+        let mut extra_files = Vec::new();
+        let mut head_extra = String::new();
+        let mut report_name = format!("bench-{}.txt", k.version);
+        if let Some(b) = &baseline {
+            let dst = k.work_dir().join(format!("kmod-base-{}", b.short));
+            let ko = vm::build_module_tree(&k, &b.kernel_src, &dst, false)?;
+            extra_files.push((BASELINE_KO.trim_start_matches('/').to_string(), ko));
+            cmd.extend([
+                "--against".to_string(),
+                BASELINE_KO.to_string(),
+                "--current".to_string(),
+                CURRENT_KO.to_string(),
+                "--labels".to_string(),
+                format!("{},{}", current_label(), b.short),
+            ]);
+            head_extra = format!(
+                "baseline module: {} ({}), built from `git archive {} kernel/`\n",
+                b.short, b.subject, b.short
+            );
+            report_name = format!("bench-{}-against-{}.txt", k.version, b.short);
+        }
         let guest = Guest {
-            mode: Mode::Run(cmd.clone()),
+            mode: Mode::Run(cmd),
             bins: bins.clone(),
             extra: None,
             extra_modules: crate::initramfs::BENCH_MODULES.to_vec(),
             optional_modules: if tcrypt { vec!["tcrypt"] } else { vec![] },
+            extra_files,
         };
         let initrd = vm::pack(&k, &guest)?;
         let o = vm::boot(&k, &initrd, "bench", Duration::from_secs(1800), true)?;
@@ -52,10 +100,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .filter(|l| !l.starts_with('[') && !l.starts_with("SIPC-HARNESS"))
             .map(String::as_str)
             .collect();
-        let out = vm::target_dir().join(format!("bench-{}.txt", k.version));
+        let out = vm::target_dir().join(report_name);
         let (_, cpu, accel) = vm::accel();
         let head = format!(
-            "guest: {accel} (-cpu {cpu}), 2 vCPUs, kernel {}\n",
+            "guest: {accel} (-cpu {cpu}), 2 vCPUs, kernel {}\n{head_extra}",
             k.version
         );
         std::fs::write(&out, head + &report.join("\n") + "\n")
@@ -86,5 +134,101 @@ pub fn run(args: &[String]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{failed} bench run(s) failed"))
+    }
+}
+
+/// The baseline revision's module sources, unpacked under target/.
+struct Baseline {
+    /// Abbreviated commit hash.
+    short: String,
+    /// Its commit subject, for the report.
+    subject: String,
+    /// The unpacked `kernel/` directory.
+    kernel_src: PathBuf,
+}
+
+fn git(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("git")
+        .current_dir(root())
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `git archive REV kernel/` into target/bench-baseline/<hash>/ (once per
+/// commit: a commit's tree never changes).
+fn baseline_sources(rev: &str) -> Result<Baseline, String> {
+    let full = git(&["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+        .map_err(|e| format!("--against {rev}: not a commit of this repository ({e})"))?;
+    let short = git(&["rev-parse", "--short", &full])?;
+    let subject = git(&["log", "-1", "--format=%s", &full])?;
+    let dir = vm::target_dir().join("bench-baseline").join(&full);
+    let kernel_src = dir.join("kernel");
+    if !kernel_src.join("Kbuild").exists() {
+        let tmp = vm::target_dir()
+            .join("bench-baseline")
+            .join(format!("{full}.tmp"));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        unpack_kernel_tree(&full, &tmp)?;
+        if !tmp.join("kernel/Kbuild").exists() {
+            return Err(format!("--against {rev}: its tree has no kernel/Kbuild"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    eprintln!(
+        "==> baseline module sources: {short} ({subject}) in {}",
+        kernel_src.display()
+    );
+    Ok(Baseline {
+        short,
+        subject,
+        kernel_src,
+    })
+}
+
+/// `git archive COMMIT kernel/ | tar -x -C dest`.
+fn unpack_kernel_tree(commit: &str, dest: &Path) -> Result<(), String> {
+    let mut archive = Command::new("git")
+        .current_dir(root())
+        .args(["archive", "--format=tar", commit, "kernel/"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git archive: {e}"))?;
+    let stdout = archive.stdout.take().ok_or("git archive: no stdout")?;
+    let untar = crate::util::run(
+        Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(dest)
+            .stdin(Stdio::from(stdout)),
+    );
+    let status = archive.wait().map_err(|e| format!("git archive: {e}"))?;
+    untar?;
+    if !status.success() {
+        return Err(format!("git archive {commit} kernel/ failed with {status}"));
+    }
+    Ok(())
+}
+
+/// This tree's revision, `+dirty` when the module sources have local changes.
+fn current_label() -> String {
+    let head = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|_| "HEAD".into());
+    let dirty = git(&["status", "--porcelain", "--", "kernel/"])
+        .map(|s| !s.is_empty())
+        .unwrap_or(false);
+    if dirty {
+        format!("{head}+dirty")
+    } else {
+        head
     }
 }

@@ -39,6 +39,8 @@ commands:
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   bench [--kernel K] [--quick] [--tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
+  bench [--kernel K] [--quick] --against REV
+                     this module against git revision REV's, alternating in one guest boot: new/old ratios
   demo [--kernel [6.1|6.12]] [--seconds N]
                      the IMU streaming demo: on this host (userspace backend), or in a guest on the kernel backend
   help               this text

@@ -223,18 +223,29 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
     let src = std::env::var_os("SIPC_KERNEL_SRC")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("kernel"));
+    let (dir, hooks) = match v {
+        Variant::Normal => ("kmod", false),
+        Variant::TestHooks => ("kmod-test-hooks", true),
+    };
+    build_module_tree(k, &src, &k.work_dir().join(dir), hooks)
+}
+
+/// Builds the module sources of `src` for `k` in the build directory `dst`
+/// (kept between runs for kbuild's incremental rebuild); returns the .ko.
+pub fn build_module_tree(
+    k: &Kernel,
+    src: &Path,
+    dst: &Path,
+    test_hooks: bool,
+) -> Result<PathBuf, String> {
     if !src.join("Kbuild").exists() {
         return Err(format!(
             "{} has no Kbuild: the module is missing",
             src.display()
         ));
     }
-    let (dir, hooks) = match v {
-        Variant::Normal => ("kmod", "0"),
-        Variant::TestHooks => ("kmod-test-hooks", "1"),
-    };
-    let dst = k.work_dir().join(dir);
-    sync_tree(&src, &dst)?;
+    sync_tree(src, dst)?;
+    let hooks = u8::from(test_hooks);
     let make_args = |dir: &Path| -> Vec<String> {
         let cross = match k.arch {
             Arch::X86_64 => vec![],
@@ -259,12 +270,22 @@ pub fn build_module(k: &Kernel, v: Variant) -> Result<PathBuf, String> {
             .collect()
     };
     match &k.builder {
-        Builder::Host => run(Command::new("make").args(make_args(&dst)))?,
-        Builder::Chroot(chroot) => crate::sid::make_in_chroot(
-            chroot,
-            &k.work_dir(),
-            &make_args(&Path::new("/build").join(dir)),
-        )?,
+        Builder::Host => run(Command::new("make").args(make_args(dst)))?,
+        Builder::Chroot(chroot) => {
+            // The chroot sees the kernel's work directory at /build.
+            let rel = dst.strip_prefix(k.work_dir()).map_err(|_| {
+                format!(
+                    "{}: a chroot build must live under {}",
+                    dst.display(),
+                    k.work_dir().display()
+                )
+            })?;
+            crate::sid::make_in_chroot(
+                chroot,
+                &k.work_dir(),
+                &make_args(&Path::new("/build").join(rel)),
+            )?
+        }
     }
     let ko = dst.join("secure_ipc.ko");
     if !ko.exists() {
@@ -420,6 +441,9 @@ pub struct Guest {
     pub extra_modules: Vec<&'static str>,
     /// Module files shipped but not loaded (/lib/sipc/opt/<name>.ko).
     pub optional_modules: Vec<&'static str>,
+    /// Further host files: (path in the guest, host path), e.g. a second
+    /// build of our module for `cargo xtask bench --against`.
+    pub extra_files: Vec<(String, PathBuf)>,
 }
 
 fn sh_quote(s: &str) -> String {
@@ -578,6 +602,10 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     c.file("lib/sipc/secure_ipc.ko", 0o644, &ko);
     let hooks = fs::read(&hooks).map_err(|e| format!("{}: {e}", hooks.display()))?;
     c.file("lib/sipc/test-hooks/secure_ipc.ko", 0o644, &hooks);
+    for (dest, src) in &guest.extra_files {
+        let data = fs::read(src).map_err(|e| format!("{}: {e}", src.display()))?;
+        c.file(dest, 0o644, &data);
+    }
     for b in &guest.bins {
         let data = fs::read(b).map_err(|e| format!("{}: {e}", b.display()))?;
         let name = b.file_name().unwrap().to_string_lossy();
@@ -942,6 +970,7 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             extra: a.extra.clone(),
             extra_modules: Vec::new(),
             optional_modules: Vec::new(),
+            extra_files: Vec::new(),
         };
         let initrd = match pack(k, &guest) {
             Ok(p) => p,
@@ -1054,6 +1083,7 @@ pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
             extra: a.extra.clone(),
             extra_modules: Vec::new(),
             optional_modules: Vec::new(),
+            extra_files: Vec::new(),
         };
         let initrd = pack(&k, &guest)?;
         let o = boot(&k, &initrd, "vm-run", a.timeout, true)?;
@@ -1112,6 +1142,7 @@ pub fn vm_shell(a: &VmArgs) -> Result<(), String> {
         extra: a.extra.clone(),
         extra_modules: initramfs::BENCH_MODULES.to_vec(),
         optional_modules: Vec::new(),
+        extra_files: Vec::new(),
     };
     let initrd = pack(&k, &guest)?;
     let (mut cmd, how) = qemu_cmd(&k, &initrd, 2);

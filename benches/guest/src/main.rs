@@ -18,10 +18,15 @@
 //! * the CPUs each process ran on.
 //!
 //! Ratios at the end. Every number comes from this run; nothing is stored.
+//!
+//! With `--against BASELINE.ko --current CURRENT.ko` it measures instead
+//! the channel with two builds of the module, alternating in this boot
+//! (see `against.rs`).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+mod against;
 mod sys;
 
 use aes_gcm::aead::AeadInPlace;
@@ -180,6 +185,8 @@ fn channel_opts(size: usize, wait: WaitPolicy) -> Options {
         .slot_size(slot)
         .slots(slots.clamp(2, 256))
         .wait(wait)
+        // Only while `--against` has the older module loaded.
+        .accept_ring_compatible_abi(against::ring_compatible())
 }
 
 fn attach_retry(
@@ -733,6 +740,10 @@ fn main() {
         std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()
     );
     println!("kernel gcm(aes) driver: {}", gcm_driver());
+    if args.iter().any(|a| a == "--against") {
+        let _ = std::io::stdout().flush();
+        std::process::exit(against::run(&args, scale));
+    }
     let mut errors = Vec::new();
     // tcrypt and the one-CPU channel run next to each other, before the
     // throughput section and again after it.

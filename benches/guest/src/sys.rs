@@ -294,3 +294,41 @@ pub fn af_alg_encrypt(
     // SAFETY: `out` is valid for writes of its length.
     check_size(unsafe { libc::read(op, out.as_mut_ptr().cast(), out.len()) })
 }
+
+/// Loads the kernel module file at `path` without parameters
+/// (finit_module(2)).
+pub fn load_module(path: &str) -> Result<()> {
+    let f = std::fs::File::open(path)?;
+    // SAFETY: `f` is an open descriptor and the parameter string is a
+    // NUL-terminated empty C string; the kernel reads nothing else.
+    let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
+    if r < 0 {
+        Err(Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Unloads the module `name` (delete_module(2) with O_NONBLOCK: EBUSY
+/// while something still holds it).
+pub fn unload_module(name: &std::ffi::CStr) -> Result<()> {
+    // SAFETY: `name` is a NUL-terminated C string that outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_delete_module, name.as_ptr(), libc::O_NONBLOCK) };
+    if r < 0 {
+        Err(Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// write(2) of `buf` on `fd`.
+pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length.
+    check_size(unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })
+}
+
+/// read(2) into `buf` from `fd`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    check_size(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+}
