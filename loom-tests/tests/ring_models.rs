@@ -407,7 +407,9 @@ fn hostile_index(w: Weaken) {
     let p = thread::spawn(move || {
         tx.push(desc(0), &0u32.to_le_bytes()).unwrap();
         tx.publish();
-        tamper.store(SharedWord::Prod, 4);
+        // SAFETY: 4 is more than `entries` ahead of any `cons`: the
+        // consumer rejects it and never reads a slot because of it.
+        unsafe { tamper.store(SharedWord::Prod, 4) };
         // Hang up: a consumer that missed the bad index would drain and
         // report Closed instead of the protocol error.
         drop(tx);

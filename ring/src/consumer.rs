@@ -341,7 +341,31 @@ impl<D: Descriptor> ReadSlot<'_, D> {
 /// Several consecutive published messages, released together.
 ///
 /// Holds its own copy of the ring's array pointers and geometry (see
-/// [`crate::WriteBatch`]).
+/// [`crate::WriteBatch`]). Entries borrow the batch: once it is released,
+/// the producer may overwrite their slots, so none may be used after.
+///
+/// ```compile_fail,E0505
+/// use secure_ipc_ring::{abi::TxDesc, channel};
+/// let (mut tx, mut rx) = channel::<TxDesc>(4, 64).unwrap();
+/// tx.push(TxDesc::default(), b"x").unwrap();
+/// tx.publish();
+/// let batch = rx.peek_batch(4).unwrap();
+/// let entry = batch.get(0).unwrap().unwrap();
+/// batch.release();
+/// let mut buf = [0u8; 64];
+/// let _ = entry.read_payload(&mut buf); // the slot belongs to the producer now
+/// ```
+///
+/// ```compile_fail,E0505
+/// use secure_ipc_ring::{abi::TxDesc, channel};
+/// let (mut tx, mut rx) = channel::<TxDesc>(4, 64).unwrap();
+/// tx.push(TxDesc::default(), b"x").unwrap();
+/// tx.publish();
+/// let batch = rx.peek_batch(4).unwrap();
+/// let mut it = batch.iter();
+/// batch.release();
+/// let _ = it.next(); // the iterator outlives the batch
+/// ```
 pub struct ReadBatch<'a, D: Descriptor> {
     arrays: Arrays<'a, D>,
     region: &'a Region<D>,
@@ -363,9 +387,10 @@ impl<'a, D: Descriptor> ReadBatch<'a, D> {
     }
 
     /// Entry `i`, its descriptor copied once and validated; None outside
-    /// the batch.
+    /// the batch. The entry borrows the batch, so it cannot outlive the
+    /// release that hands its slot back to the producer.
     #[inline]
-    pub fn get(&self, i: u32) -> Option<Result<ReadEntry<'a, D>, ProtocolError>> {
+    pub fn get(&self, i: u32) -> Option<Result<ReadEntry<'_, D>, ProtocolError>> {
         if i >= self.len {
             return None;
         }
@@ -374,7 +399,7 @@ impl<'a, D: Descriptor> ReadBatch<'a, D> {
 
     /// The entries in order, each descriptor copied once and validated
     /// when the iterator reaches it.
-    pub fn iter(&self) -> ReadBatchIter<'a, D> {
+    pub fn iter(&self) -> ReadBatchIter<'_, D> {
         ReadBatchIter {
             arrays: self.arrays,
             next: self.start,
@@ -395,9 +420,9 @@ impl<'a, D: Descriptor> ReadBatch<'a, D> {
     }
 }
 
-impl<'a, D: Descriptor> IntoIterator for &ReadBatch<'a, D> {
-    type Item = Result<ReadEntry<'a, D>, ProtocolError>;
-    type IntoIter = ReadBatchIter<'a, D>;
+impl<'b, D: Descriptor> IntoIterator for &'b ReadBatch<'_, D> {
+    type Item = Result<ReadEntry<'b, D>, ProtocolError>;
+    type IntoIter = ReadBatchIter<'b, D>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()

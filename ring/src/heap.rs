@@ -61,7 +61,22 @@ pub struct Tamper<D: Descriptor> {
 
 impl<D: Descriptor> Tamper<D> {
     /// Store-release `value` into `word`.
-    pub fn store(&self, word: SharedWord, value: u32) {
+    ///
+    /// # Safety
+    /// The store itself is atomic, but it breaks the ring's one-writer
+    /// rule: a forged index or flag makes a half read or write slots the
+    /// other half is using at that moment, a data race on the plaintext
+    /// memory. The caller must keep both halves from touching the slots
+    /// the forged value exposes while they could be accessed (typically:
+    /// only forge values that the halves reject, or call it between
+    /// operations on one thread).
+    ///
+    /// ```compile_fail,E0133
+    /// use secure_ipc_ring::{abi::TxDesc, HeapRing, SharedWord};
+    /// let ring = HeapRing::<TxDesc>::new(4, 64).unwrap();
+    /// ring.tamper().store(SharedWord::Prod, 4); // needs `unsafe`
+    /// ```
+    pub unsafe fn store(&self, word: SharedWord, value: u32) {
         self.region
             .word(word)
             .store(value, crate::sync::Ordering::Release);

@@ -437,7 +437,8 @@ fn hostile_producer_index_is_rejected() {
     let ring = HeapRing::<TxDesc>::new(4, 64).unwrap();
     let t = ring.tamper();
     let (_tx, mut rx) = ring.split();
-    t.store(SharedWord::Prod, 5);
+    // SAFETY: one thread, between operations; 5 > entries is rejected.
+    unsafe { t.store(SharedWord::Prod, 5) };
     assert!(matches!(
         rx.peek(),
         Err(PeekError::Protocol(ProtocolError::IndexOutOfRange {
@@ -453,7 +454,8 @@ fn hostile_producer_index_far_behind_is_rejected() {
     let ring = HeapRing::<TxDesc>::new(4, 64).unwrap();
     let t = ring.tamper();
     let (_tx, mut rx) = ring.split();
-    t.store(SharedWord::Prod, u32::MAX);
+    // SAFETY: one thread, between operations; the index is rejected.
+    unsafe { t.store(SharedWord::Prod, u32::MAX) };
     assert!(matches!(
         rx.available(),
         Err(ProtocolError::IndexOutOfRange { .. })
@@ -468,7 +470,8 @@ fn hostile_consumer_index_ahead_of_published_is_rejected() {
     tx.push(desc(0), b"a").unwrap();
     tx.push(desc(0), b"b").unwrap();
     tx.publish();
-    t.store(SharedWord::Cons, 3);
+    // SAFETY: one thread, between operations; the index is rejected.
+    unsafe { t.store(SharedWord::Cons, 3) };
     assert!(matches!(
         tx.reserve().err(),
         Some(ReserveError::Protocol(
@@ -485,7 +488,8 @@ fn hostile_consumer_index_too_far_behind_is_rejected() {
     tx.push(desc(0), b"a").unwrap();
     tx.push(desc(0), b"b").unwrap();
     tx.publish();
-    t.store(SharedWord::Cons, u32::MAX - 5);
+    // SAFETY: one thread, between operations; the index is rejected.
+    unsafe { t.store(SharedWord::Cons, u32::MAX - 5) };
     assert!(matches!(
         tx.free_slots(),
         Err(ReserveError::Protocol(
@@ -564,10 +568,13 @@ fn kernel_status_line_is_read() {
     let ring = HeapRing::<RxDesc>::new(4, 64).unwrap();
     let t = ring.tamper();
     let (_tx, rx) = ring.split();
-    t.store(SharedWord::StoreProd, 7);
-    t.store(SharedWord::StoreCons, 5);
-    t.store(SharedWord::StoreEntries, 8);
-    t.store(SharedWord::Status, abi::SIPC_STATUS_PEER_CLOSED);
+    // SAFETY: the status words guard no slot; one thread.
+    unsafe {
+        t.store(SharedWord::StoreProd, 7);
+        t.store(SharedWord::StoreCons, 5);
+        t.store(SharedWord::StoreEntries, 8);
+        t.store(SharedWord::Status, abi::SIPC_STATUS_PEER_CLOSED);
+    }
     let s = rx.kernel_status();
     assert!(s.records_waiting() && s.store_has_room() && s.peer_closed());
     assert_eq!(s.store_fill(), 2);

@@ -12,6 +12,12 @@ pub fn unit_tests() -> Result<(), String> {
     run(cargo().args(["test", "--workspace", "--all-targets"]))
 }
 
+/// Doc tests (`--all-targets` leaves them out): among them the ring's
+/// `compile_fail` tests that pin the borrow rules of its API.
+pub fn doc_tests() -> Result<(), String> {
+    run(cargo().args(["test", "--workspace", "--doc"]))
+}
+
 /// The loom models of the ring (the production ring code built with
 /// `--cfg loom`), in their own target directory so the normal build stays
 /// valid. Includes the weakened twins that must fail.
@@ -67,6 +73,7 @@ pub fn miri() -> Result<(), String> {
 /// Adds every host step to `steps` (`cargo xtask test` adds the VM tests after them).
 pub fn add_steps(steps: &mut Steps, _args: &[String]) {
     steps.step("host: unit and integration tests", unit_tests);
+    steps.step("host: doc tests (compile_fail borrow rules)", doc_tests);
     steps.step("host: loom models of the ring", loom_models);
     steps.step("host: Miri on the ring", miri);
     crate::android::register(steps);
