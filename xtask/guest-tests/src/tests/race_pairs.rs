@@ -65,7 +65,7 @@ const MAPPING: &[Op] = &[Mmap, Munmap];
 const PAIR_BUDGET: Duration = Duration::from_millis(400);
 /// Iterations per thread and pair at most (TCG is slow; a fast machine
 /// must not run away either).
-const PAIR_ITERATIONS: u32 = 20_000;
+const PAIR_ITERATIONS: u32 = 1_000_000;
 const ENTRIES: u32 = 16;
 const SLOT: u32 = 64;
 const MSG_LEN: usize = 16;
@@ -129,6 +129,13 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
     Ok(())
 }
 
+/// A channel name unique in this process (kchan::unique_name is per
+/// process only, and racing threads CREATE many).
+fn fresh_name(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{tag}{}-{}", N.fetch_add(1, SeqCst), std::process::id())
+}
+
 fn is_sending(op: Op) -> bool {
     SENDING.contains(&op)
 }
@@ -151,6 +158,9 @@ struct Shared {
     owner_sends: bool,
     stop: AtomicBool,
     deadline: Instant,
+    /// Ring sizes (the same for both endpoints).
+    tx_bytes: usize,
+    rx_bytes: usize,
 }
 
 /// A worker's result.
@@ -356,12 +366,12 @@ fn worker(
             }
             Mmap | Munmap => {
                 let f = pick(&mut rng);
-                let off = if rng.below(2) == 0 {
-                    abi::SIPC_OFF_TX_RING
+                let (off, len) = if rng.below(2) == 0 {
+                    (abi::SIPC_OFF_TX_RING, sh.tx_bytes)
                 } else {
-                    abi::SIPC_OFF_RX_RING
+                    (abi::SIPC_OFF_RX_RING, sh.rx_bytes)
                 };
-                match Mapping::map_with(&f, off, 4096, 0, libc::MAP_SHARED) {
+                match Mapping::map_with(&f, off, len, libc::PROT_READ, libc::MAP_SHARED) {
                     Ok(m) => {
                         let magic = m.word(0).load(SeqCst);
                         check!(
@@ -380,7 +390,7 @@ fn worker(
             }
             Create => {
                 // On an endpoint: refused, whatever else runs.
-                let mut c = kchan::create_arg(&kchan::unique_name("pair-c"), 4, 64);
+                let mut c = kchan::create_arg(&fresh_name("pc"), 4, 64);
                 let f = pick(&mut rng);
                 check!(
                     ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c).is_err(),
@@ -395,7 +405,7 @@ fn worker(
                     "CREATE of the racing channel's name",
                 )?;
                 // Another channel, created and closed at once.
-                let mut c = kchan::create_arg(&kchan::unique_name("pair-c"), 4, 64);
+                let mut c = kchan::create_arg(&fresh_name("pc"), 4, 64);
                 ioctl_struct(&g, abi::SIPC_IOC_CREATE, &mut c)
                     .map_err(|e| format!("CREATE of a fresh name: {e}"))?;
             }
@@ -462,8 +472,9 @@ fn worker(
 fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
     let mut rng = Rng(seed | 1);
     let hangups = x == Close || y == Close;
-    let name = kchan::unique_name("pair");
+    let name = fresh_name("pair");
     let owner = Endpoint::create(&name, ENTRIES, SLOT)?;
+    let (tx_bytes, rx_bytes) = (owner.tx.m.len(), owner.rx.m.len());
     // SAFETY: F_SETFL on our own open file: no racer may sleep in read/write.
     unsafe { libc::fcntl(owner.file.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     let peer = if hangups {
@@ -503,6 +514,8 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
         owner_sends,
         stop: AtomicBool::new(false),
         deadline: Instant::now() + PAIR_BUDGET,
+        tx_bytes,
+        rx_bytes,
     });
     // The ring halves: the first thread of a kind takes them.
     let mut tx = s_ep.as_mut().and_then(|e| e.tx.take());
@@ -568,9 +581,16 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
     }
     let s_ep = s_ep.ok_or("no sender")?.endpoint()?;
     let mut r_ep = r_ep.ok_or("no receiver")?.endpoint()?;
+    // One list per consumer, in the order it consumed: the RX popper's
+    // list goes on with the drain below (the same ring).
+    let mut consumers: Vec<Vec<(u64, u64, Option<u64>)>> = Vec::new();
     let mut received: Vec<(u64, u64, Option<u64>)> = Vec::new();
-    for o in outs.iter_mut() {
-        received.append(&mut o.received);
+    for (o, &op) in outs.iter_mut().zip(ops.iter()) {
+        if op == Recv || op == RecvWait {
+            received.append(&mut o.received);
+        } else if !o.received.is_empty() {
+            consumers.push(std::mem::take(&mut o.received));
+        }
     }
     // Quiet: flush what is left in TX, drain everything through RX.
     let mut rounds = 0;
@@ -599,39 +619,36 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
         .map(|(i, o)| (i as u64, o.produced))
         .collect();
     let total: u64 = produced.iter().map(|p| p.1).sum();
+    consumers.push(received);
     let mut seen = std::collections::HashSet::new();
     let mut last_seq: Option<u64> = None;
-    let mut next_ctr_ring = std::collections::HashMap::new();
-    let mut next_ctr_read = std::collections::HashMap::new();
-    for &(p, c, seq) in &received {
-        check!(
-            produced.iter().any(|&(q, n)| q == p && c < n),
-            "received message {p}/{c} that no producer had accepted"
-        );
-        check!(seen.insert((p, c)), "message {p}/{c} arrived twice");
-        let next = if seq.is_some() {
-            &mut next_ctr_ring
-        } else {
-            &mut next_ctr_read
-        };
-        let want = next.entry(p).or_insert(0u64);
-        check!(
-            c >= *want,
-            "producer {p}: message {c} arrived after a later one ({})",
-            *want - 1
-        );
-        *want = c + 1;
-        if let Some(s) = seq {
-            if let Some(l) = last_seq {
-                check!(s > l, "RX seq {s} after seq {l}: reordered or repeated");
+    for (k, list) in consumers.iter().enumerate() {
+        let mut next = std::collections::HashMap::new();
+        for &(p, c, seq) in list {
+            check!(
+                produced.iter().any(|&(q, n)| q == p && c < n),
+                "received message {p}/{c} that no producer had accepted"
+            );
+            check!(seen.insert((p, c)), "message {p}/{c} arrived twice");
+            let want = next.entry(p).or_insert(0u64);
+            check!(
+                c >= *want,
+                "consumer {k}: producer {p}'s message {c} arrived after its message {}",
+                *want - 1
+            );
+            *want = c + 1;
+            if let Some(s) = seq {
+                if let Some(l) = last_seq {
+                    check!(s > l, "RX seq {s} after seq {l}: reordered or repeated");
+                }
+                last_seq = Some(s);
             }
-            last_seq = Some(s);
         }
     }
     check!(
-        received.len() as u64 == total,
+        seen.len() as u64 == total,
         "{} of {total} accepted messages arrived ({:?} produced)",
-        received.len(),
+        seen.len(),
         produced
     );
     let reads = ops.contains(&Read);
