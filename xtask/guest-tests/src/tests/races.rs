@@ -100,7 +100,7 @@ pub(super) fn kernel_log_is_clean() -> TestResult {
 /// Waits (at most 10 s) until no racing thread is inside an operation:
 /// a thread that never comes back was killed by an oops or hangs in the
 /// module; the kernel log says which.
-fn wait_idle(busy: &AtomicI32) -> TestResult {
+pub(super) fn wait_idle(busy: &AtomicI32) -> TestResult {
     let until = Instant::now() + Duration::from_secs(10);
     while busy.load(SeqCst) != 0 {
         if Instant::now() > until {
