@@ -64,6 +64,9 @@ const MAPPING: &[Op] = &[Mmap, Munmap];
 
 /// How long each operation pair races.
 const PAIR_BUDGET: Duration = Duration::from_millis(400);
+/// How long a pair with close races: each ATTACH and close of the peer
+/// takes a while, and the other operation needs many of them.
+const CLOSE_PAIR_BUDGET: Duration = Duration::from_millis(1500);
 /// Iterations per thread and pair at most (TCG is slow; a fast machine
 /// must not run away either).
 const PAIR_ITERATIONS: u32 = 1_000_000;
@@ -102,6 +105,7 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
     let seed = seed();
     let same = std::ptr::eq(a, b);
     let mut n = 0u64;
+    let mut failures = Vec::new();
     for (i, &x) in a.iter().enumerate() {
         for (j, &y) in b.iter().enumerate() {
             if same && j < i {
@@ -109,19 +113,24 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
             }
             n += 1;
             let s = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let r = run_pair(x, y, s).and_then(|summary| {
-                kernel_log_is_clean()?;
-                Ok(summary)
-            });
+            let r = run_pair(x, y, s);
+            if let Err(e) = kernel_log_is_clean() {
+                // Everything after an oops would be blamed on it: stop.
+                failures.push(format!(
+                    "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
+                ));
+                return Err(failures.join(" | "));
+            }
             match r {
                 Ok(summary) => println!("{x:?} vs {y:?}: {summary}"),
-                Err(e) => {
-                    return Err(format!(
-                        "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
-                    ))
-                }
+                Err(e) => failures.push(format!(
+                    "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
+                )),
             }
         }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join(" | "));
     }
     check!(
         harness::info(&sys::open_device()?)?.nr_channels == 0,
@@ -571,7 +580,12 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
         hangups,
         owner_sends,
         stop: AtomicBool::new(false),
-        deadline: Instant::now() + PAIR_BUDGET,
+        deadline: Instant::now()
+            + if hangups {
+                CLOSE_PAIR_BUDGET
+            } else {
+                PAIR_BUDGET
+            },
         tx_bytes,
         rx_bytes,
         peer_fd: AtomicI32::new(-1),
