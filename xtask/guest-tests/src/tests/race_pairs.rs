@@ -20,15 +20,16 @@
 //! - in both: the kernel log stays clean and no channel outlives its files.
 
 use super::kchan::{self, Endpoint, Mapping, Rx, Tx};
-use super::races::{kernel_log_is_clean, open_nonblocking, rekey, seed, Rng};
+use super::races::{kernel_log_is_clean, open_nonblocking, rekey, seed, wait_idle, Rng};
 use crate::check;
 use crate::harness::{self, Test, TestResult};
 use crate::sys::{self, ioctl_struct, Errno};
 use secure_ipc_ring::abi;
 use std::collections::VecDeque;
 use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,9 +64,12 @@ const MAPPING: &[Op] = &[Mmap, Munmap];
 
 /// How long each operation pair races.
 const PAIR_BUDGET: Duration = Duration::from_millis(400);
+/// How long a pair with close races: each ATTACH and close of the peer
+/// takes a while, and the other operation needs many of them.
+const CLOSE_PAIR_BUDGET: Duration = Duration::from_millis(1500);
 /// Iterations per thread and pair at most (TCG is slow; a fast machine
 /// must not run away either).
-const PAIR_ITERATIONS: u32 = 20_000;
+const PAIR_ITERATIONS: u32 = 1_000_000;
 const ENTRIES: u32 = 16;
 const SLOT: u32 = 64;
 const MSG_LEN: usize = 16;
@@ -101,6 +105,7 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
     let seed = seed();
     let same = std::ptr::eq(a, b);
     let mut n = 0u64;
+    let mut failures = Vec::new();
     for (i, &x) in a.iter().enumerate() {
         for (j, &y) in b.iter().enumerate() {
             if same && j < i {
@@ -108,25 +113,37 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
             }
             n += 1;
             let s = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            let r = run_pair(x, y, s).and_then(|summary| {
-                kernel_log_is_clean()?;
-                Ok(summary)
-            });
+            let r = run_pair(x, y, s);
+            if let Err(e) = kernel_log_is_clean() {
+                // Everything after an oops would be blamed on it: stop.
+                failures.push(format!(
+                    "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
+                ));
+                return Err(failures.join(" | "));
+            }
             match r {
                 Ok(summary) => println!("{x:?} vs {y:?}: {summary}"),
-                Err(e) => {
-                    return Err(format!(
-                        "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
-                    ))
-                }
+                Err(e) => failures.push(format!(
+                    "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
+                )),
             }
         }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join(" | "));
     }
     check!(
         harness::info(&sys::open_device()?)?.nr_channels == 0,
         "seed {seed:#x}: a channel outlived all its files"
     );
     Ok(())
+}
+
+/// A channel name unique in this process (kchan::unique_name is per
+/// process only, and racing threads CREATE many).
+fn fresh_name(tag: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!("{tag}{}-{}", N.fetch_add(1, SeqCst), std::process::id())
 }
 
 fn is_sending(op: Op) -> bool {
@@ -151,6 +168,15 @@ struct Shared {
     owner_sends: bool,
     stop: AtomicBool,
     deadline: Instant,
+    /// With hang-ups: the cycling peer's fd, published before its ATTACH
+    /// (-1 between peers), so that the other operation also races the
+    /// ATTACH and the close of the very file it runs on.
+    peer_fd: AtomicI32,
+    /// Operations running on `peer_fd` now: the close waits for 0.
+    busy: AtomicI32,
+    /// Ring sizes (the same for both endpoints).
+    tx_bytes: usize,
+    rx_bytes: usize,
 }
 
 /// A worker's result.
@@ -204,6 +230,15 @@ fn allowed(op: Op, e: i32, hangups: bool) -> bool {
     }
 }
 
+/// Counts one operation on the published peer fd while it lives.
+struct Busy<'a>(&'a AtomicI32);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 /// Runs `op` on `sh` until the deadline: one iteration per loop.
 fn worker(
     op: Op,
@@ -218,17 +253,31 @@ fn worker(
     let mut last_stats = (0u64, 0u64);
     let mut buf = [0u8; 256];
     let mut hung_peer: Option<File> = None;
-    // Observing and mapping operations pick a side per iteration.
-    let pick = |rng: &mut Rng| -> Arc<File> {
-        if rng.below(2) == 0 {
-            sh.sender.clone()
-        } else {
-            sh.receiver.clone()
-        }
-    };
     while !sh.stop.load(SeqCst) && Instant::now() < sh.deadline && out.iterations < PAIR_ITERATIONS
     {
         out.iterations += 1;
+        // With hang-ups, every other iteration of a data, observing or
+        // mapping operation runs on the cycling peer's file instead.
+        let on_peer = sh.hangups && !LIFECYCLE.contains(&op) && rng.below(2) == 0;
+        let _busy = on_peer.then(|| {
+            sh.busy.fetch_add(1, SeqCst);
+            Busy(&sh.busy)
+        });
+        let fd = if on_peer { sh.peer_fd.load(SeqCst) } else { -1 };
+        // SAFETY: the close thread closes the published fd only after it
+        // unpublished it and saw `busy` at 0; `_busy` counts us until the
+        // end of this iteration.
+        let peer_file = (fd >= 0).then(|| ManuallyDrop::new(unsafe { File::from_raw_fd(fd) }));
+        let sender: &File = peer_file.as_deref().unwrap_or(&sh.sender);
+        let receiver: &File = peer_file.as_deref().unwrap_or(&sh.receiver);
+        // Observing and mapping operations pick a side per iteration.
+        let pick = |rng: &mut Rng| -> &File {
+            if rng.below(2) == 0 {
+                sender
+            } else {
+                receiver
+            }
+        };
         match op {
             Send => {
                 if let Some(tx) = tx.as_mut() {
@@ -239,11 +288,11 @@ fn worker(
                         out.produced += 1;
                     }
                 }
-                if let Err(Errno(e)) = sys::ioctl_none(&sh.sender, abi::SIPC_IOC_SEND) {
+                if let Err(Errno(e)) = sys::ioctl_none(sender, abi::SIPC_IOC_SEND) {
                     check!(allowed(op, e, sh.hangups), "SEND: {}", sys::errno_name(e));
                 }
             }
-            Write => match kchan::write_msg(&sh.sender, &msg(producer, out.produced)) {
+            Write => match kchan::write_msg(sender, &msg(producer, out.produced)) {
                 Ok(MSG_LEN) => out.produced += 1,
                 Ok(n) => return Err(format!("write(2) of {MSG_LEN} bytes returned {n}")),
                 Err(Errno(e)) => {
@@ -251,21 +300,17 @@ fn worker(
                 }
             },
             Rekey => {
-                if let Err(Errno(e)) = rekey(sh.sender.as_raw_fd()) {
+                if let Err(Errno(e)) = rekey(sender.as_raw_fd()) {
                     check!(allowed(op, e, sh.hangups), "REKEY: {}", sys::errno_name(e));
                 }
             }
             Recv | RecvWait => {
                 let r = if op == Recv {
-                    sys::ioctl_none(&sh.receiver, abi::SIPC_IOC_RECV)
+                    sys::ioctl_none(receiver, abi::SIPC_IOC_RECV)
                 } else {
                     // SAFETY: RECV_WAIT takes its timeout (ms) by value.
                     let r = unsafe {
-                        libc::ioctl(
-                            sh.receiver.as_raw_fd(),
-                            abi::SIPC_IOC_RECV_WAIT as _,
-                            1usize,
-                        )
+                        libc::ioctl(receiver.as_raw_fd(), abi::SIPC_IOC_RECV_WAIT as _, 1usize)
                     };
                     if r < 0 {
                         Err(Errno(errno()))
@@ -280,7 +325,7 @@ fn worker(
                     pop_all(rx, &mut out.received)?;
                 }
             }
-            Read => match kchan::read_msg(&sh.receiver, &mut buf) {
+            Read => match kchan::read_msg(receiver, &mut buf) {
                 Ok(n) => {
                     let (p, c) = parse(&buf[..n])?;
                     out.received.push((p, c, None));
@@ -309,15 +354,25 @@ fn worker(
                 let f = pick(&mut rng);
                 let e = kchan::eventfd()?;
                 let fd = if rng.below(2) == 0 { e.as_raw_fd() } else { -1 };
-                kchan::set_doorbell(&f, fd).map_err(|e| format!("SET_DOORBELL: {e}"))?;
+                match kchan::set_doorbell(f, fd) {
+                    Ok(()) => {}
+                    Err(Errno(libc::ENOTCONN)) if sh.hangups => {}
+                    Err(e) => return Err(format!("SET_DOORBELL: {e}")),
+                }
             }
             Stats => {
                 // Each side's counters only grow (the stream's direction is
                 // fixed, so look at the sender's sealed and the receiver's
                 // opened messages).
-                let s = kchan::stats(&sh.sender)?;
-                let r = kchan::stats(&sh.receiver)?;
-                if !sh.hangups {
+                if sh.hangups {
+                    // A peer file may not be attached yet.
+                    let _ = kchan::stats(sender);
+                    let _ = kchan::stats(receiver);
+                    continue;
+                }
+                let s = kchan::stats(sender)?;
+                let r = kchan::stats(receiver)?;
+                {
                     check!(
                         s.sealed_msgs >= last_stats.0 && r.opened_msgs >= last_stats.1,
                         "STATS went backwards: sealed {} after {}, opened {} after {}",
@@ -341,7 +396,7 @@ fn worker(
                     size: std::mem::size_of::<abi::PeerCred>() as u32,
                     ..Default::default()
                 };
-                match ioctl_struct(&f, abi::SIPC_IOC_PEER_CRED, &mut c) {
+                match ioctl_struct(f, abi::SIPC_IOC_PEER_CRED, &mut c) {
                     Ok(_) => {
                         // SAFETY: getuid cannot fail.
                         let uid = unsafe { libc::getuid() };
@@ -356,12 +411,12 @@ fn worker(
             }
             Mmap | Munmap => {
                 let f = pick(&mut rng);
-                let off = if rng.below(2) == 0 {
-                    abi::SIPC_OFF_TX_RING
+                let (off, len) = if rng.below(2) == 0 {
+                    (abi::SIPC_OFF_TX_RING, sh.tx_bytes)
                 } else {
-                    abi::SIPC_OFF_RX_RING
+                    (abi::SIPC_OFF_RX_RING, sh.rx_bytes)
                 };
-                match Mapping::map_with(&f, off, 4096, 0, libc::MAP_SHARED) {
+                match Mapping::map_with(f, off, len, libc::PROT_READ, libc::MAP_SHARED) {
                     Ok(m) => {
                         let magic = m.word(0).load(SeqCst);
                         check!(
@@ -375,15 +430,16 @@ fn worker(
                             }
                         }
                     }
+                    Err(Errno(libc::ENOTCONN)) if sh.hangups => {}
                     Err(Errno(e)) => return Err(format!("mmap: {}", sys::errno_name(e))),
                 }
             }
             Create => {
                 // On an endpoint: refused, whatever else runs.
-                let mut c = kchan::create_arg(&kchan::unique_name("pair-c"), 4, 64);
+                let mut c = kchan::create_arg(&fresh_name("pc"), 4, 64);
                 let f = pick(&mut rng);
                 check!(
-                    ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c).is_err(),
+                    ioctl_struct(f, abi::SIPC_IOC_CREATE, &mut c).is_err(),
                     "CREATE on an endpoint's fd succeeded"
                 );
                 // The channel's own name: EEXIST.
@@ -395,7 +451,7 @@ fn worker(
                     "CREATE of the racing channel's name",
                 )?;
                 // Another channel, created and closed at once.
-                let mut c = kchan::create_arg(&kchan::unique_name("pair-c"), 4, 64);
+                let mut c = kchan::create_arg(&fresh_name("pc"), 4, 64);
                 ioctl_struct(&g, abi::SIPC_IOC_CREATE, &mut c)
                     .map_err(|e| format!("CREATE of a fresh name: {e}"))?;
             }
@@ -408,13 +464,13 @@ fn worker(
                 };
                 let _ = ioctl_struct(&g, abi::SIPC_IOC_CHALLENGE, &mut c);
                 let f = pick(&mut rng);
-                let _ = ioctl_struct(&f, abi::SIPC_IOC_CHALLENGE, &mut c);
+                let _ = ioctl_struct(f, abi::SIPC_IOC_CHALLENGE, &mut c);
             }
             Attach => {
                 let f = pick(&mut rng);
                 let mut a = kchan::attach_arg(&sh.name);
                 check!(
-                    ioctl_struct(&f, abi::SIPC_IOC_ATTACH, &mut a).is_err(),
+                    ioctl_struct(f, abi::SIPC_IOC_ATTACH, &mut a).is_err(),
                     "ATTACH on an endpoint's fd succeeded"
                 );
                 let g = open_nonblocking()?;
@@ -431,9 +487,14 @@ fn worker(
                 // Cycle the peer: attach, play the other side briefly,
                 // hang up.
                 match hung_peer.take() {
-                    Some(p) => drop(p),
+                    Some(p) => unpublish_and_close(sh, p)?,
                     None => {
                         let g = open_nonblocking()?;
+                        // Published before the ATTACH: the other thread
+                        // races the ATTACH on this very file.
+                        let _ = sh
+                            .peer_fd
+                            .compare_exchange(-1, g.as_raw_fd(), SeqCst, SeqCst);
                         let mut a = kchan::attach_arg(&sh.name);
                         match ioctl_struct(&g, abi::SIPC_IOC_ATTACH, &mut a) {
                             Ok(_) => {
@@ -444,9 +505,11 @@ fn worker(
                                 }
                                 if rng.below(2) == 0 {
                                     hung_peer = Some(g);
+                                } else {
+                                    unpublish_and_close(sh, g)?;
                                 }
                             }
-                            Err(Errno(libc::EBUSY)) => {}
+                            Err(Errno(libc::EBUSY)) => unpublish_and_close(sh, g)?,
                             Err(e) => return Err(format!("ATTACH of the next peer: {e}")),
                         }
                     }
@@ -454,16 +517,31 @@ fn worker(
             }
         }
     }
+    if let Some(p) = hung_peer {
+        unpublish_and_close(sh, p)?;
+    }
     out.tx = tx.take();
     out.rx = rx.take();
     Ok(out)
 }
 
+/// Unpublishes `f` if it is the published peer file, waits until no
+/// operation runs on it, and closes it.
+fn unpublish_and_close(sh: &Shared, f: File) -> TestResult {
+    let fd = f.as_raw_fd();
+    if sh.peer_fd.compare_exchange(fd, -1, SeqCst, SeqCst).is_ok() {
+        wait_idle(&sh.busy)?;
+    }
+    drop(f);
+    Ok(())
+}
+
 fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
     let mut rng = Rng(seed | 1);
     let hangups = x == Close || y == Close;
-    let name = kchan::unique_name("pair");
+    let name = fresh_name("pair");
     let owner = Endpoint::create(&name, ENTRIES, SLOT)?;
+    let (tx_bytes, rx_bytes) = (owner.tx.m.len(), owner.rx.m.len());
     // SAFETY: F_SETFL on our own open file: no racer may sleep in read/write.
     unsafe { libc::fcntl(owner.file.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     let peer = if hangups {
@@ -502,7 +580,16 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
         hangups,
         owner_sends,
         stop: AtomicBool::new(false),
-        deadline: Instant::now() + PAIR_BUDGET,
+        deadline: Instant::now()
+            + if hangups {
+                CLOSE_PAIR_BUDGET
+            } else {
+                PAIR_BUDGET
+            },
+        tx_bytes,
+        rx_bytes,
+        peer_fd: AtomicI32::new(-1),
+        busy: AtomicI32::new(0),
     });
     // The ring halves: the first thread of a kind takes them.
     let mut tx = s_ep.as_mut().and_then(|e| e.tx.take());
@@ -568,9 +655,16 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
     }
     let s_ep = s_ep.ok_or("no sender")?.endpoint()?;
     let mut r_ep = r_ep.ok_or("no receiver")?.endpoint()?;
+    // One list per consumer, in the order it consumed: the RX popper's
+    // list goes on with the drain below (the same ring).
+    let mut consumers: Vec<Vec<(u64, u64, Option<u64>)>> = Vec::new();
     let mut received: Vec<(u64, u64, Option<u64>)> = Vec::new();
-    for o in outs.iter_mut() {
-        received.append(&mut o.received);
+    for (o, &op) in outs.iter_mut().zip(ops.iter()) {
+        if op == Recv || op == RecvWait {
+            received.append(&mut o.received);
+        } else if !o.received.is_empty() {
+            consumers.push(std::mem::take(&mut o.received));
+        }
     }
     // Quiet: flush what is left in TX, drain everything through RX.
     let mut rounds = 0;
@@ -599,39 +693,36 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
         .map(|(i, o)| (i as u64, o.produced))
         .collect();
     let total: u64 = produced.iter().map(|p| p.1).sum();
+    consumers.push(received);
     let mut seen = std::collections::HashSet::new();
     let mut last_seq: Option<u64> = None;
-    let mut next_ctr_ring = std::collections::HashMap::new();
-    let mut next_ctr_read = std::collections::HashMap::new();
-    for &(p, c, seq) in &received {
-        check!(
-            produced.iter().any(|&(q, n)| q == p && c < n),
-            "received message {p}/{c} that no producer had accepted"
-        );
-        check!(seen.insert((p, c)), "message {p}/{c} arrived twice");
-        let next = if seq.is_some() {
-            &mut next_ctr_ring
-        } else {
-            &mut next_ctr_read
-        };
-        let want = next.entry(p).or_insert(0u64);
-        check!(
-            c >= *want,
-            "producer {p}: message {c} arrived after a later one ({})",
-            *want - 1
-        );
-        *want = c + 1;
-        if let Some(s) = seq {
-            if let Some(l) = last_seq {
-                check!(s > l, "RX seq {s} after seq {l}: reordered or repeated");
+    for (k, list) in consumers.iter().enumerate() {
+        let mut next = std::collections::HashMap::new();
+        for &(p, c, seq) in list {
+            check!(
+                produced.iter().any(|&(q, n)| q == p && c < n),
+                "received message {p}/{c} that no producer had accepted"
+            );
+            check!(seen.insert((p, c)), "message {p}/{c} arrived twice");
+            let want = next.entry(p).or_insert(0u64);
+            check!(
+                c >= *want,
+                "consumer {k}: producer {p}'s message {c} arrived after its message {}",
+                *want - 1
+            );
+            *want = c + 1;
+            if let Some(s) = seq {
+                if let Some(l) = last_seq {
+                    check!(s > l, "RX seq {s} after seq {l}: reordered or repeated");
+                }
+                last_seq = Some(s);
             }
-            last_seq = Some(s);
         }
     }
     check!(
-        received.len() as u64 == total,
+        seen.len() as u64 == total,
         "{} of {total} accepted messages arrived ({:?} produced)",
-        received.len(),
+        seen.len(),
         produced
     );
     let reads = ops.contains(&Read);
