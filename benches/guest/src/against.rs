@@ -50,6 +50,12 @@ enum Row {
     ReadWrite { size: usize },
     /// One-way 64 B latency p50, microseconds.
     Latency(LatKind),
+    /// One process on one CPU: `batch` sends and one SEND, then the
+    /// receives (RECV), messages/s: the CPU cost per message, without the
+    /// two-CPU scheduling that makes the rows above noisy under TCG.
+    OneCpuRings { size: usize, batch: usize },
+    /// One process on one CPU: write(2) one message, read(2) it, messages/s.
+    OneCpuReadWrite { size: usize },
 }
 
 impl Row {
@@ -65,6 +71,10 @@ impl Row {
             Row::Rings { size, batch } => format!("rings {} batch {batch}, msg/s", sz(size)),
             Row::ReadWrite { size } => format!("write(2)/read(2) {}, msg/s", sz(size)),
             Row::Latency(k) => format!("{}, p50 us", k.label()),
+            Row::OneCpuRings { size, batch } => {
+                format!("1 CPU rings {} batch {batch}, msg/s", sz(size))
+            }
+            Row::OneCpuReadWrite { size } => format!("1 CPU write+read {}, msg/s", sz(size)),
         }
     }
 
@@ -85,6 +95,12 @@ fn rows() -> Vec<Row> {
     v.push(Row::ReadWrite { size: 16384 });
     v.push(Row::Latency(LatKind::ChannelBlock));
     v.push(Row::Latency(LatKind::ChannelBusy));
+    for size in [64, 16384] {
+        v.push(Row::OneCpuRings { size, batch: 32 });
+    }
+    for size in [64, 16384] {
+        v.push(Row::OneCpuReadWrite { size });
+    }
     v
 }
 
@@ -202,6 +218,42 @@ fn rw_throughput(size: usize, n: usize) -> Result<(Report, Report), String> {
     )
 }
 
+/// write(2) then read(2) of each message, creator and attacher in one
+/// process (messages/s).
+fn rw_serial(size: usize, n: usize) -> Result<f64, String> {
+    let name = unique_name("rw1");
+    let opts = channel_opts(size, WaitPolicy::BusyPoll);
+    let (tx, _orx) = Channel::create(&name, &opts).map_err(|e| format!("create: {e}"))?;
+    let (ptx, _prx) = Channel::attach(&name, &opts).map_err(|e| format!("attach: {e}"))?;
+    let (wfd, rfd) = (tx.as_raw_fd(), ptx.as_raw_fd());
+    let mut buf = vec![0u8; size];
+    let mut got_buf = vec![0u8; size.next_power_of_two().max(64)];
+    let t = Instant::now();
+    for i in 0..n {
+        pattern(&mut buf, i);
+        let w = sys::write(wfd, &buf).map_err(|e| format!("write {i}: {e}"))?;
+        if w != size {
+            return Err(format!("write {i}: {w} of {size} bytes"));
+        }
+        let got = sys::read(rfd, &mut got_buf).map_err(|e| format!("read {i}: {e}"))?;
+        check_msg(&got_buf[..got], size, i)?;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// `f` in a child pinned to the producer's CPU; its rate.
+fn one_cpu(f: impl FnOnce() -> Result<f64, String>) -> Result<f64, String> {
+    let (pid, r) = spawn(PRODUCER_CPU, move || f().map(|rate| vec![rate as u64]))?;
+    let rep = collect(pid, r);
+    if let Some(e) = rep.error {
+        return Err(e);
+    }
+    rep.values
+        .first()
+        .map(|&v| v as f64)
+        .ok_or_else(|| "no rate".to_string())
+}
+
 /// One measurement of `row`; latency rows also give their samples.
 fn measure(row: Row, scale: f64) -> Result<(f64, Vec<u64>), String> {
     // Half of the main bench's count per measurement, in more rounds.
@@ -216,6 +268,14 @@ fn measure(row: Row, scale: f64) -> Result<(f64, Vec<u64>), String> {
             let n = n_for(size);
             let mut cpus = String::new();
             throughput_round(rw_throughput(size, n), n, &mut cpus).map(|r| (r, vec![]))
+        }
+        Row::OneCpuRings { size, batch } => {
+            let n = n_for(size);
+            one_cpu(move || channel_serial(size, batch, n)).map(|r| (r, vec![]))
+        }
+        Row::OneCpuReadWrite { size } => {
+            let n = n_for(size);
+            one_cpu(move || rw_serial(size, n)).map(|r| (r, vec![]))
         }
         Row::Latency(kind) => {
             let iters = ((2500.0 * scale) as usize).max(200);
