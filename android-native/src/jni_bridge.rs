@@ -99,7 +99,9 @@ fn class_of(e: &Error) -> &'static JNIStr {
         Error::ModuleNotLoaded => jni_str!("dev/secureipc/ModuleNotLoadedException"),
         Error::InvalidName => jni_str!("dev/secureipc/InvalidChannelNameException"),
         Error::InvalidGeometry => jni_str!("dev/secureipc/InvalidGeometryException"),
-        Error::IdentityRejected => jni_str!("dev/secureipc/IdentityRejectedException"),
+        Error::IdentityRejected | Error::OwnerRejected => {
+            jni_str!("dev/secureipc/IdentityRejectedException")
+        }
         Error::PskMismatch => jni_str!("dev/secureipc/PskMismatchException"),
         Error::NotConnected => jni_str!("dev/secureipc/NotConnectedException"),
         Error::Protocol(_) => jni_str!("dev/secureipc/ProtocolException"),

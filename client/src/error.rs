@@ -44,6 +44,10 @@ pub enum Error {
     IdentityRejected,
     /// Both sides supplied different pre-shared keys (or only one side did).
     PskMismatch,
+    /// The process listening on the channel's name is not the owner this
+    /// attacher expects (its uid differs from the owner policy's, or it did
+    /// not prove the pinned owner identity). Nothing was sent to it.
+    OwnerRejected,
     /// The owner has no peer yet (only from the non-blocking calls).
     NotConnected,
     /// An argument is unusable (the text says which).
@@ -96,6 +100,11 @@ impl fmt::Display for Error {
                 f,
                 "pre-shared key mismatch: both sides must supply the same PSK (or none)"
             ),
+            Error::OwnerRejected => write!(
+                f,
+                "the process serving this channel name is not the expected owner (uid or owner \
+                 identity mismatch); set the owner policy to the owner you expect"
+            ),
             Error::NotConnected => write!(f, "no peer has attached to the channel yet"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
@@ -135,6 +144,7 @@ impl Error {
             Error::ModuleNotLoaded => libc::ENODEV,
             Error::InvalidName | Error::InvalidGeometry | Error::InvalidArgument(_) => libc::EINVAL,
             Error::IdentityRejected | Error::PskMismatch => libc::EKEYREJECTED,
+            Error::OwnerRejected => libc::EPERM,
             Error::NotConnected => libc::ENOTCONN,
             Error::Protocol(_) => libc::EPROTO,
             Error::TimedOut => libc::ETIMEDOUT,

@@ -28,8 +28,8 @@ pub mod userspace;
 
 pub use error::Error;
 pub use options::{
-    encode_name, Backend, Credentials, Options, PeerCredentials, PeerPolicy, PidNamespace, Stats,
-    WaitPolicy, DEFAULT_REKEY_BYTES, DEFAULT_REKEY_RECORDS,
+    encode_name, Backend, Credentials, Options, OwnerPolicy, PeerCredentials, PeerPolicy,
+    PidNamespace, Stats, WaitPolicy, DEFAULT_REKEY_BYTES, DEFAULT_REKEY_RECORDS,
 };
 pub use x25519_dalek::StaticSecret;
 

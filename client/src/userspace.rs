@@ -1,30 +1,38 @@
 //! The userspace backend: the same channel without the kernel module.
 //!
-//! The owner listens on a `SOCK_SEQPACKET` Unix socket (abstract
-//! `@secure_ipc/NAME`, or `DIR/NAME.sock`). A background thread accepts
-//! connections, checks the connecting process's `SO_PEERCRED` against the
-//! [`PeerPolicy`], runs the key agreement of docs/key-schedule.md §5, and
-//! hands the peer a sealed memfd holding both directions' rings plus four
-//! eventfd doorbells with `SCM_RIGHTS`. Records in the rings are the sealed
-//! format of docs/record-format.md; the receiver copies each record out of
-//! shared memory before it checks or decrypts it. The rendezvous socket stays
-//! open for the whole session: its hang-up is how each side learns that the
-//! other process is gone, even after SIGKILL.
+//! The owner listens on a `SOCK_SEQPACKET` Unix socket
+//! (`$XDG_RUNTIME_DIR/secure_ipc/NAME.sock` where that directory is the
+//! owner's alone, an explicit `DIR/NAME.sock`, or the abstract
+//! `@secure_ipc/NAME`). A background thread accepts connections, checks the
+//! connecting process's kernel-captured credentials (`SO_PEERCRED`,
+//! `SO_PEERGROUPS`, `SO_PEERPIDFD`) against the [`PeerPolicy`] right after
+//! accept, and runs each admitted handshake (docs/key-schedule.md §5) on its
+//! own thread with its own deadline. The attacher checks the owner in turn
+//! (uid, optional identity proof: [`OwnerPolicy`]). The owner hands the peer
+//! a sealed memfd holding both directions' rings plus four socket-pair
+//! doorbells with `SCM_RIGHTS`; the listener itself accepts no descriptors.
+//! Records in the rings are the sealed format of docs/record-format.md; the
+//! receiver copies each record out of shared memory before it checks or
+//! decrypts it. The rendezvous socket stays open for the whole session: its
+//! hang-up is how each side learns that the other process is gone, even
+//! after SIGKILL.
 
 use crate::backend::{Endpoint, MessageMeta, RxBackend, TxBackend};
 use crate::keys::{self, SessionInputs};
 use crate::options::encode_name;
 use crate::record::{Opener, Sealer, HEADER_LEN, OVERHEAD};
 use crate::sys::{self, Mapping, SockAddr};
-use crate::{monotonic_ns, Credentials, Error, Options, PeerCredentials, PeerPolicy, Stats};
+use crate::{
+    monotonic_ns, Credentials, Error, Options, OwnerPolicy, PeerCredentials, PeerPolicy, Stats,
+};
 use rand_core::{OsRng, RngCore};
 use secure_ipc_ring::abi::{self, TxDesc};
 use secure_ipc_ring::{Consumer, PeekError, Producer, ProtocolError, ReserveError, RingLayout};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
@@ -44,6 +52,8 @@ const MAGIC_STATS_REPLY: &[u8; 8] = b"SIPCSS01";
 
 const HELLO_IDENTITY: u32 = 1;
 const HELLO_OWNER_PSK: u32 = 2;
+/// The owner proves an identity key in its ACCEPT.
+const HELLO_OWNER_IDENTITY: u32 = 4;
 const KEYS_PEER_PSK: u32 = 2;
 
 /// Why the owner refused, on the wire.
@@ -79,20 +89,6 @@ pub fn abstract_name(name: &str) -> Vec<u8> {
 /// Socket file of a channel under `dir`.
 pub fn socket_path(dir: &std::path::Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
-}
-
-fn connect_to(name: &str, opts: &Options) -> Result<OwnedFd, Error> {
-    let abs = abstract_name(name);
-    let path = opts.socket_dir.as_ref().map(|d| socket_path(d, name));
-    let addr = match &path {
-        Some(p) => SockAddr::Path(p),
-        None => SockAddr::Abstract(&abs),
-    };
-    sys::connect(&addr).map_err(|e| match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Error::NoSuchChannel,
-        Some(libc::EACCES) => Error::NotPermitted,
-        _ => Error::Io(e),
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -210,7 +206,7 @@ impl Link {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let r = sys::poll(&[bell.as_raw_fd(), self.sock.as_raw_fd()], timeout)?;
         if r[0].readable {
-            sys::eventfd_drain(bell);
+            sys::bell_drain(bell);
         }
         // Any event on the socket after the handshake is the end: the peer
         // never writes to it again, so readable means EOF.
@@ -221,7 +217,10 @@ impl Link {
     }
 }
 
-/// Doorbells of one endpoint: the two it sleeps on and the two it rings.
+/// Doorbells of one endpoint: the sleeping ends of the two it waits on and
+/// the ringing ends of the two it rings (socket pairs, see
+/// [`sys::bell_pair`]: the other process holds the opposite ends, which are
+/// separate file descriptions, so nothing it does to them can block us).
 struct Bells {
     my_data: OwnedFd,
     my_room: OwnedFd,
@@ -346,7 +345,7 @@ impl TxSession {
     fn flush(&mut self) -> Result<usize, Error> {
         let n = std::mem::take(&mut self.unpublished);
         if self.producer.publish() {
-            sys::eventfd_signal(&self.their_data);
+            sys::bell_ring(&self.their_data);
             self.counters
                 .doorbells_signalled
                 .fetch_add(1, Ordering::Relaxed);
@@ -385,7 +384,7 @@ impl Drop for TxSession {
     fn drop(&mut self) {
         // Hang up this direction [O8]; wake the consumer if it sleeps.
         if self.producer.close() {
-            sys::eventfd_signal(&self.their_data);
+            sys::bell_ring(&self.their_data);
         }
     }
 }
@@ -425,7 +424,7 @@ impl RxSession {
         // (a no-op unless NEED_WAKEUP is set).
         self.consumer.finish_sleep();
         if self.consumer.producer_wants_wakeup() {
-            sys::eventfd_signal(&self.their_room);
+            sys::bell_ring(&self.their_room);
             self.counters
                 .doorbells_signalled
                 .fetch_add(1, Ordering::Relaxed);
@@ -527,7 +526,7 @@ impl Drop for RxSession {
     fn drop(&mut self) {
         // Hang up this direction [O8]; wake the producer if it waits for room.
         if self.consumer.close() {
-            sys::eventfd_signal(&self.their_room);
+            sys::bell_ring(&self.their_room);
         }
     }
 }
@@ -538,12 +537,19 @@ impl Drop for RxSession {
 
 /// The listener's hand-over: each half takes its session; a half dropped
 /// before that marks itself gone so its session is closed at once.
+///
+/// States, all under `Pending::slot`'s lock (handshake threads, the owner's
+/// halves): `attached == false` (no peer yet; any number of handshakes may
+/// be running), then `attached == true` with the sessions deposited, then
+/// taken by the halves. The first handshake to finish and find
+/// `attached == false` sets it and is the peer; later ones are refused Busy.
 #[derive(Default)]
 struct Deposit {
     tx: Option<TxSession>,
     rx: Option<RxSession>,
     tx_gone: bool,
     rx_gone: bool,
+    attached: bool,
 }
 
 /// Where the owner's listener deposits the session for the owner's halves.
@@ -551,12 +557,22 @@ struct Pending {
     slot: Mutex<Deposit>,
     ready: Condvar,
     stop: OwnedFd,
+    /// The listener thread, joined on drop.
+    listener: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        // Both owner halves are gone: stop the listener thread.
+        // Both owner halves are gone: stop the listener thread and wait for
+        // it, so the name is free once the owner's drop returns. It never
+        // blocks (it only polls and accepts), so neither does this join.
         sys::eventfd_signal(&self.stop);
+        let handle = self.listener.get_mut().ok().and_then(|h| h.take());
+        if let Some(h) = handle {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
     }
 }
 
@@ -901,77 +917,73 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
     Ok(Session { tx, rx })
 }
 
-/// pid-namespace and user-namespace inode numbers of a process (0 if unknown).
-fn ns_inodes(pid: u32) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    let ino = |what: &str| {
-        std::fs::metadata(format!("/proc/{pid}/ns/{what}"))
-            .map(|m| m.ino())
-            .unwrap_or(0)
-    };
-    (ino("pid"), ino("user"))
+/// Who is on the other end of a rendezvous socket, from what the kernel
+/// captured when that process connected (or bound the listener): never
+/// from `/proc/PID` alone, which a process can leave for a reused PID.
+struct SocketPeer {
+    creds: PeerCredentials,
+    /// Supplementary groups (`SO_PEERGROUPS`); `None` where the kernel
+    /// lacks it, and then a gid policy admits the primary gid only.
+    groups: Option<Vec<u32>>,
+    /// Whether the namespace inodes in `creds` are known race-free (from
+    /// `SO_PEERPIDFD`); without them a pid-namespace policy refuses.
+    namespaces_known: bool,
 }
 
-/// Supplementary groups of a process, as this process's user namespace sees them.
-fn groups_of(pid: u32) -> Vec<u32> {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Vec::new();
-    };
-    s.lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn peer_credentials_of(sock: &OwnedFd) -> Result<PeerCredentials, Error> {
+fn socket_peer(sock: &OwnedFd) -> Result<SocketPeer, Error> {
     let (pid, uid, gid) = sys::peer_cred(sock)?;
-    let (pidns_ino, userns_ino) = ns_inodes(pid);
-    Ok(PeerCredentials {
-        cred: Credentials { pid, uid, gid },
-        pidns_ino,
-        userns_ino,
-        identity_verified: false,
+    let groups = sys::peer_groups(sock);
+    let ns = sys::peer_pidfd(sock).and_then(|pidfd| sys::pidfd_namespaces(&pidfd));
+    let (pidns_ino, userns_ino) = ns.unwrap_or((0, 0));
+    Ok(SocketPeer {
+        creds: PeerCredentials {
+            cred: Credentials { pid, uid, gid },
+            pidns_ino,
+            userns_ino,
+            identity_verified: false,
+        },
+        groups,
+        namespaces_known: ns.is_some(),
     })
 }
 
 /// The policy check of an attach, from the connecting socket's credentials.
-fn policy_allows(policy: &PeerPolicy, peer: &PeerCredentials) -> bool {
+/// Fails closed: a field the kernel cannot attest does not match.
+fn policy_allows(policy: &PeerPolicy, peer: &SocketPeer) -> bool {
+    let c = &peer.creds;
     if let Some(uid) = policy.uid {
-        if peer.cred.uid != uid {
+        if c.cred.uid != uid {
             return false;
         }
     }
     if let Some(gid) = policy.gid {
-        if peer.cred.gid != gid && !groups_of(peer.cred.pid).contains(&gid) {
+        let in_groups = peer.groups.as_ref().is_some_and(|g| g.contains(&gid));
+        if c.cred.gid != gid && !in_groups {
             return false;
         }
     }
     if let Some(ns) = &policy.pidns {
-        if peer.pidns_ino != ns.ino() {
+        if !peer.namespaces_known || c.pidns_ino != ns.ino() {
             return false;
         }
     }
     true
 }
 
-fn recv_exact(sock: &OwnedFd, buf: &mut [u8]) -> Result<(usize, Vec<OwnedFd>), Error> {
-    match sys::recv_packet(sock, buf) {
-        Ok((0, _)) => Err(proto("the other side closed the rendezvous socket")),
-        Ok(r) => Ok(r),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-            ) =>
-        {
-            Err(Error::TimedOut)
-        }
+/// Receives one handshake packet by `deadline`; control messages refused.
+fn recv_plain(sock: &OwnedFd, buf: &mut [u8], deadline: Instant) -> Result<usize, Error> {
+    match sys::recv_plain_packet(sock, buf, deadline) {
+        Ok(0) => Err(proto("the other side closed the rendezvous socket")),
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Error::TimedOut),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(Error::Protocol(e.to_string())),
         Err(e) => Err(Error::Io(e)),
     }
+}
+
+fn refusal_of(n: usize, buf: &[u8]) -> Option<Error> {
+    (n == 12 && &buf[..8] == MAGIC_REFUSE)
+        .then(|| refusal_error(u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])))
 }
 
 fn refuse(sock: &OwnedFd, why: Refusal) {
@@ -990,6 +1002,10 @@ fn random32() -> [u8; 32] {
 // Owner
 // ---------------------------------------------------------------------------
 
+/// Handshakes the listener serves at once; a connection beyond them is
+/// refused with `Busy` at once rather than queued behind them.
+const MAX_HANDSHAKES: usize = 32;
+
 /// A finished owner-side handshake: the session and the ACCEPT still to send.
 struct Accepted {
     session: Session,
@@ -997,17 +1013,78 @@ struct Accepted {
     fds: Vec<OwnedFd>,
 }
 
-/// State the listener thread needs.
-struct Listener {
+/// What every handshake thread of one channel shares.
+struct ChannelSetup {
     name: String,
     name32: [u8; 32],
     geo: Geometry,
     opts: Options,
+    /// The policy in force ([`Options::effective_policy`]).
+    policy: PeerPolicy,
+    pending: Weak<Pending>,
+    counters: Arc<Counters>,
+    /// Handshakes in flight (at most [`MAX_HANDSHAKES`]).
+    active: AtomicUsize,
+}
+
+/// State the listener thread needs.
+struct Listener {
+    setup: Arc<ChannelSetup>,
     listen: OwnedFd,
     stop: OwnedFd,
-    pending: std::sync::Weak<Pending>,
-    counters: Arc<Counters>,
     path: Option<PathBuf>,
+}
+
+/// The rendezvous directory: the explicit one, else this uid's runtime
+/// directory where it exists, else none (the abstract name).
+fn rendezvous_dir(opts: &Options) -> Option<PathBuf> {
+    if let Some(d) = &opts.socket_dir {
+        return Some(d.clone());
+    }
+    if opts.abstract_socket {
+        return None;
+    }
+    default_runtime_dir()
+}
+
+/// `$XDG_RUNTIME_DIR/secure_ipc`, created mode 0700, if `$XDG_RUNTIME_DIR`
+/// is an absolute directory of this uid that nobody else can write, and the
+/// subdirectory is a real directory (not a symlink) of this uid that only it
+/// can enter. Anything else: `None`.
+fn default_runtime_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let base = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    if !base.is_absolute() {
+        return None;
+    }
+    let me = sys::geteuid();
+    let owned_by_me = |p: &std::path::Path, forbidden: u32| {
+        std::fs::symlink_metadata(p)
+            .is_ok_and(|m| m.is_dir() && m.uid() == me && m.mode() & forbidden == 0)
+    };
+    if !owned_by_me(&base, 0o022) {
+        return None;
+    }
+    let dir = base.join("secure_ipc");
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    owned_by_me(&dir, 0o077).then_some(dir)
+}
+
+fn rendezvous_addr<'a>(abs: &'a [u8], path: &'a Option<PathBuf>) -> SockAddr<'a> {
+    match path {
+        Some(p) => SockAddr::Path(p),
+        None => SockAddr::Abstract(abs),
+    }
+}
+
+fn connect_to(name: &str, opts: &Options) -> Result<OwnedFd, Error> {
+    let abs = abstract_name(name);
+    let path = rendezvous_dir(opts).map(|d| socket_path(&d, name));
+    sys::connect(&rendezvous_addr(&abs, &path)).map_err(|e| match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Error::NoSuchChannel,
+        Some(libc::EACCES) => Error::NotPermitted,
+        _ => Error::Io(e),
+    })
 }
 
 /// Creates the channel: binds the rendezvous socket and starts the listener.
@@ -1015,11 +1092,8 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let name32 = encode_name(name)?;
     let geo = Geometry::new(opts.slots, opts.slot_size)?;
     let abs = abstract_name(name);
-    let path = opts.socket_dir.as_ref().map(|d| socket_path(d, name));
-    let addr = match &path {
-        Some(p) => SockAddr::Path(p),
-        None => SockAddr::Abstract(&abs),
-    };
+    let path = rendezvous_dir(opts).map(|d| socket_path(&d, name));
+    let addr = rendezvous_addr(&abs, &path);
     let listen = match sys::listen(&addr) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
@@ -1041,23 +1115,31 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         slot: Mutex::new(Deposit::default()),
         ready: Condvar::new(),
         stop: stop.try_clone()?,
+        listener: Mutex::new(None),
     });
     let max = geo.max_payload();
     let listener = Listener {
-        name: name.to_string(),
-        name32,
-        geo,
-        opts: opts.clone(),
+        setup: Arc::new(ChannelSetup {
+            name: name.to_string(),
+            name32,
+            geo,
+            policy: opts.effective_policy(),
+            opts: opts.clone(),
+            pending: Arc::downgrade(&pending),
+            counters: counters.clone(),
+            active: AtomicUsize::new(0),
+        }),
         listen,
         stop,
-        pending: Arc::downgrade(&pending),
-        counters: counters.clone(),
         path,
     };
     let fd = pending.stop.as_raw_fd();
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name(format!("sipc-listen-{name}"))
         .spawn(move || listener.run())?;
+    if let Ok(mut g) = pending.listener.lock() {
+        *g = Some(handle);
+    }
     Ok(Endpoint {
         tx: Box::new(UsTx {
             state: TxState::Waiting(pending.clone()),
@@ -1077,249 +1159,352 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     })
 }
 
+/// Gives a handshake slot back when its thread ends, however it ends.
+struct HandshakeSlot(Arc<ChannelSetup>);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Listener {
+    /// Accepts connections until both owner halves are gone. Never waits on
+    /// a connection: credentials are checked right after accept, and each
+    /// admitted handshake runs on its own thread with its own deadline.
     fn run(self) {
-        let mut attached = false;
         while let Ok(ready) = sys::poll(&[self.listen.as_raw_fd(), self.stop.as_raw_fd()], None) {
-            if ready[1].readable || self.pending.strong_count() == 0 {
+            if ready[1].readable || self.setup.pending.strong_count() == 0 {
                 break;
             }
             if !ready[0].readable {
                 continue;
             }
+            // Non-blocking listener: a connection aborted since the poll is
+            // EAGAIN here, not a stall.
             let Ok(sock) = sys::accept(&self.listen) else {
                 continue;
             };
-            if sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT).is_err() {
-                continue;
-            }
-            if let Ok(true) = self.serve(sock, attached) {
-                attached = true;
-            }
+            self.admit(sock);
         }
+        // Release the name before the owner's drop returns (it joins us).
         if let Some(p) = &self.path {
             let _ = std::fs::remove_file(p);
         }
     }
 
-    /// Handles one connection; returns true when it became the session's peer.
-    fn serve(&self, sock: OwnedFd, attached: bool) -> Result<bool, Error> {
-        let mut buf = [0u8; 256];
-        let (n, _) = recv_exact(&sock, &mut buf)?;
-        let peer = peer_credentials_of(&sock)?;
-        if n == 8 && &buf[..8] == MAGIC_STATS {
-            // Counters are for the owner's own user (or root) only.
-            if peer.cred.uid == sys::geteuid() || peer.cred.uid == 0 {
-                let _ = sys::send_packet(&sock, &Counters::to_wire(&self.counters.snapshot()), &[]);
-            } else {
-                refuse(&sock, Refusal::NotPermitted);
-            }
-            return Ok(false);
-        }
-        if n != 8 || &buf[..8] != MAGIC_ATTACH {
-            refuse(&sock, Refusal::Protocol);
-            return Ok(false);
-        }
-        if attached {
-            refuse(&sock, Refusal::Busy);
-            return Ok(false);
-        }
-        if !policy_allows(&self.opts.policy, &peer) {
+    fn admit(&self, sock: OwnedFd) {
+        let Ok(peer) = socket_peer(&sock) else {
+            return;
+        };
+        let uid = peer.creds.cred.uid;
+        let may_stats = uid == sys::geteuid() || uid == 0;
+        let may_attach = policy_allows(&self.setup.policy, &peer);
+        if !may_stats && !may_attach {
             refuse(&sock, Refusal::NotPermitted);
-            return Ok(false);
+            return;
         }
-        match self.handshake(&sock, peer) {
-            Ok(acc) => {
-                let Some(pending) = self.pending.upgrade() else {
-                    return Ok(false);
-                };
-                // Hand the session to the owner's halves before the peer
-                // learns it is attached, so that anything the peer does next
-                // finds the owner ready. If the ACCEPT does not arrive, the
-                // peer closes and the owner sees the hang-up (PeerClosed).
-                let Session { tx, rx } = acc.session;
-                let mut closed = (None, None);
-                if let Ok(mut g) = pending.slot.lock() {
-                    if g.tx_gone {
-                        closed.0 = Some(tx);
-                    } else {
-                        g.tx = Some(tx);
-                    }
-                    if g.rx_gone {
-                        closed.1 = Some(rx);
-                    } else {
-                        g.rx = Some(rx);
-                    }
-                }
-                // Halves the owner dropped already hang up right away.
-                drop(closed);
-                pending.ready.notify_all();
-                let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
-                let _ = sys::send_packet(&sock, &acc.packet, &fds);
-                Ok(true)
-            }
-            Err(e) => {
-                let why = match e {
-                    Error::IdentityRejected => Refusal::IdentityRejected,
-                    Error::PskMismatch => Refusal::PskMismatch,
-                    _ => Refusal::Protocol,
-                };
-                refuse(&sock, why);
-                Err(e)
-            }
+        if self.setup.active.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            self.setup.active.fetch_sub(1, Ordering::AcqRel);
+            refuse(&sock, Refusal::Busy);
+            return;
         }
+        let slot = HandshakeSlot(self.setup.clone());
+        let setup = self.setup.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sipc-hs-{}", setup.name))
+            .spawn(move || {
+                let _slot = slot;
+                let _ = serve(&setup, &sock, peer, may_stats, may_attach);
+            });
+        // A failed spawn drops the closure, its slot and the socket.
+        let _ = spawned;
     }
+}
 
-    fn handshake(&self, sock: &OwnedFd, mut peer: PeerCredentials) -> Result<Accepted, Error> {
-        let owner_secret = StaticSecret::random_from_rng(OsRng);
-        let owner_pub = PublicKey::from(&owner_secret).to_bytes();
-        let nonce = random32();
-        let mut channel_id_b = [0u8; 8];
-        OsRng.fill_bytes(&mut channel_id_b);
-        let channel_id = u64::from_le_bytes(channel_id_b);
-        let mut flags = 0;
-        if self.opts.policy.identity_pub.is_some() {
-            flags |= HELLO_IDENTITY;
+/// Handles one admitted connection by its own deadline.
+fn serve(
+    setup: &ChannelSetup,
+    sock: &OwnedFd,
+    peer: SocketPeer,
+    may_stats: bool,
+    may_attach: bool,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut buf = [0u8; 256];
+    let n = match recv_plain(sock, &mut buf, deadline) {
+        Ok(n) => n,
+        Err(e) => {
+            refuse(sock, Refusal::Protocol);
+            return Err(e);
         }
-        if self.opts.psk.is_some() {
-            flags |= HELLO_OWNER_PSK;
+    };
+    if n == 8 && &buf[..8] == MAGIC_STATS {
+        // Counters are for the owner's own user (or root) only.
+        if may_stats {
+            let _ = sys::send_packet(sock, &Counters::to_wire(&setup.counters.snapshot()), &[]);
+        } else {
+            refuse(sock, Refusal::NotPermitted);
         }
-        let mut hello = MAGIC_HELLO.to_vec();
-        hello.extend_from_slice(&flags.to_le_bytes());
-        hello.extend_from_slice(&self.geo.slots.to_le_bytes());
-        hello.extend_from_slice(&self.geo.slot_size.to_le_bytes());
-        hello.extend_from_slice(&channel_id.to_le_bytes());
-        hello.extend_from_slice(&owner_pub);
-        hello.extend_from_slice(&nonce);
-        sys::send_packet(sock, &hello, &[])?;
-
-        let mut buf = [0u8; 256];
-        let (n, _) = recv_exact(sock, &mut buf)?;
-        if n != 8 + 4 + 96 || &buf[..8] != MAGIC_KEYS {
-            return Err(proto("malformed KEYS packet"));
-        }
-        let peer_pub: [u8; 32] = buf[12..44].try_into().map_err(|_| proto("KEYS"))?;
-        let proof: [u8; 32] = buf[44..76].try_into().map_err(|_| proto("KEYS"))?;
-        let peer_confirm: [u8; 32] = buf[76..108].try_into().map_err(|_| proto("KEYS"))?;
-
-        let eph = Zeroizing::new(
-            owner_secret
-                .diffie_hellman(&PublicKey::from(peer_pub))
-                .to_bytes(),
-        );
-        let id_dh = match &self.opts.policy.identity_pub {
-            Some(id_pub) => {
-                let dh = Zeroizing::new(
-                    owner_secret
-                        .diffie_hellman(&PublicKey::from(*id_pub))
-                        .to_bytes(),
-                );
-                let t = keys::proof_transcript(&self.name32, &owner_pub, &nonce, id_pub);
-                if !keys::ct_eq(&keys::identity_proof(&dh, &t), &proof) {
-                    return Err(Error::IdentityRejected);
-                }
-                peer.identity_verified = true;
-                Some(dh)
-            }
-            None => None,
-        };
-        drop(owner_secret);
-        let k = keys::derive_session(&SessionInputs {
-            name32: &self.name32,
-            owner_pub: &owner_pub,
-            peer_pub: &peer_pub,
-            eph_dh: &eph,
-            identity_dh: id_dh.as_deref(),
-            psk: self.opts.psk.as_deref(),
-        });
-        if !keys::ct_eq(&k.peer_confirm, &peer_confirm) {
-            return Err(Error::PskMismatch);
-        }
-
-        // Shared memory and doorbells for this session only.
-        let rb = self.geo.ring_bytes();
-        let memfd = sys::sealed_memfd(&self.name, 2 * rb)?;
-        let mapping = Mapping::new(&memfd, 2 * rb)?;
-        mapping
-            .init_ring(0, &self.geo.layout)
-            .map_err(|e| Error::Protocol(e.to_string()))?;
-        mapping
-            .init_ring(rb, &self.geo.layout)
-            .map_err(|e| Error::Protocol(e.to_string()))?;
-        let (o_data, o_room, p_data, p_room) = (
-            sys::eventfd()?,
-            sys::eventfd()?,
-            sys::eventfd()?,
-            sys::eventfd()?,
-        );
-        let mut accept = MAGIC_ACCEPT.to_vec();
-        accept.extend_from_slice(&k.owner_confirm);
-        let fds = vec![
-            memfd,
-            o_data.try_clone()?,
-            o_room.try_clone()?,
-            p_data.try_clone()?,
-            p_room.try_clone()?,
-        ];
-
-        let keys = Keys {
-            channel_id,
-            o2p_key: Zeroizing::new(k.o2p_key),
-            o2p_salt: k.o2p_salt,
-            p2o_key: Zeroizing::new(k.p2o_key),
-            p2o_salt: k.p2o_salt,
-        };
-        let link = Arc::new(Link {
-            sock: sock.try_clone()?,
-            gone: AtomicBool::new(false),
-        });
-        let session = build_session(SessionParts {
-            owner: true,
-            geo: &self.geo,
-            mapping,
-            bells: Bells {
-                my_data: o_data,
-                my_room: o_room,
-                their_data: p_data,
-                their_room: p_room,
-            },
-            keys,
-            link,
-            counters: self.counters.clone(),
-            peer,
-            opts: &self.opts,
-        })?;
-        Ok(Accepted {
-            session,
-            packet: accept,
-            fds,
-        })
+        return Ok(());
     }
+    if n != 8 || &buf[..8] != MAGIC_ATTACH {
+        refuse(sock, Refusal::Protocol);
+        return Ok(());
+    }
+    if !may_attach {
+        refuse(sock, Refusal::NotPermitted);
+        return Ok(());
+    }
+    let Some(pending) = setup.pending.upgrade() else {
+        return Ok(());
+    };
+    let busy = pending.slot.lock().map_or(true, |g| g.attached);
+    // Not held across the handshake: the owner's drop must not wait for it.
+    drop(pending);
+    if busy {
+        refuse(sock, Refusal::Busy);
+        return Ok(());
+    }
+    let acc = match handshake(setup, sock, peer.creds, deadline) {
+        Ok(acc) => acc,
+        Err(e) => {
+            let why = match e {
+                Error::IdentityRejected => Refusal::IdentityRejected,
+                Error::PskMismatch => Refusal::PskMismatch,
+                _ => Refusal::Protocol,
+            };
+            refuse(sock, why);
+            return Err(e);
+        }
+    };
+    let Some(pending) = setup.pending.upgrade() else {
+        return Ok(());
+    };
+    // Claim the channel: of handshakes that finish together, the first to
+    // take the lock is the peer, the others are Busy. The session is
+    // handed to the owner's halves before the peer learns it is attached,
+    // so anything the peer does next finds the owner ready. If the ACCEPT
+    // does not arrive, the peer closes and the owner sees the hang-up.
+    let Session { tx, rx } = acc.session;
+    let mut closed = (None, None);
+    let claimed = match pending.slot.lock() {
+        Ok(mut g) if !g.attached => {
+            g.attached = true;
+            if g.tx_gone {
+                closed.0 = Some(tx);
+            } else {
+                g.tx = Some(tx);
+            }
+            if g.rx_gone {
+                closed.1 = Some(rx);
+            } else {
+                g.rx = Some(rx);
+            }
+            true
+        }
+        _ => false,
+    };
+    if !claimed {
+        refuse(sock, Refusal::Busy);
+        return Ok(());
+    }
+    // Halves the owner dropped already hang up right away.
+    drop(closed);
+    pending.ready.notify_all();
+    drop(pending);
+    let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
+    let _ = sys::send_packet(sock, &acc.packet, &fds);
+    Ok(())
+}
+
+fn handshake(
+    setup: &ChannelSetup,
+    sock: &OwnedFd,
+    mut peer: PeerCredentials,
+    deadline: Instant,
+) -> Result<Accepted, Error> {
+    let opts = &setup.opts;
+    let owner_secret = StaticSecret::random_from_rng(OsRng);
+    let owner_pub = PublicKey::from(&owner_secret).to_bytes();
+    let nonce = random32();
+    let mut channel_id_b = [0u8; 8];
+    OsRng.fill_bytes(&mut channel_id_b);
+    let channel_id = u64::from_le_bytes(channel_id_b);
+    let mut flags = 0;
+    if setup.policy.identity_pub.is_some() {
+        flags |= HELLO_IDENTITY;
+    }
+    if opts.psk.is_some() {
+        flags |= HELLO_OWNER_PSK;
+    }
+    if opts.identity.is_some() {
+        flags |= HELLO_OWNER_IDENTITY;
+    }
+    let mut hello = MAGIC_HELLO.to_vec();
+    hello.extend_from_slice(&flags.to_le_bytes());
+    hello.extend_from_slice(&setup.geo.slots.to_le_bytes());
+    hello.extend_from_slice(&setup.geo.slot_size.to_le_bytes());
+    hello.extend_from_slice(&channel_id.to_le_bytes());
+    hello.extend_from_slice(&owner_pub);
+    hello.extend_from_slice(&nonce);
+    sys::send_packet(sock, &hello, &[])?;
+
+    let mut buf = [0u8; 256];
+    let n = recv_plain(sock, &mut buf, deadline)?;
+    if n != 8 + 4 + 96 || &buf[..8] != MAGIC_KEYS {
+        return Err(proto("malformed KEYS packet"));
+    }
+    let peer_pub: [u8; 32] = buf[12..44].try_into().map_err(|_| proto("KEYS"))?;
+    let proof: [u8; 32] = buf[44..76].try_into().map_err(|_| proto("KEYS"))?;
+    let peer_confirm: [u8; 32] = buf[76..108].try_into().map_err(|_| proto("KEYS"))?;
+
+    let eph = Zeroizing::new(
+        owner_secret
+            .diffie_hellman(&PublicKey::from(peer_pub))
+            .to_bytes(),
+    );
+    let id_dh = match &setup.policy.identity_pub {
+        Some(id_pub) => {
+            let dh = Zeroizing::new(
+                owner_secret
+                    .diffie_hellman(&PublicKey::from(*id_pub))
+                    .to_bytes(),
+            );
+            let t = keys::proof_transcript(&setup.name32, &owner_pub, &nonce, id_pub);
+            if !keys::ct_eq(&keys::identity_proof(&dh, &t), &proof) {
+                return Err(Error::IdentityRejected);
+            }
+            peer.identity_verified = true;
+            Some(dh)
+        }
+        None => None,
+    };
+    drop(owner_secret);
+    let k = keys::derive_session(&SessionInputs {
+        name32: &setup.name32,
+        owner_pub: &owner_pub,
+        peer_pub: &peer_pub,
+        eph_dh: &eph,
+        identity_dh: id_dh.as_deref(),
+        psk: opts.psk.as_deref(),
+    });
+    if !keys::ct_eq(&k.peer_confirm, &peer_confirm) {
+        return Err(Error::PskMismatch);
+    }
+    // The owner's identity proof answers the attacher's ephemeral key.
+    let owner_proof = match &opts.identity {
+        Some(id) => {
+            let id_pub = PublicKey::from(id).to_bytes();
+            let dh = Zeroizing::new(id.diffie_hellman(&PublicKey::from(peer_pub)).to_bytes());
+            let t =
+                keys::owner_proof_transcript(&setup.name32, &owner_pub, &peer_pub, &nonce, &id_pub);
+            keys::identity_proof(&dh, &t)
+        }
+        None => [0u8; 32],
+    };
+
+    // Shared memory and doorbells for this session only.
+    let geo = &setup.geo;
+    let rb = geo.ring_bytes();
+    let memfd = sys::sealed_memfd(&setup.name, 2 * rb)?;
+    let mapping = Mapping::new(&memfd, 2 * rb)?;
+    mapping
+        .init_ring(0, &geo.layout)
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+    mapping
+        .init_ring(rb, &geo.layout)
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+    // (sleeping end, ringing end) of each doorbell; each side keeps the
+    // sleeping ends of its own bells and the ringing ends of the other's.
+    let (o_data, o_data_ring) = sys::bell_pair()?;
+    let (o_room, o_room_ring) = sys::bell_pair()?;
+    let (p_data, p_data_ring) = sys::bell_pair()?;
+    let (p_room, p_room_ring) = sys::bell_pair()?;
+    let mut accept = MAGIC_ACCEPT.to_vec();
+    accept.extend_from_slice(&k.owner_confirm);
+    accept.extend_from_slice(&owner_proof);
+    let fds = vec![memfd, o_data_ring, o_room_ring, p_data, p_room];
+
+    let keys = Keys {
+        channel_id,
+        o2p_key: Zeroizing::new(k.o2p_key),
+        o2p_salt: k.o2p_salt,
+        p2o_key: Zeroizing::new(k.p2o_key),
+        p2o_salt: k.p2o_salt,
+    };
+    let link = Arc::new(Link {
+        sock: sock.try_clone()?,
+        gone: AtomicBool::new(false),
+    });
+    let session = build_session(SessionParts {
+        owner: true,
+        geo,
+        mapping,
+        bells: Bells {
+            my_data: o_data,
+            my_room: o_room,
+            their_data: p_data_ring,
+            their_room: p_room_ring,
+        },
+        keys,
+        link,
+        counters: setup.counters.clone(),
+        peer,
+        opts,
+    })?;
+    Ok(Accepted {
+        session,
+        packet: accept,
+        fds,
+    })
 }
 
 // ---------------------------------------------------------------------------
 // Peer
 // ---------------------------------------------------------------------------
 
+/// Checks the process serving the name against the attacher's owner
+/// policy, from the credentials the kernel captured when it bound the
+/// socket, before anything is sent to it.
+fn check_owner_uid(sock: &OwnedFd, policy: &OwnerPolicy) -> Result<(), Error> {
+    if let Some(uid) = policy.uid {
+        let (_, owner_uid, _) = sys::peer_cred(sock)?;
+        if owner_uid != uid {
+            return Err(Error::OwnerRejected);
+        }
+    }
+    Ok(())
+}
+
 /// Attaches to the channel `name` over its rendezvous socket.
 pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let name32 = encode_name(name)?;
     let sock = connect_to(name, opts)?;
-    sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT)?;
-    sys::send_packet(&sock, MAGIC_ATTACH, &[])?;
+    check_owner_uid(&sock, &opts.owner_policy)?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    // An owner that refuses us on our credentials alone answers right after
+    // accept and closes: the ATTACH may then fail with EPIPE, but the REFUSE
+    // is already queued for us, so read it either way.
+    let sent = sys::send_packet(&sock, MAGIC_ATTACH, &[]);
 
     let mut buf = [0u8; 256];
-    let (n, _) = recv_exact(&sock, &mut buf)?;
-    if n == 12 && &buf[..8] == MAGIC_REFUSE {
-        return Err(refusal_error(u32::from_le_bytes([
-            buf[8], buf[9], buf[10], buf[11],
-        ])));
+    let n = match (recv_plain(&sock, &mut buf, deadline), sent) {
+        (Ok(n), _) => n,
+        (Err(_), Err(e)) => return Err(Error::Io(e)),
+        (Err(e), Ok(())) => return Err(e),
+    };
+    if let Some(e) = refusal_of(n, &buf) {
+        return Err(e);
     }
     if n != 8 + 4 + 4 + 4 + 8 + 32 + 32 || &buf[..8] != MAGIC_HELLO {
         return Err(proto("malformed HELLO packet"));
     }
     let u32_at = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
     let flags = u32_at(8);
+    if opts.owner_policy.identity_pub.is_some() && flags & HELLO_OWNER_IDENTITY == 0 {
+        return Err(Error::OwnerRejected);
+    }
     let geo =
         Geometry::new(u32_at(12), u32_at(16)).map_err(|_| proto("HELLO geometry out of range"))?;
     let channel_id = u64::from_le_bytes(buf[20..28].try_into().map_err(|_| proto("HELLO"))?);
@@ -1333,6 +1518,17 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             .diffie_hellman(&PublicKey::from(owner_pub))
             .to_bytes(),
     );
+    // The owner's proof, if we pin its identity, is keyed from
+    // X25519(our ephemeral, owner identity): computed now, the secret dropped.
+    let owner_proof_want = opts.owner_policy.identity_pub.map(|id_pub| {
+        let dh = Zeroizing::new(
+            peer_secret
+                .diffie_hellman(&PublicKey::from(id_pub))
+                .to_bytes(),
+        );
+        let t = keys::owner_proof_transcript(&name32, &owner_pub, &peer_pub, &nonce, &id_pub);
+        keys::identity_proof(&dh, &t)
+    });
     drop(peer_secret);
     let (proof, id_dh) = match (&opts.identity, flags & HELLO_IDENTITY != 0) {
         (Some(id), true) => {
@@ -1357,24 +1553,36 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     pkt.extend_from_slice(&k.peer_confirm);
     sys::send_packet(&sock, &pkt, &[])?;
 
-    let (n, mut fds) = recv_exact(&sock, &mut buf)?;
-    if n == 12 && &buf[..8] == MAGIC_REFUSE {
-        return Err(refusal_error(u32::from_le_bytes([
-            buf[8], buf[9], buf[10], buf[11],
-        ])));
+    let (n, mut fds) = match sys::recv_packet_by(&sock, &mut buf, deadline) {
+        Ok((0, _)) => return Err(proto("the owner closed the rendezvous socket")),
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::TimedOut),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    if let Some(e) = refusal_of(n, &buf) {
+        return Err(e);
     }
-    if n != 8 + 32 || &buf[..8] != MAGIC_ACCEPT || fds.len() != 5 {
+    if n != 8 + 32 + 32 || &buf[..8] != MAGIC_ACCEPT || fds.len() != 5 {
         return Err(proto("malformed ACCEPT packet"));
     }
     let owner_confirm: [u8; 32] = buf[8..40].try_into().map_err(|_| proto("ACCEPT"))?;
     if !keys::ct_eq(&owner_confirm, &k.owner_confirm) {
         return Err(Error::PskMismatch);
     }
+    if let Some(want) = owner_proof_want {
+        let got: [u8; 32] = buf[40..72].try_into().map_err(|_| proto("ACCEPT"))?;
+        if !keys::ct_eq(&got, &want) {
+            return Err(Error::OwnerRejected);
+        }
+    }
     let p_room = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
     let p_data = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
     let o_room = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
     let o_data = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
     let memfd = fds.pop().ok_or_else(|| proto("ACCEPT fds"))?;
+    for bell in [&p_room, &p_data, &o_room, &o_data] {
+        sys::check_bell(bell).map_err(|e| Error::Protocol(e.to_string()))?;
+    }
     let rb = geo.ring_bytes();
     let (size, seals) = sys::memfd_size_and_seals(&memfd)?;
     if size != 2 * rb as u64 || seals & sys::REQUIRED_SEALS != sys::REQUIRED_SEALS {
@@ -1383,8 +1591,7 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         ));
     }
     let mapping = Mapping::new(&memfd, 2 * rb)?;
-    let mut peer = peer_credentials_of(&sock)?;
-    peer.identity_verified = false;
+    let peer = socket_peer(&sock)?.creds;
     let keys = Keys {
         channel_id,
         o2p_key: Zeroizing::new(k.o2p_key),
@@ -1439,14 +1646,17 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 pub fn query_stats(name: &str, opts: &Options) -> Result<Stats, Error> {
     encode_name(name)?;
     let sock = connect_to(name, opts)?;
-    sys::set_timeouts(&sock, HANDSHAKE_TIMEOUT)?;
-    sys::send_packet(&sock, MAGIC_STATS, &[])?;
+    check_owner_uid(&sock, &opts.owner_policy)?;
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let sent = sys::send_packet(&sock, MAGIC_STATS, &[]);
     let mut buf = [0u8; 256];
-    let (n, _) = recv_exact(&sock, &mut buf)?;
-    if n == 12 && &buf[..8] == MAGIC_REFUSE {
-        return Err(refusal_error(u32::from_le_bytes([
-            buf[8], buf[9], buf[10], buf[11],
-        ])));
+    let n = match (recv_plain(&sock, &mut buf, deadline), sent) {
+        (Ok(n), _) => n,
+        (Err(_), Err(e)) => return Err(Error::Io(e)),
+        (Err(e), Ok(())) => return Err(e),
+    };
+    if let Some(e) = refusal_of(n, &buf) {
+        return Err(e);
     }
     Counters::from_wire(&buf[..n]).ok_or_else(|| proto("malformed stats reply"))
 }

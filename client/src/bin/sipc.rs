@@ -71,7 +71,10 @@ impl From<Error> for Fail {
     fn from(e: Error) -> Self {
         let code = match e {
             Error::NoSuchChannel | Error::ChannelExists | Error::Busy => 3,
-            Error::NotPermitted | Error::IdentityRejected | Error::PskMismatch => 4,
+            Error::NotPermitted
+            | Error::IdentityRejected
+            | Error::PskMismatch
+            | Error::OwnerRejected => 4,
             Error::ModuleNotLoaded => 5,
             Error::AuthenticationFailed => 6,
             Error::Protocol(_) => 7,
