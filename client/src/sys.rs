@@ -754,3 +754,82 @@ pub fn kernel_info(path: &str) -> io::Result<secure_ipc_ring::abi::Info> {
     cvt(unsafe { libc::ioctl(f.as_raw_fd(), SIPC_IOC_INFO as _, &mut info as *mut Info) })?;
     Ok(info)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clear_nonblock(fd: &OwnedFd) {
+        // SAFETY: fcntl on a descriptor the test owns.
+        unsafe {
+            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+
+    #[test]
+    fn bell_ring_and_drain_never_block_whatever_the_other_end_does() {
+        let (sleep, ring) = bell_pair().unwrap();
+        // The other side clears O_NONBLOCK on both ends (it can only reach
+        // its own; here the test reaches both) and never reads.
+        clear_nonblock(&sleep);
+        clear_nonblock(&ring);
+        let t = std::time::Instant::now();
+        for _ in 0..100_000 {
+            bell_ring(&ring);
+        }
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::ZERO)).unwrap();
+        assert!(r[0].readable, "a full bell is still a pending ring");
+        for _ in 0..100 {
+            bell_drain(&sleep);
+        }
+        let (_s2, ring2) = bell_pair().unwrap();
+        drop(_s2);
+        bell_ring(&ring2); // sleeper gone: EPIPE, no SIGPIPE
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::ZERO)).unwrap();
+        assert!(!r[0].readable, "drained");
+    }
+
+    #[test]
+    fn only_socket_pair_ends_pass_as_doorbells() {
+        let (a, _b) = bell_pair().unwrap();
+        assert!(check_bell(&a).is_ok());
+        let efd = eventfd().unwrap();
+        assert!(check_bell(&efd).is_err(), "an eventfd");
+        let mut p = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two fds.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: fresh descriptors we own.
+        let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        assert!(check_bell(&r).is_err(), "a pipe");
+        let mut s = [0 as libc::c_int; 2];
+        // SAFETY: socketpair writes two fds.
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, s.as_mut_ptr()) },
+            0
+        );
+        // SAFETY: fresh descriptors we own.
+        let (st, _st2) = unsafe { (OwnedFd::from_raw_fd(s[0]), OwnedFd::from_raw_fd(s[1])) };
+        assert!(check_bell(&st).is_err(), "a stream socket pair");
+        let dir = std::env::temp_dir().join(format!("sipc-bell-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("l.sock");
+        let _ = std::fs::remove_file(&path);
+        let l = listen(&SockAddr::Path(&path)).unwrap();
+        assert!(check_bell(&l).is_err(), "a listening socket");
+        let c = connect(&SockAddr::Path(&path)).unwrap();
+        assert!(check_bell(&c).is_err(), "a connection to a named socket");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn poll_timeout_of_thirty_days_does_not_overflow() {
+        let (sleep, ring) = bell_pair().unwrap();
+        bell_ring(&ring);
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::from_secs(30 * 86_400))).unwrap();
+        assert!(r[0].readable);
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::MAX)).unwrap();
+        assert!(r[0].readable);
+    }
+}

@@ -8,7 +8,7 @@
 //! Own harness (`harness = false`, as `tests/userspace.rs`): prints
 //! `N passed, N failed`.
 
-use secure_ipc::{Backend, Channel, Error, Options, PeerPolicy};
+use secure_ipc::{Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, StaticSecret};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -435,6 +435,171 @@ fn listener_refuses_an_attach_that_carries_descriptors() -> Result<(), String> {
     }
 }
 
+fn my_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(u32::MAX)
+}
+
+fn pinned_owner(id_pub: [u8; 32]) -> Options {
+    opts().owner_policy(OwnerPolicy {
+        uid: Some(my_uid()),
+        identity_pub: Some(id_pub),
+    })
+}
+
+fn owner_identity_is_proved_to_an_attacher_that_pins_it() -> Result<(), String> {
+    let owner_key = StaticSecret::from([0x42; 32]);
+    let owner_pub = secure_ipc::keys::public_key(&[0x42; 32]);
+    let other_pub = secure_ipc::keys::public_key(&[0x43; 32]);
+    // The right owner: attached, and the session carries data.
+    let name = uniq("oid-ok");
+    let (mut otx, _orx) =
+        Channel::create(&name, &opts().identity(owner_key.clone())).map_err(|e| e.to_string())?;
+    let (_ptx, mut prx) =
+        Channel::attach(&name, &pinned_owner(owner_pub)).map_err(|e| format!("right key: {e}"))?;
+    otx.send(b"from the owner").map_err(|e| e.to_string())?;
+    let m = prx.recv().map_err(|e| e.to_string())?;
+    if m.payload() != b"from the owner" {
+        return Err("wrong payload".into());
+    }
+    // An owner holding another key, and one holding none.
+    for (tag, o) in [
+        ("oid-bad", opts().identity(StaticSecret::from([0x44; 32]))),
+        ("oid-none", opts()),
+    ] {
+        let name = uniq(tag);
+        let (_otx, _orx) = Channel::create(&name, &o).map_err(|e| e.to_string())?;
+        match Channel::attach(&name, &pinned_owner(owner_pub)) {
+            Err(Error::OwnerRejected) => {}
+            Err(e) => return Err(format!("{tag}: expected OwnerRejected, got {e}")),
+            Ok(_) => {
+                return Err(format!(
+                    "{tag}: attached to an owner without the pinned key"
+                ))
+            }
+        }
+    }
+    // Pinning a key the owner does not hold is refused too.
+    let name = uniq("oid-other");
+    let (_otx, _orx) =
+        Channel::create(&name, &opts().identity(owner_key)).map_err(|e| e.to_string())?;
+    match Channel::attach(&name, &pinned_owner(other_pub)) {
+        Err(Error::OwnerRejected) => Ok(()),
+        Err(e) => Err(format!("other key: expected OwnerRejected, got {e}")),
+        Ok(_) => Err("attached while pinning a key the owner does not hold".into()),
+    }
+}
+
+/// Racer of the listener's `attached` state: many attachers cross the
+/// claim at once; exactly one becomes the peer, every other is Busy.
+fn concurrent_attachers_get_one_session_and_busy_for_the_rest() -> Result<(), String> {
+    for round in 0..20 {
+        let name = uniq(&format!("race{round}"));
+        let (mut otx, _orx) = Channel::create(&name, &opts()).map_err(|e| e.to_string())?;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let mut hs = Vec::new();
+        for _ in 0..6 {
+            let (b, n) = (barrier.clone(), name.clone());
+            hs.push(std::thread::spawn(move || {
+                b.wait();
+                Channel::attach(&n, &opts())
+            }));
+        }
+        let mut winners = Vec::new();
+        let mut busy = 0;
+        for h in hs {
+            match h.join().map_err(|_| "attacher panicked")? {
+                Ok(ep) => winners.push(ep),
+                Err(Error::Busy) => busy += 1,
+                Err(e) => return Err(format!("round {round}: attacher got {e}")),
+            }
+        }
+        if winners.len() != 1 || busy != 5 {
+            return Err(format!(
+                "round {round}: {} attached, {busy} busy",
+                winners.len()
+            ));
+        }
+        otx.send(&[round as u8]).map_err(|e| e.to_string())?;
+        let (_ptx, mut prx) = winners.pop().ok_or("no winner")?;
+        let m = prx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|e| e.to_string())?
+            .ok_or("the winner got nothing")?;
+        if m.payload() != [round as u8] {
+            return Err(format!("round {round}: wrong payload"));
+        }
+    }
+    Ok(())
+}
+
+/// Item 11: the owner's drop frees the name before it returns, also while
+/// handshakes are in flight.
+fn recreating_a_channel_right_after_drop_succeeds() -> Result<(), String> {
+    let name = uniq("recreate");
+    for i in 0..200 {
+        let (tx, rx) = Channel::create(&name, &opts())
+            .map_err(|e| format!("create {i} right after the drop of {}: {e}", i as i64 - 1))?;
+        if i % 20 == 0 {
+            // An attacher in the middle of its handshake while we drop.
+            let n = name.clone();
+            std::thread::spawn(move || {
+                let _ = Channel::attach(&n, &opts());
+            });
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(tx);
+        drop(rx);
+    }
+    Ok(())
+}
+
+/// Role: connect with no supplementary groups, then gain group 4242 and
+/// send ATTACH: a decision read from /proc after the connect sees 4242.
+fn role_group_changer(name: &str) -> Result<(), String> {
+    let dir = PathBuf::from(std::env::var("SIPC_TEST_DIR").map_err(|e| e.to_string())?);
+    // SAFETY: setgroups with an empty list; we are single-threaded here.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+        return Err(format!("setgroups: {}", std::io::Error::last_os_error()));
+    }
+    let s = raw_connect(&dir.join(format!("{name}.sock")))?;
+    let g: libc::gid_t = 4242;
+    // SAFETY: one valid gid.
+    if unsafe { libc::setgroups(1, &g) } != 0 {
+        return Err(format!("setgroups: {}", std::io::Error::last_os_error()));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let _ = raw_send(&s, MAGIC_ATTACH, &[]);
+    let reply = raw_recv(&s, Duration::from_secs(5))?;
+    println!("{}", describe(&reply));
+    Ok(())
+}
+
+fn gid_policy_uses_the_groups_captured_at_connect() -> Result<(), String> {
+    let name = uniq("groups");
+    let dir = tmpdir("groups");
+    let policy = PeerPolicy {
+        gid: Some(4242),
+        ..PeerPolicy::default()
+    };
+    let (_otx, _orx) = Channel::create(&name, &opts().socket_dir(&dir).policy(policy))
+        .map_err(|e| e.to_string())?;
+    let mut child = role_cmd("group-changer", &name)
+        .env("SIPC_TEST_DIR", &dir)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let line = read_line_within(&mut child, Duration::from_secs(10));
+    kill(child);
+    let _ = std::fs::remove_dir_all(&dir);
+    match line?.as_str() {
+        "REFUSE 1" => Ok(()),
+        other => Err(format!(
+            "a process outside group 4242 at connect time got {other}"
+        )),
+    }
+}
+
 type Test = (&'static str, fn() -> Result<(), String>);
 
 const TESTS: &[Test] = &[
@@ -454,6 +619,22 @@ const TESTS: &[Test] = &[
         "listener_refuses_an_attach_that_carries_descriptors",
         listener_refuses_an_attach_that_carries_descriptors,
     ),
+    (
+        "owner_identity_is_proved_to_an_attacher_that_pins_it",
+        owner_identity_is_proved_to_an_attacher_that_pins_it,
+    ),
+    (
+        "concurrent_attachers_get_one_session_and_busy_for_the_rest",
+        concurrent_attachers_get_one_session_and_busy_for_the_rest,
+    ),
+    (
+        "recreating_a_channel_right_after_drop_succeeds",
+        recreating_a_channel_right_after_drop_succeeds,
+    ),
+    (
+        "gid_policy_uses_the_groups_captured_at_connect",
+        gid_policy_uses_the_groups_captured_at_connect,
+    ),
 ];
 
 fn main() {
@@ -462,6 +643,7 @@ fn main() {
         let r = match role.as_str() {
             "doorbell-jammer" => role_doorbell_jammer(&name),
             "squatter" => role_squatter(&name),
+            "group-changer" => role_group_changer(&name),
             other => Err(format!("unknown role {other}")),
         };
         if let Err(e) = r {
