@@ -229,3 +229,20 @@ fn demo_streams_imu_samples_into_namespaces_without_loss() {
         "{s}"
     );
 }
+
+#[test]
+fn non_ascii_identity_pub_is_a_usage_error_not_a_panic() {
+    // 64 bytes, but a two-byte character straddles each pair of digits:
+    // slicing by byte offsets used to panic (exit 101).
+    let hex = format!("a{}a", "é".repeat(31));
+    assert_eq!(hex.len(), 64);
+    let out = Command::new(SIPC)
+        .args(["listen", &uniq("nonascii"), "--identity-pub", &hex])
+        .args(["--backend", "userspace"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipc");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("--identity-pub"), "stderr: {err}");
+}

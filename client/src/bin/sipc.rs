@@ -3,13 +3,14 @@
 //! Run `sipc --help` for the commands, examples and exit codes.
 
 use secure_ipc::{
-    resolve_backend, Backend, Channel, Error, Options, PeerPolicy, PidNamespace, Receiver, Sender,
-    StaticSecret, WaitPolicy,
+    resolve_backend, Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, PidNamespace,
+    Receiver, Sender, StaticSecret, WaitPolicy,
 };
 use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 const HELP: &str = "\
 sipc - sealed shared-memory channels (secure_ipc) from the shell
@@ -34,15 +35,20 @@ OPTIONS (listen, connect):
                                   raw:N: stdin cut into N-byte messages; output unframed
     --type T                    message type of sent messages (0..65535, default 0)
     --backend auto|kernel|userspace   (default auto: kernel if /dev/secure_ipc opens)
-    --socket-dir DIR            userspace rendezvous socket DIR/NAME.sock
-                                (default: abstract socket @secure_ipc/NAME)
+    --socket-dir DIR            userspace rendezvous socket DIR/NAME.sock (default:
+                                $XDG_RUNTIME_DIR/secure_ipc/NAME.sock where that is
+                                this user's alone, else abstract @secure_ipc/NAME)
     --psk-file FILE             32-byte pre-shared key (both sides)
     --wait busy|block|spin      receive wait policy (default spin, then block)
   listen only:
     --slots N --slot-size N     geometry (powers of two; default 256 x 4096)
-    --uid U --gid G --pidns PID|PATH peer policy (PATH: an nsfs file); --identity-pub HEX pins a peer identity
+    --uid U|any --gid G --pidns PID|PATH peer policy (PATH: an nsfs file; userspace
+                                default: the peer has this uid); --identity-pub HEX pins a peer identity
+    --identity-file FILE        the owner's 32-byte X25519 identity key, proved to peers that pin it
   connect only:
     --identity-file FILE        32-byte X25519 private key proving the pinned identity
+    --owner-uid U|any           the owner's uid (userspace; default: this uid)
+    --owner-identity-pub HEX    the owner must prove this X25519 identity
 
 OPTIONS (bench):
     --size N (64)  --batch N (32)  --count N (1000000)  --backend B  --wait W
@@ -159,24 +165,34 @@ impl Args {
     }
 }
 
-fn read_key_file(path: &str) -> Result<[u8; 32], Fail> {
-    let b = std::fs::read(path).map_err(|e| Fail(format!("{path}: {e}"), 1))?;
-    b.as_slice().try_into().map_err(|_| {
-        usage(format!(
+/// Reads a 32-byte key file; neither the file's bytes nor the key outlive
+/// their use in memory (both wiped on drop).
+fn read_key_file(path: &str) -> Result<Zeroizing<[u8; 32]>, Fail> {
+    let b = Zeroizing::new(std::fs::read(path).map_err(|e| Fail(format!("{path}: {e}"), 1))?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    if b.len() != key.len() {
+        return Err(usage(format!(
             "{path}: expected exactly 32 bytes, found {}",
             b.len()
-        ))
-    })
+        )));
+    }
+    key.copy_from_slice(&b);
+    Ok(key)
 }
 
-fn parse_hex32(s: &str) -> Result<[u8; 32], Fail> {
-    if s.len() != 64 {
-        return Err(usage("--identity-pub: expected 64 hex digits"));
+/// 64 hex digits; anything else (including non-ASCII) is a usage error.
+fn parse_hex32(opt: &str, s: &str) -> Result<[u8; 32], Fail> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return Err(usage(format!("--{opt}: expected 64 hex digits")));
     }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 32];
     for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| usage("--identity-pub: not hex"))?;
+        match (digit(b[2 * i]), digit(b[2 * i + 1])) {
+            (Some(h), Some(l)) => *o = h << 4 | l,
+            _ => return Err(usage(format!("--{opt}: not hex"))),
+        }
     }
     Ok(out)
 }
@@ -207,7 +223,10 @@ fn common_options(a: &Args) -> Result<Options, Fail> {
         o = o.socket_dir(PathBuf::from(d));
     }
     if let Some(f) = a.get("psk-file") {
-        o = o.psk(read_key_file(f)?);
+        o = o.psk(*read_key_file(f)?);
+    }
+    if let Some(f) = a.get("identity-file") {
+        o = o.identity(StaticSecret::from(*read_key_file(f)?));
     }
     Ok(o)
 }
@@ -378,18 +397,34 @@ fn cmd_listen(a: &Args) -> Result<(), Fail> {
         "gid",
         "pidns",
         "identity-pub",
+        "identity-file",
     ])?;
     let name = a.name()?;
     let policy = PeerPolicy {
-        uid: a.get("uid").map(|_| a.num("uid", 0)).transpose()?,
+        uid: match a.get("uid") {
+            None | Some("any") => None,
+            Some(_) => Some(a.num("uid", 0)?),
+        },
         gid: a.get("gid").map(|_| a.num("gid", 0)).transpose()?,
         pidns: a.get("pidns").map(open_pidns).transpose()?,
-        identity_pub: a.get("identity-pub").map(parse_hex32).transpose()?,
+        identity_pub: a
+            .get("identity-pub")
+            .map(|h| parse_hex32("identity-pub", h))
+            .transpose()?,
     };
-    let o = common_options(a)?
+    let mut o = common_options(a)?
         .slots(a.num("slots", 256)?)
-        .slot_size(a.num("slot-size", 4096)?)
-        .policy(policy);
+        .slot_size(a.num("slot-size", 4096)?);
+    // No policy option: the backend's default (userspace: same uid only);
+    // `--uid any` admits every uid.
+    if a.get("uid") == Some("any") {
+        o = o.policy(PeerPolicy {
+            uid: None,
+            ..policy
+        });
+    } else if policy != PeerPolicy::default() {
+        o = o.policy(policy);
+    }
     let (tx, rx) = Channel::create(name, &o)?;
     eprintln!(
         "sipc: channel {name} created ({:?} backend); waiting for a peer",
@@ -407,12 +442,23 @@ fn cmd_connect(a: &Args) -> Result<(), Fail> {
         "psk-file",
         "wait",
         "identity-file",
+        "owner-uid",
+        "owner-identity-pub",
     ])?;
     let name = a.name()?;
     let mut o = common_options(a)?;
-    if let Some(f) = a.get("identity-file") {
-        o = o.identity(StaticSecret::from(read_key_file(f)?));
-    }
+    let owner = OwnerPolicy {
+        uid: match a.get("owner-uid") {
+            Some("any") => None,
+            Some(_) => Some(a.num("owner-uid", 0)?),
+            None => OwnerPolicy::same_user().uid,
+        },
+        identity_pub: a
+            .get("owner-identity-pub")
+            .map(|h| parse_hex32("owner-identity-pub", h))
+            .transpose()?,
+    };
+    o = o.owner_policy(owner);
     let (tx, rx) = Channel::attach(name, &o)?;
     run_stream(tx, rx, a)
 }
