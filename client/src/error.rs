@@ -50,6 +50,12 @@ pub enum Error {
     OwnerRejected,
     /// The owner has no peer yet (only from the non-blocking calls).
     NotConnected,
+    /// [`crate::Sender::close`]: this many flushed messages had not been
+    /// received by the peer when the timeout passed or the peer hung up.
+    NotDelivered {
+        /// Messages the peer never took.
+        undelivered: usize,
+    },
     /// An argument is unusable (the text says which).
     InvalidArgument(&'static str),
     /// The other side broke the rendezvous or ring protocol.
@@ -105,6 +111,11 @@ impl fmt::Display for Error {
                 "the process serving this channel name is not the expected owner (uid or owner \
                  identity mismatch); set the owner policy to the owner you expect"
             ),
+            Error::NotDelivered { undelivered } => write!(
+                f,
+                "{undelivered} message(s) were not received by the peer before the channel \
+                 closed (the peer stalled or hung up)"
+            ),
             Error::NotConnected => write!(f, "no peer has attached to the channel yet"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
@@ -146,6 +157,7 @@ impl Error {
             Error::IdentityRejected | Error::PskMismatch => libc::EKEYREJECTED,
             Error::OwnerRejected => libc::EPERM,
             Error::NotConnected => libc::ENOTCONN,
+            Error::NotDelivered { .. } => libc::EPIPE,
             Error::Protocol(_) => libc::EPROTO,
             Error::TimedOut => libc::ETIMEDOUT,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),

@@ -298,6 +298,41 @@ pub fn check_bell(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// A close-on-exec epoll instance: the stable readiness fd of one half of a
+/// userspace endpoint (the descriptors behind it change at attach).
+pub fn epoll() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+}
+
+/// Adds `fd` to `ep`, level-triggered, for input and hang-up.
+pub fn epoll_add(ep: &OwnedFd, fd: RawFd) -> io::Result<()> {
+    epoll_add_events(ep, fd, (libc::EPOLLIN | libc::EPOLLRDHUP) as u32)
+}
+
+/// Adds `fd` to `ep`, level-triggered, for `events`.
+pub fn epoll_add_events(ep: &OwnedFd, fd: RawFd, events: u32) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    // SAFETY: ev is a valid epoll_event for the call.
+    cvt(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(|_| ())
+}
+
+/// Removes `fd` from `ep` (ignores "not there").
+pub fn epoll_del(ep: &OwnedFd, fd: RawFd) {
+    // SAFETY: EPOLL_CTL_DEL ignores the event pointer (may be null).
+    unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut(),
+        )
+    };
+}
+
 /// Readiness of one polled fd.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Ready {

@@ -241,6 +241,9 @@ struct TxSession {
     unpublished: usize,
     /// The last reserve found the ring full (for `full_events`).
     was_full: bool,
+    /// We asked for a room doorbell since the last drain: the bell may be
+    /// readable and is drained when a reserve finds the ring full.
+    bell_armed: bool,
 }
 
 /// The receiving half once a session exists.
@@ -264,6 +267,9 @@ struct RxSession {
     peer: PeerCredentials,
     current: Option<MessageMeta>,
     empty_polls: u32,
+    /// We asked for a data doorbell since the last drain (see
+    /// [`TxSession::bell_armed`]).
+    bell_armed: bool,
 }
 
 /// Everything a finished handshake produces for one endpoint.
@@ -291,6 +297,12 @@ impl TxSession {
                 Ok(true)
             }
             Err(ReserveError::Full { .. }) => {
+                // Would block: clear the readiness fd (level-triggered epoll
+                // users must not see a stale ring as room).
+                if self.bell_armed {
+                    self.bell_armed = false;
+                    sys::bell_drain(&self.my_room);
+                }
                 // Count each time the ring fills up, not each retry.
                 if !self.was_full {
                     self.was_full = true;
@@ -366,6 +378,7 @@ impl TxSession {
         }
         match self.producer.prepare_wait_for_room(1) {
             Ok(true) => {
+                self.bell_armed = false;
                 let r = self.link.sleep(&self.my_room, deadline);
                 self.producer.finish_wait_for_room();
                 r?;
@@ -377,6 +390,51 @@ impl TxSession {
             return Err(Error::PeerClosed);
         }
         Ok(())
+    }
+}
+
+impl TxSession {
+    /// Published records the consumer has not released, from the shared
+    /// indices (the consumer's is clamped: it is the other side's word).
+    fn unconsumed(&self) -> usize {
+        let fill = self
+            .counters
+            .rings
+            .get()
+            .map_or(0, |(m, tx, _)| m.ring_fill(*tx));
+        fill.min(self.producer.capacity()) as usize
+    }
+
+    /// Sleeps until the consumer released everything, hangs up, or `deadline`.
+    fn wait_drained(&mut self, deadline: Instant) -> Result<(), Error> {
+        let cap = self.producer.capacity();
+        match self.producer.prepare_wait_for_room(cap) {
+            Ok(true) => {
+                self.bell_armed = false;
+                let r = self.link.sleep(&self.my_room, Some(deadline));
+                self.producer.finish_wait_for_room();
+                r?;
+            }
+            Ok(false) => {}
+            Err(e) => return Err(ring_error(e)),
+        }
+        if self.link.gone.load(Ordering::Relaxed) {
+            return Err(Error::PeerClosed);
+        }
+        Ok(())
+    }
+
+    /// Readiness contract (docs/client-api.md): drain the bell, then ask
+    /// for a ring [O5] and re-check; `Ok(true)` = full, the fd will turn
+    /// readable when room appears or the peer hangs up.
+    fn arm(&mut self) -> Result<bool, Error> {
+        if self.link.check_hangup() {
+            return Err(Error::PeerClosed);
+        }
+        sys::bell_drain(&self.my_room);
+        let full = self.producer.prepare_wait_for_room(1).map_err(ring_error)?;
+        self.bell_armed = full;
+        Ok(full)
     }
 }
 
@@ -439,6 +497,11 @@ impl RxSession {
             let gone = self.link.gone.load(Ordering::Relaxed)
                 || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
             if !gone {
+                // Would block: clear the readiness fd (see TxSession::reserve).
+                if self.bell_armed {
+                    self.bell_armed = false;
+                    sys::bell_drain(&self.my_data);
+                }
                 return Ok(None);
             }
             // The peer is gone: take what it published before it died (its
@@ -512,6 +575,7 @@ impl RxSession {
     fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         match self.consumer.prepare_sleep() {
             Ok(true) => {
+                self.bell_armed = false;
                 let r = self.link.sleep(&self.my_data, deadline);
                 self.consumer.finish_sleep();
                 r
@@ -519,6 +583,21 @@ impl RxSession {
             Ok(false) => Ok(()),
             Err(e) => Err(ring_error(e)),
         }
+    }
+}
+
+impl RxSession {
+    /// Readiness contract (docs/client-api.md): drain the bell, then ask
+    /// for a ring [O7] and re-check; `Ok(true)` = empty, the fd will turn
+    /// readable when a message arrives or the peer hangs up.
+    fn arm(&mut self) -> Result<bool, Error> {
+        if self.queue_pos < self.queue.len() {
+            return Ok(false);
+        }
+        sys::bell_drain(&self.my_data);
+        let empty = self.consumer.prepare_sleep().map_err(ring_error)?;
+        self.bell_armed = empty;
+        Ok(empty)
     }
 }
 
@@ -557,6 +636,10 @@ struct Pending {
     slot: Mutex<Deposit>,
     ready: Condvar,
     stop: OwnedFd,
+    /// Signalled once when a session is deposited (never drained): the
+    /// owner's readiness fds are readable from then until each half picks
+    /// its session up.
+    attached_evt: OwnedFd,
     /// The listener thread, joined on drop.
     listener: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -594,7 +677,10 @@ struct UsTx {
     max_payload: usize,
     staging_fallback: Vec<u8>,
     counters: Arc<Counters>,
-    fd: RawFd,
+    /// The readiness fd handed out by `as_raw_fd()`: an epoll set that is
+    /// the same for the half's whole life (before attach it holds the
+    /// owner's attach notification, after it the bell and the link).
+    ready: OwnedFd,
 }
 
 struct UsRx {
@@ -603,7 +689,8 @@ struct UsRx {
     _listener: Option<Arc<Pending>>,
     max_payload: usize,
     counters: Arc<Counters>,
-    fd: RawFd,
+    /// As in [`UsTx`].
+    ready: OwnedFd,
 }
 
 impl UsTx {
@@ -613,7 +700,12 @@ impl UsTx {
             let taken = p.slot.lock().ok().and_then(|mut g| g.tx.take());
             match taken {
                 Some(s) => {
-                    self.fd = s.my_room.as_raw_fd();
+                    sys::epoll_del(&self.ready, p.attached_evt.as_raw_fd());
+                    // Cannot fail for fresh, distinct fds short of ENOMEM;
+                    // then the fd only misses wake-ups the caller's
+                    // timeouts cover.
+                    let _ = sys::epoll_add(&self.ready, s.my_room.as_raw_fd());
+                    let _ = sys::epoll_add(&self.ready, s.link.sock.as_raw_fd());
                     self.state = TxState::Ready(Box::new(s));
                 }
                 None => return None,
@@ -632,7 +724,10 @@ impl UsRx {
             let taken = p.slot.lock().ok().and_then(|mut g| g.rx.take());
             match taken {
                 Some(s) => {
-                    self.fd = s.my_data.as_raw_fd();
+                    sys::epoll_del(&self.ready, p.attached_evt.as_raw_fd());
+                    // As in UsTx::session.
+                    let _ = sys::epoll_add(&self.ready, s.my_data.as_raw_fd());
+                    let _ = sys::epoll_add(&self.ready, s.link.sock.as_raw_fd());
                     self.state = RxState::Ready(Box::new(s));
                 }
                 None => return None,
@@ -727,8 +822,29 @@ impl TxBackend for UsTx {
     }
     fn arm(&mut self) -> Result<bool, Error> {
         match self.session() {
-            Some(s) => s.producer.prepare_wait_for_room(1).map_err(ring_error),
+            Some(s) => s.arm(),
             None => Err(Error::NotConnected),
+        }
+    }
+    fn undelivered(&mut self) -> Result<usize, Error> {
+        match self.session() {
+            Some(s) => {
+                let n = s.unconsumed();
+                if n > 0 && s.link.check_hangup() {
+                    return Err(Error::PeerClosed);
+                }
+                Ok(n)
+            }
+            None => Ok(0),
+        }
+    }
+    fn undelivered_after_hangup(&mut self) -> usize {
+        self.session().map_or(0, |s| s.unconsumed())
+    }
+    fn wait_delivered(&mut self, deadline: Instant) -> Result<(), Error> {
+        match self.session() {
+            Some(s) => s.wait_drained(deadline),
+            None => Ok(()),
         }
     }
     fn rekey(&mut self) -> Result<u32, Error> {
@@ -746,7 +862,7 @@ impl TxBackend for UsTx {
         Ok(self.counters.snapshot())
     }
     fn raw_fd(&self) -> RawFd {
-        self.fd
+        self.ready.as_raw_fd()
     }
 }
 
@@ -782,7 +898,7 @@ impl RxBackend for UsRx {
     }
     fn arm(&mut self) -> Result<bool, Error> {
         match self.session() {
-            Some(s) => s.consumer.prepare_sleep().map_err(ring_error),
+            Some(s) => s.arm(),
             None => Err(Error::NotConnected),
         }
     }
@@ -799,7 +915,7 @@ impl RxBackend for UsRx {
         Ok(self.counters.snapshot())
     }
     fn raw_fd(&self) -> RawFd {
-        self.fd
+        self.ready.as_raw_fd()
     }
 }
 
@@ -895,6 +1011,7 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         counters: p.counters.clone(),
         unpublished: 0,
         was_full: false,
+        bell_armed: false,
     };
     let rx = RxSession {
         consumer,
@@ -913,6 +1030,7 @@ fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         peer: p.peer,
         current: None,
         empty_polls: 0,
+        bell_armed: false,
     };
     Ok(Session { tx, rx })
 }
@@ -1115,8 +1233,15 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         slot: Mutex::new(Deposit::default()),
         ready: Condvar::new(),
         stop: stop.try_clone()?,
+        attached_evt: sys::eventfd()?,
         listener: Mutex::new(None),
     });
+    let ready_of_half = || -> Result<OwnedFd, Error> {
+        let ep = sys::epoll()?;
+        sys::epoll_add(&ep, pending.attached_evt.as_raw_fd())?;
+        Ok(ep)
+    };
+    let (tx_ready, rx_ready) = (ready_of_half()?, ready_of_half()?);
     let max = geo.max_payload();
     let listener = Listener {
         setup: Arc::new(ChannelSetup {
@@ -1133,7 +1258,6 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         stop,
         path,
     };
-    let fd = pending.stop.as_raw_fd();
     let handle = std::thread::Builder::new()
         .name(format!("sipc-listen-{name}"))
         .spawn(move || listener.run())?;
@@ -1147,14 +1271,14 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             max_payload: max,
             staging_fallback: vec![0u8; max],
             counters: counters.clone(),
-            fd,
+            ready: tx_ready,
         }),
         rx: Box::new(UsRx {
             state: RxState::Waiting(pending.clone()),
             _listener: Some(pending),
             max_payload: max,
             counters,
-            fd,
+            ready: rx_ready,
         }),
     })
 }
@@ -1312,6 +1436,7 @@ fn serve(
     // Halves the owner dropped already hang up right away.
     drop(closed);
     pending.ready.notify_all();
+    sys::eventfd_signal(&pending.attached_evt);
     drop(pending);
     let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
     let _ = sys::send_packet(sock, &acc.packet, &fds);
@@ -1621,8 +1746,14 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         opts,
     })?;
     let max = geo.max_payload();
-    let tx_fd = session.tx.my_room.as_raw_fd();
-    let rx_fd = session.rx.my_data.as_raw_fd();
+    let ready_of_half = |bell: &OwnedFd| -> Result<OwnedFd, Error> {
+        let ep = sys::epoll()?;
+        sys::epoll_add(&ep, bell.as_raw_fd())?;
+        sys::epoll_add(&ep, session.tx.link.sock.as_raw_fd())?;
+        Ok(ep)
+    };
+    let tx_ready = ready_of_half(&session.tx.my_room)?;
+    let rx_ready = ready_of_half(&session.rx.my_data)?;
     Ok(Endpoint {
         tx: Box::new(UsTx {
             state: TxState::Ready(Box::new(session.tx)),
@@ -1630,14 +1761,14 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             max_payload: max,
             staging_fallback: Vec::new(),
             counters: counters.clone(),
-            fd: tx_fd,
+            ready: tx_ready,
         }),
         rx: Box::new(UsRx {
             state: RxState::Ready(Box::new(session.rx)),
             _listener: None,
             max_payload: max,
             counters,
-            fd: rx_fd,
+            ready: rx_ready,
         }),
     })
 }
