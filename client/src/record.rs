@@ -301,10 +301,10 @@ mod tests {
         slot.write(EpochKey::new(0, Zeroizing::new(key)));
         let bytes = |s: &std::mem::MaybeUninit<EpochKey>| {
             let mut v = vec![0u8; size_of::<EpochKey>()];
-            // SAFETY: copies the slot's bytes, all written by the
-            // constructor (the key schedule is plain data), with volatile
-            // reads so the compiler cannot assume anything about them.
             for (i, b) in v.iter_mut().enumerate() {
+                // SAFETY: copies the slot's bytes, all written by the
+                // constructor (the key schedule is plain data), with
+                // volatile reads so the compiler assumes nothing about them.
                 *b = unsafe { std::ptr::read_volatile(s.as_ptr().cast::<u8>().add(i)) };
             }
             v
