@@ -13,6 +13,18 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+/// Our copy of the caller's `sipc_options`: its secrets are wiped when the
+/// copy goes, on every path out of create/attach.
+struct CallerOptions(SipcOptions);
+
+impl Drop for CallerOptions {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.0.identity_secret.zeroize();
+        self.0.psk.zeroize();
+    }
+}
+
 /// `struct sipc_options`; layout fixed by the header.
 #[repr(C)]
 pub struct SipcOptions {
@@ -161,8 +173,11 @@ fn options_from(
         .backend(backend)
         .slots(o.slots)
         .slot_size(o.slot_size)
-        .wait(wait)
-        .policy(policy);
+        .wait(wait);
+    // No policy bit: the backend's default (userspace: same uid only).
+    if o.policy_flags != 0 {
+        opts = opts.policy(policy);
+    }
     if o.secret_flags & SIPC_OPT_IDENTITY_SECRET != 0 {
         opts = opts.identity(StaticSecret::from(o.identity_secret));
     }
@@ -215,7 +230,7 @@ unsafe fn open(
         let name = unsafe { CStr::from_ptr(name) }
             .to_str()
             .map_err(|_| BridgeError::Channel(secure_ipc::Error::InvalidName))?;
-        let o = if opts.is_null() {
+        let o = CallerOptions(if opts.is_null() {
             defaults()
         } else {
             // SAFETY: non-NULL; the caller's struct starts with its u32 size.
@@ -240,7 +255,8 @@ unsafe fn open(
             }
             // SAFETY: at least size_of::<SipcOptions>() readable bytes, checked above.
             unsafe { opts.read_unaligned() }
-        };
+        });
+        let o = &o.0;
         let socket_dir = if o.socket_dir.is_null() {
             None
         } else {
@@ -248,7 +264,7 @@ unsafe fn open(
             let dir = unsafe { CStr::from_ptr(o.socket_dir) };
             Some(PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes())))
         };
-        let (opts, wait) = options_from(&o, socket_dir)?;
+        let (opts, wait) = options_from(o, socket_dir)?;
         let ep = if create {
             Endpoint::create(name, &opts, wait)?
         } else {
@@ -553,4 +569,30 @@ pub extern "C" fn sipc_strerror(err: c_int) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn sipc_debug_live_handles() -> usize {
     live_endpoints()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_copy_of_the_callers_options_is_wiped_when_it_goes() {
+        let mut o = defaults();
+        o.identity_secret = [0x5c; 32];
+        o.psk = [0xc5; 32];
+        let mut slot = std::mem::MaybeUninit::new(CallerOptions(o));
+        // SAFETY: the slot holds a live CallerOptions, dropped once.
+        unsafe { slot.assume_init_drop() };
+        // SAFETY: reads the plain-data fields of the dropped copy, which
+        // stay initialised (drop only overwrote them); volatile, so the
+        // compiler cannot assume their old value.
+        let (id, psk) = unsafe {
+            let p = slot.as_ptr().cast::<SipcOptions>();
+            (
+                std::ptr::read_volatile(std::ptr::addr_of!((*p).identity_secret)),
+                std::ptr::read_volatile(std::ptr::addr_of!((*p).psk)),
+            )
+        };
+        assert_eq!((id, psk), ([0; 32], [0; 32]));
+    }
 }

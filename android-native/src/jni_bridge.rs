@@ -45,6 +45,21 @@ thread_local! {
 }
 static NEXT_HANDLE: AtomicI64 = AtomicI64::new(1);
 
+/// Runs `f` on this thread's staging buffer resized to `len`, then wipes
+/// the plaintext it held before putting it back (the buffer outlives the
+/// call; its contents must not).
+fn with_send_staging<R>(len: usize, f: impl FnOnce(&mut [i8]) -> R) -> R {
+    SEND_STAGING.with(|staging| {
+        let mut buf = staging.take();
+        buf.clear();
+        buf.resize(len, 0);
+        let r = f(&mut buf);
+        zeroize::Zeroize::zeroize(buf.as_mut_slice());
+        staging.set(buf);
+        r
+    })
+}
+
 /// A failed native call: a bridge/channel error or a JNI error.
 #[derive(Debug)]
 enum Failure {
@@ -99,7 +114,9 @@ fn class_of(e: &Error) -> &'static JNIStr {
         Error::ModuleNotLoaded => jni_str!("dev/secureipc/ModuleNotLoadedException"),
         Error::InvalidName => jni_str!("dev/secureipc/InvalidChannelNameException"),
         Error::InvalidGeometry => jni_str!("dev/secureipc/InvalidGeometryException"),
-        Error::IdentityRejected => jni_str!("dev/secureipc/IdentityRejectedException"),
+        Error::IdentityRejected | Error::OwnerRejected => {
+            jni_str!("dev/secureipc/IdentityRejectedException")
+        }
         Error::PskMismatch => jni_str!("dev/secureipc/PskMismatchException"),
         Error::NotConnected => jni_str!("dev/secureipc/NotConnectedException"),
         Error::Protocol(_) => jni_str!("dev/secureipc/ProtocolException"),
@@ -352,8 +369,11 @@ pub fn open<'local>(
                 .backend(backend)
                 .slots(geometry(slots, "slots")?)
                 .slot_size(geometry(slot_size, "slot size")?)
-                .wait(wait)
-                .policy(policy);
+                .wait(wait);
+            // No policy field: the backend's default (userspace: same uid).
+            if policy != PeerPolicy::default() {
+                opts = opts.policy(policy);
+            }
             if let Some(secret) = key32(env, &identity_secret, "identity secret key")? {
                 opts = opts.identity(StaticSecret::from(*secret));
             }
@@ -411,22 +431,16 @@ pub fn send<'local>(
             // One copy out of the Java heap (arrays may move; the bridge must
             // not hold them pinned across a wait), one into the slot. The
             // staging buffer is per thread, so steady sending allocates nothing.
-            SEND_STAGING.with(|staging| {
-                let mut buf = staging.take();
-                buf.clear();
-                buf.resize(len, 0);
-                let sent = data
-                    .get_region(env, off as jint, &mut buf)
+            with_send_staging(len, |buf| {
+                data.get_region(env, off as jint, buf)
                     .map_err(Failure::from)
                     .and_then(|()| {
                         Ok(ep.send(
                             ty,
-                            bytemuck::cast_slice(&buf),
+                            bytemuck::cast_slice(buf),
                             Wait::from_nanos(timeout_nanos),
                         )?)
-                    });
-                staging.set(buf);
-                sent
+                    })
             })
         })
         .resolve::<ThrowJava>()
@@ -692,4 +706,17 @@ pub fn live_handles<'local>(mut unowned_env: EnvUnowned<'local>, _class: JClass<
     unowned_env
         .with_env(|_env| -> Result<jlong, Failure> { Ok(live_endpoints() as jlong) })
         .resolve::<ThrowJava>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_staging_buffer_holds_no_plaintext_after_a_send() {
+        with_send_staging(64, |buf| buf.fill(0x37));
+        let left = SEND_STAGING.with(|s| s.take());
+        assert_eq!(left.len(), 64, "the buffer is kept for the next send");
+        assert!(left.iter().all(|&b| b == 0), "plaintext left behind");
+    }
 }

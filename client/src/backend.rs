@@ -84,11 +84,21 @@ pub(crate) trait TxBackend: Send {
     fn ready_for_one(&mut self) -> Result<bool, Error> {
         Ok(true)
     }
-    /// `flush` for a closing sender: waits like `flush` while a peer is
-    /// there to drain, but gives up when none ever attached.
+    /// `flush` for a sender being dropped: publishes what it can without
+    /// ever waiting (a stalled or absent peer must not hang a drop).
     fn flush_closing(&mut self) -> Result<usize, Error> {
         self.flush()
     }
+    /// Messages flushed but not yet taken by the other endpoint.
+    fn undelivered(&mut self) -> Result<usize, Error>;
+    /// After `undelivered` reported `PeerClosed`: how many the gone peer
+    /// never took (best effort from what this side can still see).
+    fn undelivered_after_hangup(&mut self) -> usize {
+        0
+    }
+    /// Sleeps until the other endpoint may have taken more, it hangs up,
+    /// or `deadline` (spurious returns are fine: the caller loops).
+    fn wait_delivered(&mut self, deadline: Instant) -> Result<(), Error>;
     /// Sleeps until there may be room, the peer hangs up, or `deadline`.
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error>;
     /// Asks for a doorbell on [`TxBackend::raw_fd`] when room appears;

@@ -44,8 +44,18 @@ pub enum Error {
     IdentityRejected,
     /// Both sides supplied different pre-shared keys (or only one side did).
     PskMismatch,
+    /// The process listening on the channel's name is not the owner this
+    /// attacher expects (its uid differs from the owner policy's, or it did
+    /// not prove the pinned owner identity). Nothing was sent to it.
+    OwnerRejected,
     /// The owner has no peer yet (only from the non-blocking calls).
     NotConnected,
+    /// [`crate::Sender::close`]: this many flushed messages had not been
+    /// received by the peer when the timeout passed or the peer hung up.
+    NotDelivered {
+        /// Messages the peer never took.
+        undelivered: usize,
+    },
     /// An argument is unusable (the text says which).
     InvalidArgument(&'static str),
     /// The other side broke the rendezvous or ring protocol.
@@ -96,6 +106,16 @@ impl fmt::Display for Error {
                 f,
                 "pre-shared key mismatch: both sides must supply the same PSK (or none)"
             ),
+            Error::OwnerRejected => write!(
+                f,
+                "the process serving this channel name is not the expected owner (uid or owner \
+                 identity mismatch); set the owner policy to the owner you expect"
+            ),
+            Error::NotDelivered { undelivered } => write!(
+                f,
+                "{undelivered} message(s) were not received by the peer before the channel \
+                 closed (the peer stalled or hung up)"
+            ),
             Error::NotConnected => write!(f, "no peer has attached to the channel yet"),
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
@@ -135,7 +155,9 @@ impl Error {
             Error::ModuleNotLoaded => libc::ENODEV,
             Error::InvalidName | Error::InvalidGeometry | Error::InvalidArgument(_) => libc::EINVAL,
             Error::IdentityRejected | Error::PskMismatch => libc::EKEYREJECTED,
+            Error::OwnerRejected => libc::EPERM,
             Error::NotConnected => libc::ENOTCONN,
+            Error::NotDelivered { .. } => libc::EPIPE,
             Error::Protocol(_) => libc::EPROTO,
             Error::TimedOut => libc::ETIMEDOUT,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),

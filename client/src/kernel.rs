@@ -41,7 +41,7 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The device file and the receiver's doorbell, shared by both halves.
 struct Shared {
@@ -305,6 +305,12 @@ fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, opts: &Options) -> Result<E
     };
     ioctl_struct(dev.as_raw_fd(), abi::SIPC_IOC_SET_DOORBELL, &mut d)
         .map_err(|e| errno_error(e, "SET_DOORBELL"))?;
+    // The Sender's readiness fd: an epoll set watching the device for
+    // POLLOUT (sealed-store room), so that, as on the userspace backend,
+    // both halves' fds mean "readable: try again" (docs/client-api.md).
+    let ready = crate::sys::epoll().map_err(Error::Io)?;
+    crate::sys::epoll_add_events(&ready, dev.as_raw_fd(), libc::EPOLLOUT as u32)
+        .map_err(Error::Io)?;
     let shared = Arc::new(Shared { dev, doorbell });
     Ok(Endpoint {
         tx: Box::new(KernelTx {
@@ -312,6 +318,7 @@ fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, opts: &Options) -> Result<E
             prod,
             slot: None,
             wait,
+            ready,
         }),
         rx: Box::new(KernelRx {
             shared,
@@ -389,6 +396,8 @@ struct KernelTx {
     /// Payload area of the held slot (between reserve and commit).
     slot: Option<NonNull<u8>>,
     wait: WaitPolicy,
+    /// `raw_fd()`: epoll set of the device for POLLOUT.
+    ready: OwnedFd,
 }
 
 // SAFETY: `slot` points into the TX mapping that `prod` keeps alive and
@@ -527,7 +536,55 @@ impl TxBackend for KernelTx {
     }
 
     fn flush_closing(&mut self) -> Result<usize, Error> {
-        self.publish_and_push(true)
+        // Never waits (drop must not hang on a stalled peer): publish, one
+        // SEND of what fits; anything else is lost with the fd, and only
+        // Sender::close reports it.
+        let n = self.prod.pending() as usize;
+        self.prod.publish_without_wake_check();
+        match self.send_once() {
+            Ok(_) | Err(Error::NotConnected) => Ok(n),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn undelivered(&mut self) -> Result<usize, Error> {
+        match self.send_once() {
+            Ok(_) | Err(Error::NotConnected) => {}
+            Err(e) => return Err(e),
+        }
+        let in_tx = match self.prod.free_slots() {
+            Ok(n) => self.prod.capacity() - n,
+            Err(ReserveError::Closed) => return Err(Error::PeerClosed),
+            Err(e) => return Err(protocol(e)),
+        };
+        let st = self.prod.kernel_status();
+        let in_store = st
+            .store_prod
+            .wrapping_sub(st.store_cons)
+            .min(st.store_entries);
+        if st.peer_closed() && in_tx + in_store > 0 {
+            return Err(Error::PeerClosed);
+        }
+        Ok((in_tx + in_store) as usize)
+    }
+
+    fn undelivered_after_hangup(&mut self) -> usize {
+        let in_tx = self
+            .prod
+            .free_slots()
+            .map_or(0, |n| self.prod.capacity() - n);
+        let st = self.prod.kernel_status();
+        (in_tx
+            + st.store_prod
+                .wrapping_sub(st.store_cons)
+                .min(st.store_entries)) as usize
+    }
+
+    fn wait_delivered(&mut self, deadline: Instant) -> Result<(), Error> {
+        // The peer's RECV frees sealed records without a doorbell to us:
+        // poll in short slices.
+        let slice = Instant::now() + Duration::from_millis(10);
+        self.wait_out(Some(slice.min(deadline)))
     }
 
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
@@ -542,7 +599,10 @@ impl TxBackend for KernelTx {
     }
 
     fn arm(&mut self) -> Result<bool, Error> {
-        Ok(self.prod.free_slots().map_err(protocol)? == 0)
+        // The same test as try_send's: TX drained into the store and a free
+        // sealed record. "Armed" needs nothing more: the device reports
+        // POLLOUT (our ready fd) when the peer's RECV frees a record.
+        Ok(!self.ready_for_one()?)
     }
 
     fn rekey(&mut self) -> Result<u32, Error> {
@@ -561,7 +621,7 @@ impl TxBackend for KernelTx {
     }
 
     fn raw_fd(&self) -> RawFd {
-        self.dev()
+        self.ready.as_raw_fd()
     }
 }
 

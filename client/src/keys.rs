@@ -29,6 +29,8 @@ pub const LABEL_PROOF_SALT: &[u8] = b"secure_ipc v1 proof salt";
 pub const LABEL_PROOF_KEY: &[u8] = b"secure_ipc v1 proof key";
 /// First bytes of the identity proof transcript.
 pub const LABEL_PROOF: &[u8] = b"secure_ipc v1 proof";
+/// Transcript label of the owner's identity proof (userspace backend).
+pub const LABEL_OWNER_PROOF: &[u8] = b"secure_ipc v1 owner proof";
 /// HKDF-Expand label of the rekey ratchet.
 pub const LABEL_REKEY: &[u8] = b"secure_ipc v1 rekey";
 
@@ -191,6 +193,29 @@ pub fn prove_identity(
     );
     let t = proof_transcript(name32, challenge_pub, nonce, &id_pub);
     (identity_proof(&dh, &t), dh)
+}
+
+/// Transcript of the owner's identity proof (userspace backend), which
+/// the attacher's ephemeral key challenges: LABEL_OWNER_PROOF ‖ name32 ‖
+/// owner_pub ‖ peer_pub ‖ nonce ‖ owner identity_pub (187 bytes). Both
+/// ephemeral keys are in it, so a proof answers one handshake only, and a
+/// squatter relaying the real owner's messages cannot reuse it with its own
+/// ephemeral key.
+pub fn owner_proof_transcript(
+    name32: &[u8; 32],
+    owner_pub: &[u8; 32],
+    peer_pub: &[u8; 32],
+    nonce: &[u8; 32],
+    identity_pub: &[u8; 32],
+) -> Vec<u8> {
+    let mut t = Vec::with_capacity(LABEL_OWNER_PROOF.len() + 160);
+    t.extend_from_slice(LABEL_OWNER_PROOF);
+    t.extend_from_slice(name32);
+    t.extend_from_slice(owner_pub);
+    t.extend_from_slice(peer_pub);
+    t.extend_from_slice(nonce);
+    t.extend_from_slice(identity_pub);
+    t
 }
 
 /// Constant-time equality of two 32-byte values.

@@ -28,8 +28,8 @@ pub mod userspace;
 
 pub use error::Error;
 pub use options::{
-    encode_name, Backend, Credentials, Options, PeerCredentials, PeerPolicy, PidNamespace, Stats,
-    WaitPolicy, DEFAULT_REKEY_BYTES, DEFAULT_REKEY_RECORDS,
+    encode_name, Backend, Credentials, Options, OwnerPolicy, PeerCredentials, PeerPolicy,
+    PidNamespace, Stats, WaitPolicy, DEFAULT_REKEY_BYTES, DEFAULT_REKEY_RECORDS,
 };
 pub use x25519_dalek::StaticSecret;
 
@@ -299,6 +299,46 @@ impl Sender {
     pub fn stats(&self) -> Result<Stats, Error> {
         self.tx.stats()
     }
+
+    /// Flushes, then waits at most `timeout` for the peer to take every
+    /// message, and closes this direction. `Err(NotDelivered)` says how many
+    /// it never took (stalled, or hung up first); the peer sees this
+    /// direction close either way. Dropping a `Sender` never waits: it
+    /// publishes what it can and closes, so only `close` reports loss.
+    pub fn close(mut self, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.queued = 0;
+        match self.tx.flush() {
+            Ok(_) | Err(Error::PeerClosed) | Err(Error::NotConnected) => {}
+            Err(e) => return Err(e),
+        }
+        loop {
+            let left = match self.tx.undelivered() {
+                Ok(n) => n,
+                Err(Error::PeerClosed) => {
+                    // Gone: what it had not taken is lost.
+                    return match self.tx.undelivered_after_hangup() {
+                        0 => Ok(()),
+                        n => Err(Error::NotDelivered { undelivered: n }),
+                    };
+                }
+                Err(e) => return Err(e),
+            };
+            if left == 0 {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::NotDelivered { undelivered: left });
+            }
+            // A deadline the clock cannot hold: wait in long slices.
+            let until = deadline.unwrap_or(now + Duration::from_secs(3600));
+            match self.tx.wait_delivered(until) {
+                Ok(()) | Err(Error::PeerClosed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl AsRawFd for Sender {
@@ -402,9 +442,10 @@ impl Receiver {
     }
 
     /// Receives the next message, waiting at most `t`; `Ok(None)` on timeout.
+    /// A `t` beyond what the clock can represent waits without a deadline.
     pub fn recv_timeout(&mut self, t: Duration) -> Result<Option<Message<'_>>, Error> {
-        let deadline = Instant::now() + t;
-        match self.wait_next(Some(deadline))? {
+        let deadline = Instant::now().checked_add(t);
+        match self.wait_next(deadline)? {
             Some(meta) => Ok(Some(Message {
                 rx: self.rx.as_mut(),
                 meta,

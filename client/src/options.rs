@@ -130,6 +130,47 @@ pub struct PeerPolicy {
     pub identity_pub: Option<[u8; 32]>,
 }
 
+impl PeerPolicy {
+    /// Only processes of this process's effective uid: what the userspace
+    /// backend applies when [`Options::policy`] was never called.
+    pub fn same_user() -> Self {
+        Self {
+            uid: Some(crate::sys::geteuid()),
+            ..Self::default()
+        }
+    }
+}
+
+/// What an attacher requires of the process serving the channel's name
+/// (userspace backend; under the kernel backend the module is the owner's
+/// witness). Every `Some` field must match, or attach fails with
+/// [`Error::OwnerRejected`] before the attacher sends anything that
+/// depends on its secrets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OwnerPolicy {
+    /// The owner's uid as this process sees it (`SO_PEERCRED` of the
+    /// rendezvous socket, captured when the owner bound it).
+    pub uid: Option<u32>,
+    /// X25519 public key whose private key the owner must prove it holds
+    /// (the owner passes that key with [`Options::identity`]).
+    pub identity_pub: Option<[u8; 32]>,
+}
+
+impl OwnerPolicy {
+    /// The owner must run as this process's effective uid (the default).
+    pub fn same_user() -> Self {
+        Self {
+            uid: Some(crate::sys::geteuid()),
+            identity_pub: None,
+        }
+    }
+    /// Any owner: only for channels whose owner is another user and that a
+    /// PSK or identity key authenticates instead.
+    pub fn anyone() -> Self {
+        Self::default()
+    }
+}
+
 /// Options of [`crate::Channel::create`] and [`crate::Channel::attach`] (a builder).
 #[derive(Clone)]
 pub struct Options {
@@ -137,10 +178,16 @@ pub struct Options {
     pub(crate) slots: u32,
     pub(crate) slot_size: u32,
     pub(crate) policy: PeerPolicy,
+    /// Whether [`Options::policy`] was called (else the userspace backend
+    /// admits only this uid).
+    pub(crate) policy_explicit: bool,
+    pub(crate) owner_policy: OwnerPolicy,
     pub(crate) identity: Option<StaticSecret>,
     pub(crate) psk: Option<Zeroizing<[u8; 32]>>,
     pub(crate) wait: WaitPolicy,
     pub(crate) socket_dir: Option<PathBuf>,
+    /// Use the abstract socket even where `$XDG_RUNTIME_DIR` exists.
+    pub(crate) abstract_socket: bool,
     pub(crate) rekey_records: u64,
     pub(crate) rekey_bytes: u64,
     pub(crate) ring_compatible_abi: bool,
@@ -153,10 +200,13 @@ impl fmt::Debug for Options {
             .field("slots", &self.slots)
             .field("slot_size", &self.slot_size)
             .field("policy", &self.policy)
+            .field("policy_explicit", &self.policy_explicit)
+            .field("owner_policy", &self.owner_policy)
             .field("identity", &self.identity.as_ref().map(|_| "<secret>"))
             .field("psk", &self.psk.as_ref().map(|_| "<secret>"))
             .field("wait", &self.wait)
             .field("socket_dir", &self.socket_dir)
+            .field("abstract_socket", &self.abstract_socket)
             .field("rekey_records", &self.rekey_records)
             .field("rekey_bytes", &self.rekey_bytes)
             .field("ring_compatible_abi", &self.ring_compatible_abi)
@@ -176,17 +226,25 @@ pub const DEFAULT_REKEY_RECORDS: u64 = 1 << 24;
 pub const DEFAULT_REKEY_BYTES: u64 = 1 << 36;
 
 impl Options {
-    /// `Auto` backend, 256 slots of 4096 bytes, `SpinThenBlock`, no policy.
+    /// `Auto` backend, 256 slots of 4096 bytes, `SpinThenBlock`. Userspace
+    /// backend: peers and owner must have this process's uid
+    /// ([`PeerPolicy::same_user`], [`OwnerPolicy::same_user`]), and the
+    /// rendezvous is `$XDG_RUNTIME_DIR/secure_ipc/NAME.sock` where that
+    /// directory is this uid's alone, else the abstract `@secure_ipc/NAME`.
+    /// Kernel backend: no peer policy beyond the device's permissions.
     pub fn new() -> Self {
         Self {
             backend: Backend::Auto,
             slots: 256,
             slot_size: 4096,
             policy: PeerPolicy::default(),
+            policy_explicit: false,
+            owner_policy: OwnerPolicy::same_user(),
             identity: None,
             psk: None,
             wait: WaitPolicy::default(),
             socket_dir: None,
+            abstract_socket: false,
             rekey_records: DEFAULT_REKEY_RECORDS,
             rekey_bytes: DEFAULT_REKEY_BYTES,
             ring_compatible_abi: false,
@@ -212,12 +270,30 @@ impl Options {
         self.slot_size = n;
         self
     }
-    /// Who may attach (create only).
+    /// Who may attach (create only). Replaces the userspace backend's
+    /// default "same uid" entirely: `PeerPolicy::default()` admits any uid.
     pub fn policy(mut self, p: PeerPolicy) -> Self {
         self.policy = p;
+        self.policy_explicit = true;
         self
     }
-    /// The identity key the attacher proves (attach only).
+    /// What the attacher requires of the owner (attach only, userspace
+    /// backend); the default is [`OwnerPolicy::same_user`].
+    pub fn owner_policy(mut self, p: OwnerPolicy) -> Self {
+        self.owner_policy = p;
+        self
+    }
+    /// The peer policy the userspace backend enforces.
+    pub(crate) fn effective_policy(&self) -> PeerPolicy {
+        if self.policy_explicit {
+            self.policy.clone()
+        } else {
+            PeerPolicy::same_user()
+        }
+    }
+    /// The identity key this side proves: the attacher's to an owner that
+    /// pins it, and (userspace backend) the owner's to attachers that pin
+    /// it with [`OwnerPolicy::identity_pub`].
     pub fn identity(mut self, s: StaticSecret) -> Self {
         self.identity = Some(s);
         self
@@ -236,6 +312,16 @@ impl Options {
     /// `NAME.sock` instead of the abstract socket `@secure_ipc/NAME`.
     pub fn socket_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.socket_dir = Some(dir.into());
+        self
+    }
+    /// Userspace backend: rendezvous on the abstract socket
+    /// `@secure_ipc/NAME` even where `$XDG_RUNTIME_DIR` exists (for a peer
+    /// that cannot see this user's runtime directory, such as a container;
+    /// anyone in the network namespace can bind an abstract name first, so
+    /// pair it with an owner policy, an identity key or a PSK).
+    pub fn abstract_socket(mut self) -> Self {
+        self.abstract_socket = true;
+        self.socket_dir = None;
         self
     }
     /// Records per key epoch before the sender ratchets its key (create/attach).

@@ -282,3 +282,44 @@ impl Opener {
         Ok((hdr, jump))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `needle` occurs anywhere in `hay`.
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn a_dropped_epoch_key_leaves_neither_key_nor_key_schedule_behind() {
+        // AES-256's first two round keys are the two key halves: a key
+        // schedule that is not wiped gives the key away.
+        let key: [u8; 32] = core::array::from_fn(|i| 0xA0 ^ i as u8);
+        let mut slot = std::mem::MaybeUninit::<EpochKey>::uninit();
+        slot.write(EpochKey::new(0, Zeroizing::new(key)));
+        let bytes = |s: &std::mem::MaybeUninit<EpochKey>| {
+            let mut v = vec![0u8; size_of::<EpochKey>()];
+            for (i, b) in v.iter_mut().enumerate() {
+                // SAFETY: copies the slot's bytes, all written by the
+                // constructor (the key schedule is plain data), with
+                // volatile reads so the compiler assumes nothing about them.
+                *b = unsafe { std::ptr::read_volatile(s.as_ptr().cast::<u8>().add(i)) };
+            }
+            v
+        };
+        let live = bytes(&slot);
+        assert!(
+            contains(&live, &key[..16]) && contains(&live, &key[16..]),
+            "the test must see the round keys while the cipher lives"
+        );
+        // SAFETY: the slot holds a live EpochKey, dropped exactly once.
+        unsafe { slot.assume_init_drop() };
+        let dead = bytes(&slot);
+        assert!(
+            !contains(&dead, &key[..16]) && !contains(&dead, &key[16..]),
+            "key material survives the drop of the cipher"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
@@ -189,11 +189,159 @@ pub fn eventfd_signal(fd: &OwnedFd) {
     unsafe { libc::write(fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
 }
 
-/// Resets an eventfd to zero.
-pub fn eventfd_drain(fd: &OwnedFd) {
-    let mut v: u64 = 0;
-    // SAFETY: reads 8 bytes into a valid u64; EAGAIN (already zero) is fine.
-    unsafe { libc::read(fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
+/// A doorbell: a connected pair of non-blocking `SOCK_SEQPACKET` sockets.
+/// The sleeper keeps one end and polls it; the ringer gets the other end.
+/// Unlike a shared eventfd, the two ends are separate open file
+/// descriptions, and every send and receive passes `MSG_DONTWAIT`, so
+/// nothing the other process does to its end (clearing `O_NONBLOCK`,
+/// filling the buffer, never reading) can make a ring or a drain block.
+pub fn bell_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: socketpair writes two descriptors into the array.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: both descriptors are fresh and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Rings a doorbell: one 1-byte packet, never blocking. A full buffer
+/// (EAGAIN) already means a pending ring; a gone sleeper (EPIPE) is seen
+/// through the hang-up, so errors are ignored.
+pub fn bell_ring(fd: &OwnedFd) {
+    let b = [1u8];
+    // SAFETY: sends one byte from a valid buffer; MSG_NOSIGNAL: no SIGPIPE.
+    unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            b.as_ptr().cast(),
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// Most packets one drain takes: a ringer that floods its end only earns
+/// itself spurious wake-ups, never a drain that does not end.
+const BELL_DRAIN_MAX: usize = 64;
+
+/// Takes pending rings off a doorbell's sleeping end, never blocking: one
+/// `recvmmsg` of up to [`BELL_DRAIN_MAX`] packets (one system call, like
+/// the eventfd read it replaces).
+pub fn bell_drain(fd: &OwnedFd) {
+    let mut bufs = [[0u8; 1]; BELL_DRAIN_MAX];
+    let mut iovs: [libc::iovec; BELL_DRAIN_MAX] = std::array::from_fn(|_| libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    });
+    // SAFETY: mmsghdr is plain data; all zero is valid.
+    let mut msgs: [libc::mmsghdr; BELL_DRAIN_MAX] = unsafe { zeroed() };
+    for ((m, iov), b) in msgs.iter_mut().zip(iovs.iter_mut()).zip(bufs.iter_mut()) {
+        iov.iov_base = b.as_mut_ptr().cast();
+        iov.iov_len = b.len();
+        m.msg_hdr.msg_iov = iov;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: every header points at its own valid 1-byte buffer for the
+    // duration of the call; errors (EAGAIN: nothing pending) are ignored.
+    unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            BELL_DRAIN_MAX as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+}
+
+fn sock_opt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for writing an int.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            opt,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(v)
+}
+
+/// Checks that a received descriptor is a doorbell end: a connected,
+/// non-listening `AF_UNIX` `SOCK_SEQPACKET` socket whose other end has no
+/// address (a socketpair, not a rendezvous or someone's listener).
+pub fn check_bell(fd: &OwnedFd) -> io::Result<()> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let raw = fd.as_raw_fd();
+    // SAFETY: stat is plain data; fstat writes it.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: st is valid for writing.
+    cvt(unsafe { libc::fstat(raw, &mut st) })?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(bad("a doorbell descriptor is not a socket"));
+    }
+    if sock_opt_int(raw, libc::SO_DOMAIN)? != libc::AF_UNIX
+        || sock_opt_int(raw, libc::SO_TYPE)? != libc::SOCK_SEQPACKET
+        || sock_opt_int(raw, libc::SO_ACCEPTCONN)? != 0
+    {
+        return Err(bad(
+            "a doorbell descriptor is not a Unix seqpacket socket pair",
+        ));
+    }
+    // SAFETY: sockaddr_un is plain data; getpeername writes at most len bytes.
+    let mut sa: libc::sockaddr_un = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: as above.
+    cvt(unsafe { libc::getpeername(raw, (&mut sa as *mut libc::sockaddr_un).cast(), &mut len) })
+        .map_err(|_| bad("a doorbell descriptor is not connected"))?;
+    if len as usize > size_of::<libc::sa_family_t>() {
+        return Err(bad("a doorbell descriptor is connected to a named socket"));
+    }
+    Ok(())
+}
+
+/// A close-on-exec epoll instance: the stable readiness fd of one half of a
+/// userspace endpoint (the descriptors behind it change at attach).
+pub fn epoll() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+}
+
+/// Adds `fd` to `ep`, level-triggered, for input and hang-up.
+pub fn epoll_add(ep: &OwnedFd, fd: RawFd) -> io::Result<()> {
+    epoll_add_events(ep, fd, (libc::EPOLLIN | libc::EPOLLRDHUP) as u32)
+}
+
+/// Adds `fd` to `ep`, level-triggered, for `events`.
+pub fn epoll_add_events(ep: &OwnedFd, fd: RawFd, events: u32) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    // SAFETY: ev is a valid epoll_event for the call.
+    cvt(unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) }).map(|_| ())
+}
+
+/// Removes `fd` from `ep` (ignores "not there").
+pub fn epoll_del(ep: &OwnedFd, fd: RawFd) {
+    // SAFETY: EPOLL_CTL_DEL ignores the event pointer (may be null).
+    unsafe {
+        libc::epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            fd,
+            std::ptr::null_mut(),
+        )
+    };
 }
 
 /// Readiness of one polled fd.
@@ -218,13 +366,11 @@ pub fn poll(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<Ready>> 
         .collect();
     let ms = match timeout {
         None => -1,
+        // Rounded up (a wait never ends early), saturated at poll's
+        // largest timeout: callers loop until their deadline.
         Some(d) => {
-            d.as_millis().min(i32::MAX as u128) as libc::c_int
-                + if d.subsec_nanos() % 1_000_000 != 0 {
-                    1
-                } else {
-                    0
-                }
+            let up = u128::from(d.subsec_nanos() % 1_000_000 != 0);
+            (d.as_millis() + up).min(i32::MAX as u128) as libc::c_int
         }
     };
     // SAFETY: p is a valid array of p.len() pollfds.
@@ -298,6 +444,13 @@ pub fn listen(addr: &SockAddr<'_>) -> io::Result<OwnedFd> {
     })?;
     // SAFETY: plain syscall.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 8) })?;
+    // Non-blocking: the accepting thread polls, and a connection that is
+    // gone by the time it calls accept must not stall it.
+    // SAFETY: fcntl on our own descriptor.
+    cvt(unsafe {
+        let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK)
+    })?;
     Ok(fd)
 }
 
@@ -329,27 +482,6 @@ pub fn accept(fd: &OwnedFd) -> io::Result<OwnedFd> {
     })
 }
 
-/// Sets the receive and send timeouts of a socket.
-pub fn set_timeouts(fd: &OwnedFd, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as _,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    for opt in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: tv is a valid timeval of the size we pass.
-        cvt(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        })?;
-    }
-    Ok(())
-}
-
 /// The other end's credentials (`SO_PEERCRED`): pid, uid, gid as this
 /// process's namespaces see them, captured at connect/listen time.
 pub fn peer_cred(fd: &OwnedFd) -> io::Result<(u32, u32, u32)> {
@@ -370,6 +502,118 @@ pub fn peer_cred(fd: &OwnedFd) -> io::Result<(u32, u32, u32)> {
         )
     })?;
     Ok((c.pid.max(0) as u32, c.uid, c.gid))
+}
+
+/// The other end's supplementary groups as captured at connect/listen
+/// time (`SO_PEERGROUPS`, Linux 4.13). `None` where the kernel lacks it:
+/// callers that need the groups then refuse (fail closed).
+pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
+    let mut groups = vec![0 as libc::gid_t; 64];
+    for _ in 0..2 {
+        let mut len = (groups.len() * size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: groups is valid for writing len bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            groups.truncate(len as usize / size_of::<libc::gid_t>());
+            return Some(groups);
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::ERANGE) {
+            return None;
+        }
+        // ERANGE: `len` now holds the size needed.
+        groups = vec![0; len as usize / size_of::<libc::gid_t>() + 1];
+    }
+    None
+}
+
+/// A pidfd of the process that connected (or listened on) `fd`, pinned
+/// at connect time (`SO_PEERPIDFD`, Linux 6.5). `None` where the kernel
+/// lacks it or the process is gone.
+pub fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
+    let v = sock_opt_int(fd.as_raw_fd(), libc::SO_PEERPIDFD).ok()?;
+    if v < 0 {
+        return None;
+    }
+    // SAFETY: the kernel installed a fresh descriptor for us.
+    Some(unsafe { OwnedFd::from_raw_fd(v) })
+}
+
+/// `PIDFD_GET_PID_NAMESPACE` = `_IO(0xFF, 5)` (include/uapi/linux/pidfd.h, Linux 6.11).
+const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
+/// `PIDFD_GET_USER_NAMESPACE` = `_IO(0xFF, 9)`.
+const PIDFD_GET_USER_NAMESPACE: libc::c_ulong = 0xFF09;
+
+fn ino_of(fd: &OwnedFd) -> io::Result<u64> {
+    // SAFETY: stat is plain data; fstat writes it.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: st is valid for writing.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.st_ino)
+}
+
+/// Whether the process behind `pidfd` is still alive (signal 0).
+fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+    // SAFETY: pidfd_send_signal with signal 0 only checks existence.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        ) == 0
+    }
+}
+
+/// The pid of the process behind `pidfd` in this process's pid namespace
+/// (`Pid:` of its fdinfo).
+fn pidfd_pid(pidfd: &OwnedFd) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|&p| p > 0)
+}
+
+/// pid- and user-namespace inode numbers of the process behind `pidfd`.
+/// Race-free: from the pidfd itself (Linux 6.11), or else read from
+/// `/proc/PID/ns` and kept only if the pidfd's process is still alive
+/// afterwards (so PID was not reused in between). `None` if neither works.
+pub fn pidfd_namespaces(pidfd: &OwnedFd) -> Option<(u64, u64)> {
+    let via_ioctl = |req: libc::c_ulong| -> Option<u64> {
+        // SAFETY: the ioctl takes no argument and returns a new fd or -1.
+        let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), req as _, 0) };
+        if r < 0 {
+            return None;
+        }
+        // SAFETY: a fresh nsfs descriptor the kernel installed for us.
+        let ns = unsafe { OwnedFd::from_raw_fd(r) };
+        ino_of(&ns).ok()
+    };
+    if let (Some(p), Some(u)) = (
+        via_ioctl(PIDFD_GET_PID_NAMESPACE),
+        via_ioctl(PIDFD_GET_USER_NAMESPACE),
+    ) {
+        return Some((p, u));
+    }
+    use std::os::unix::fs::MetadataExt;
+    let pid = pidfd_pid(pidfd)?;
+    let ino = |what: &str| {
+        std::fs::metadata(format!("/proc/{pid}/ns/{what}"))
+            .map(|m| m.ino())
+            .ok()
+    };
+    let (p, u) = (ino("pid")?, ino("user")?);
+    pidfd_alive(pidfd).then_some((p, u))
 }
 
 /// Maximum descriptors carried by one packet.
@@ -407,7 +651,16 @@ pub fn send_packet(sock: &OwnedFd, data: &[u8], fds: &[&OwnedFd]) -> io::Result<
         }
     }
     // SAFETY: msg describes valid buffers for the call's duration.
-    let n = cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) })?;
+    // MSG_DONTWAIT: a handshake packet fits an empty socket buffer; a peer
+    // that filled ours by not reading fails the handshake instead of
+    // blocking this side.
+    let n = cvt_size(unsafe {
+        libc::sendmsg(
+            sock.as_raw_fd(),
+            &msg,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    })?;
     if n != data.len() {
         return Err(io::Error::new(
             io::ErrorKind::WriteZero,
@@ -419,7 +672,11 @@ pub fn send_packet(sock: &OwnedFd, data: &[u8], fds: &[&OwnedFd]) -> io::Result<
 
 /// Receives one packet into `buf` (returns its length; 0 = the other end
 /// closed) and any descriptors attached to it.
-pub fn recv_packet(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+fn recv_packet_flags(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -432,7 +689,9 @@ pub fn recv_packet(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Own
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = size_of::<[u64; 16]>() as _;
     // SAFETY: msg describes valid buffers; MSG_CMSG_CLOEXEC marks received fds close-on-exec.
-    let n = cvt_size(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })?;
+    let n = cvt_size(unsafe {
+        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC | flags)
+    })?;
     let mut fds = Vec::new();
     // SAFETY: walking the control buffer the kernel filled, with the libc
     // macros that bound every header by msg_controllen.
@@ -458,6 +717,67 @@ pub fn recv_packet(sock: &OwnedFd, buf: &mut [u8]) -> io::Result<(usize, Vec<Own
     Ok((n, fds))
 }
 
+/// Waits until `sock` is readable or `deadline` passes.
+fn wait_readable(sock: &OwnedFd, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::from(io::ErrorKind::TimedOut));
+        }
+        let r = poll(&[sock.as_raw_fd()], Some(left))?;
+        if r[0].readable || r[0].hangup {
+            return Ok(());
+        }
+    }
+}
+
+/// Receives one packet by `deadline`, refusing any control message: no
+/// receive buffer is offered for them, so descriptors a sender attaches are
+/// never installed in this process (the kernel drops them), and the
+/// truncation flag turns the packet into an error.
+pub fn recv_plain_packet(sock: &OwnedFd, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
+    wait_readable(sock, deadline)?;
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain data; all zero is valid (no control buffer).
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    // SAFETY: msg describes a valid buffer for the call's duration.
+    let n = cvt_size(unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    })?;
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "control message on the rendezvous socket",
+        ));
+    }
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "oversized rendezvous packet",
+        ));
+    }
+    Ok(n)
+}
+
+/// Receives one packet and its descriptors by `deadline`.
+pub fn recv_packet_by(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    wait_readable(sock, deadline)?;
+    recv_packet_flags(sock, buf, libc::MSG_DONTWAIT)
+}
+
 /// Effective uid of this process.
 pub fn geteuid() -> u32 {
     // SAFETY: always succeeds.
@@ -479,4 +799,81 @@ pub fn kernel_info(path: &str) -> io::Result<secure_ipc_ring::abi::Info> {
     // we pass, which is exactly that large.
     cvt(unsafe { libc::ioctl(f.as_raw_fd(), SIPC_IOC_INFO as _, &mut info as *mut Info) })?;
     Ok(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clear_nonblock(fd: &OwnedFd) {
+        // SAFETY: fcntl on a descriptor the test owns.
+        unsafe {
+            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+
+    #[test]
+    fn bell_ring_and_drain_never_block_whatever_the_other_end_does() {
+        let (sleep, ring) = bell_pair().unwrap();
+        // The other side clears O_NONBLOCK on both ends (it can only reach
+        // its own; here the test reaches both) and never reads.
+        clear_nonblock(&sleep);
+        clear_nonblock(&ring);
+        let t = std::time::Instant::now();
+        for _ in 0..100_000 {
+            bell_ring(&ring);
+        }
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::ZERO)).unwrap();
+        assert!(r[0].readable, "a full bell is still a pending ring");
+        for _ in 0..10_000 {
+            bell_drain(&sleep);
+        }
+        let (_s2, ring2) = bell_pair().unwrap();
+        drop(_s2);
+        bell_ring(&ring2); // sleeper gone: EPIPE, no SIGPIPE
+        assert!(t.elapsed() < Duration::from_secs(10));
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::ZERO)).unwrap();
+        assert!(!r[0].readable, "drained");
+    }
+
+    #[test]
+    fn only_socket_pair_ends_pass_as_doorbells() {
+        let (a, _b) = bell_pair().unwrap();
+        assert!(check_bell(&a).is_ok());
+        let efd = eventfd().unwrap();
+        assert!(check_bell(&efd).is_err(), "an eventfd");
+        let mut p = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two fds.
+        assert_eq!(unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        // SAFETY: fresh descriptors we own.
+        let (r, _w) = unsafe { (OwnedFd::from_raw_fd(p[0]), OwnedFd::from_raw_fd(p[1])) };
+        assert!(check_bell(&r).is_err(), "a pipe");
+        let mut s = [0 as libc::c_int; 2];
+        // SAFETY: socketpair writes two fds.
+        let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, s.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        // SAFETY: fresh descriptors we own.
+        let (st, _st2) = unsafe { (OwnedFd::from_raw_fd(s[0]), OwnedFd::from_raw_fd(s[1])) };
+        assert!(check_bell(&st).is_err(), "a stream socket pair");
+        let dir = std::env::temp_dir().join(format!("sipc-bell-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("l.sock");
+        let _ = std::fs::remove_file(&path);
+        let l = listen(&SockAddr::Path(&path)).unwrap();
+        assert!(check_bell(&l).is_err(), "a listening socket");
+        let c = connect(&SockAddr::Path(&path)).unwrap();
+        assert!(check_bell(&c).is_err(), "a connection to a named socket");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn poll_timeout_of_thirty_days_does_not_overflow() {
+        let (sleep, ring) = bell_pair().unwrap();
+        bell_ring(&ring);
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::from_secs(30 * 86_400))).unwrap();
+        assert!(r[0].readable);
+        let r = poll(&[sleep.as_raw_fd()], Some(Duration::MAX)).unwrap();
+        assert!(r[0].readable);
+    }
 }

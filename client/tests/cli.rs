@@ -229,3 +229,163 @@ fn demo_streams_imu_samples_into_namespaces_without_loss() {
         "{s}"
     );
 }
+
+#[test]
+fn non_ascii_identity_pub_is_a_usage_error_not_a_panic() {
+    // 64 bytes, but a two-byte character straddles each pair of digits:
+    // slicing by byte offsets used to panic (exit 101).
+    let hex = format!("a{}a", "é".repeat(31));
+    assert_eq!(hex.len(), 64);
+    let out = Command::new(SIPC)
+        .args(["listen", &uniq("nonascii"), "--identity-pub", &hex])
+        .args(["--backend", "userspace"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipc");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("--identity-pub"), "stderr: {err}");
+}
+
+/// Spawns `sipc listen NAME ARGS` on the userspace backend, stdout piped.
+fn spawn_listen(name: &str, args: &[&str], stdin: Stdio) -> std::process::Child {
+    Command::new(SIPC)
+        .args(["listen", name, "--backend", "userspace"])
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sipc listen")
+}
+
+/// Spawns `sipc connect NAME` once the owner is there, stdin piped.
+fn spawn_connect(name: &str, args: &[&str]) -> std::process::Child {
+    for _ in 0..100 {
+        let mut c = Command::new(SIPC)
+            .args(["connect", name, "--backend", "userspace"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sipc connect");
+        std::thread::sleep(Duration::from_millis(100));
+        match c.try_wait() {
+            Ok(Some(st)) if st.code() == Some(3) => continue, // not listening yet
+            _ => return c,
+        }
+    }
+    panic!("the owner never came up");
+}
+
+fn read_first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("stdout");
+    let mut r = std::io::BufReader::new(out);
+    let mut line = String::new();
+    r.read_line(&mut line).expect("read a line");
+    // Keep the pipe open: the caller decides when it closes.
+    std::mem::forget(r);
+    line
+}
+
+#[test]
+fn input_lost_to_a_killed_listener_is_a_non_zero_exit_with_the_delivered_count() {
+    let name = uniq("killed");
+    let mut listen = spawn_listen(&name, &[], Stdio::null());
+    let mut connect = spawn_connect(&name, &[]);
+    let mut stdin = connect.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let line = b"0123456789abcdef0123456789abcdef\n".repeat(64);
+        while stdin.write_all(&line).is_ok() {}
+    });
+    let first = read_first_line(&mut listen);
+    assert!(first.starts_with("0123"), "first line {first:?}");
+    listen.kill().expect("kill listen");
+    let _ = listen.wait();
+    let out = connect.wait_with_output().expect("connect output");
+    let _ = writer.join();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "stderr: {err}");
+    assert!(err.contains("were delivered"), "stderr: {err}");
+}
+
+#[test]
+fn a_closed_stdout_ends_listen_quietly() {
+    let name = uniq("headed");
+    let mut listen = spawn_listen(&name, &[], Stdio::null());
+    let mut connect = spawn_connect(&name, &[]);
+    let mut stdin = connect.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        for _ in 0..200_000 {
+            if stdin.write_all(b"line\n").is_err() {
+                break;
+            }
+        }
+    });
+    let out = listen.stdout.take().expect("stdout");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("first line");
+        assert_eq!(line, "line\n");
+        // `| head -1`: the reader goes away here.
+    }
+    let st = listen.wait_with_output().expect("listen output");
+    let _ = connect.kill();
+    let _ = connect.wait();
+    let _ = writer.join();
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(
+        !err.contains("Broken pipe") && !err.contains("error"),
+        "stderr: {err}"
+    );
+    assert_ne!(st.status.code(), Some(0), "it did not stop writing");
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = Command::new(SIPC).arg("--version").output().expect("run");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("sipc {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn recv_only_listen_never_reads_stdin() {
+    let name = uniq("recvonly");
+    // stdin stays open and silent: a listen that read it would wait forever.
+    let mut listen = spawn_listen(&name, &["--recv-only"], Stdio::piped());
+    let mut connect = spawn_connect(&name, &["--send-only"]);
+    connect
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"hi\n")
+        .expect("write");
+    let c = connect.wait_with_output().expect("connect");
+    assert!(
+        c.status.success(),
+        "connect: {}",
+        String::from_utf8_lossy(&c.stderr)
+    );
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(st) = listen.try_wait().expect("try_wait") {
+            assert!(st.success(), "listen exited {st:?}");
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "listen --recv-only still waits on its stdin"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = listen.wait_with_output().expect("listen output");
+    assert_eq!(out.stdout, b"hi\n");
+}

@@ -6,7 +6,9 @@
 //! process (its own pid, uid, pid namespace) rather than a thread.
 //! Prints `N passed, N failed` at the end.
 
-use secure_ipc::{Backend, Channel, Error, Options, PeerPolicy, StaticSecret, WaitPolicy};
+use secure_ipc::{
+    Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, StaticSecret, WaitPolicy,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -134,7 +136,16 @@ fn role_million_peer(name: &str) -> Result<(), String> {
 }
 
 fn role_attach_report(name: &str) -> Result<(), String> {
-    let r = Channel::attach(name, &opts());
+    // The owner is the test process: expect its uid, whatever ours is.
+    let owner_uid: u32 = std::env::var("SIPC_TEST_OWNER_UID")
+        .ok()
+        .and_then(|u| u.parse().ok())
+        .ok_or("SIPC_TEST_OWNER_UID not set")?;
+    let owner = OwnerPolicy {
+        uid: Some(owner_uid),
+        ..OwnerPolicy::default()
+    };
+    let r = Channel::attach(name, &opts().owner_policy(owner));
     let word = match &r {
         Ok(_) => "attached".to_string(),
         Err(e) => format!("{e:?}"),
@@ -222,6 +233,13 @@ fn peer_killed_with_sigkill_is_drained_then_reported_closed() -> Result<(), Stri
     r
 }
 
+/// This process's uid, for a peer role that runs as another uid.
+fn owner_uid() -> String {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
+        .unwrap_or_default()
+}
+
 fn attach_as(name: &str, uid: Option<u32>, pid_ns: bool) -> Result<String, String> {
     let mut cmd = if pid_ns {
         let mut c = Command::new("unshare");
@@ -229,10 +247,13 @@ fn attach_as(name: &str, uid: Option<u32>, pid_ns: bool) -> Result<String, Strin
             .arg(std::env::current_exe().map_err(|e| e.to_string())?);
         c.env("SIPC_TEST_ROLE", "attach-report")
             .env("SIPC_TEST_NAME", name)
+            .env("SIPC_TEST_OWNER_UID", owner_uid())
             .stdout(Stdio::piped());
         c
     } else {
-        peer_cmd("attach-report", name)
+        let mut c = peer_cmd("attach-report", name);
+        c.env("SIPC_TEST_OWNER_UID", owner_uid());
+        c
     };
     if let Some(u) = uid {
         cmd.uid(u).gid(u);

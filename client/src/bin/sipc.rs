@@ -3,13 +3,14 @@
 //! Run `sipc --help` for the commands, examples and exit codes.
 
 use secure_ipc::{
-    resolve_backend, Backend, Channel, Error, Options, PeerPolicy, PidNamespace, Receiver, Sender,
-    StaticSecret, WaitPolicy,
+    resolve_backend, Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, PidNamespace,
+    Receiver, Sender, StaticSecret, WaitPolicy,
 };
 use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 const HELP: &str = "\
 sipc - sealed shared-memory channels (secure_ipc) from the shell
@@ -23,6 +24,7 @@ COMMANDS:
     stats NAME        counters of a running userspace-backend owner of NAME
     bench             throughput and latency of one channel (two threads, one process)
     info              is the kernel module loaded? ABI version, features, limits
+    --version         print the version
     demo              stream 8 kHz IMU samples from this \"host\" into a \"container\"
                       process (new user+pid+mount namespaces) and show rate,
                       latency and loss
@@ -34,15 +36,21 @@ OPTIONS (listen, connect):
                                   raw:N: stdin cut into N-byte messages; output unframed
     --type T                    message type of sent messages (0..65535, default 0)
     --backend auto|kernel|userspace   (default auto: kernel if /dev/secure_ipc opens)
-    --socket-dir DIR            userspace rendezvous socket DIR/NAME.sock
-                                (default: abstract socket @secure_ipc/NAME)
+    --socket-dir DIR            userspace rendezvous socket DIR/NAME.sock (default:
+                                $XDG_RUNTIME_DIR/secure_ipc/NAME.sock where that is
+                                this user's alone, else abstract @secure_ipc/NAME)
     --psk-file FILE             32-byte pre-shared key (both sides)
     --wait busy|block|spin      receive wait policy (default spin, then block)
+    --send-only | --recv-only   one direction only (--recv-only never reads stdin)
   listen only:
     --slots N --slot-size N     geometry (powers of two; default 256 x 4096)
-    --uid U --gid G --pidns PID|PATH peer policy (PATH: an nsfs file); --identity-pub HEX pins a peer identity
+    --uid U|any --gid G --pidns PID|PATH peer policy (PATH: an nsfs file; userspace
+                                default: the peer has this uid); --identity-pub HEX pins a peer identity
+    --identity-file FILE        the owner's 32-byte X25519 identity key, proved to peers that pin it
   connect only:
     --identity-file FILE        32-byte X25519 private key proving the pinned identity
+    --owner-uid U|any           the owner's uid (userspace; default: this uid)
+    --owner-identity-pub HEX    the owner must prove this X25519 identity
 
 OPTIONS (bench):
     --size N (64)  --batch N (32)  --count N (1000000)  --backend B  --wait W
@@ -60,8 +68,10 @@ EXAMPLES:
 
 EXIT CODES:
     0 ok   1 other error   2 bad usage   3 no such channel / exists / busy
-    4 refused (policy, identity or PSK)   5 kernel module not loaded
+    4 refused (policy, identity, PSK or wrong owner)   5 kernel module not loaded
     6 a record failed authentication   7 peer protocol error
+    8 input not fully delivered (the peer hung up or stalled; the message says how many were)
+    141 (SIGPIPE) stdout was closed
 ";
 
 /// An error for the shell: message and exit code.
@@ -71,7 +81,10 @@ impl From<Error> for Fail {
     fn from(e: Error) -> Self {
         let code = match e {
             Error::NoSuchChannel | Error::ChannelExists | Error::Busy => 3,
-            Error::NotPermitted | Error::IdentityRejected | Error::PskMismatch => 4,
+            Error::NotPermitted
+            | Error::IdentityRejected
+            | Error::PskMismatch
+            | Error::OwnerRejected => 4,
             Error::ModuleNotLoaded => 5,
             Error::AuthenticationFailed => 6,
             Error::Protocol(_) => 7,
@@ -96,6 +109,9 @@ fn usage(msg: impl Into<String>) -> Fail {
 }
 
 /// Parsed `--key value` options plus positional arguments.
+/// Options that take no value.
+const FLAGS: &[&str] = &["send-only", "recv-only"];
+
 struct Args {
     pos: Vec<String>,
     opts: Vec<(String, String)>,
@@ -108,6 +124,10 @@ impl Args {
         let mut it = raw.iter();
         while let Some(a) = it.next() {
             if let Some(k) = a.strip_prefix("--") {
+                if FLAGS.contains(&k) {
+                    opts.push((k.to_string(), String::new()));
+                    continue;
+                }
                 let (k, v) = match k.split_once('=') {
                     Some((k, v)) => (k.to_string(), v.to_string()),
                     None => {
@@ -139,6 +159,9 @@ impl Args {
                 .map_err(|_| usage(format!("--{k}: '{v}' is not a valid number"))),
         }
     }
+    fn flag(&self, k: &str) -> bool {
+        self.opts.iter().any(|(key, _)| key == k)
+    }
     fn check_known(&self, known: &[&str]) -> Result<(), Fail> {
         for (k, _) in &self.opts {
             if !known.contains(&k.as_str()) {
@@ -156,24 +179,34 @@ impl Args {
     }
 }
 
-fn read_key_file(path: &str) -> Result<[u8; 32], Fail> {
-    let b = std::fs::read(path).map_err(|e| Fail(format!("{path}: {e}"), 1))?;
-    b.as_slice().try_into().map_err(|_| {
-        usage(format!(
+/// Reads a 32-byte key file; neither the file's bytes nor the key outlive
+/// their use in memory (both wiped on drop).
+fn read_key_file(path: &str) -> Result<Zeroizing<[u8; 32]>, Fail> {
+    let b = Zeroizing::new(std::fs::read(path).map_err(|e| Fail(format!("{path}: {e}"), 1))?);
+    let mut key = Zeroizing::new([0u8; 32]);
+    if b.len() != key.len() {
+        return Err(usage(format!(
             "{path}: expected exactly 32 bytes, found {}",
             b.len()
-        ))
-    })
+        )));
+    }
+    key.copy_from_slice(&b);
+    Ok(key)
 }
 
-fn parse_hex32(s: &str) -> Result<[u8; 32], Fail> {
-    if s.len() != 64 {
-        return Err(usage("--identity-pub: expected 64 hex digits"));
+/// 64 hex digits; anything else (including non-ASCII) is a usage error.
+fn parse_hex32(opt: &str, s: &str) -> Result<[u8; 32], Fail> {
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        return Err(usage(format!("--{opt}: expected 64 hex digits")));
     }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 32];
     for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16)
-            .map_err(|_| usage("--identity-pub: not hex"))?;
+        match (digit(b[2 * i]), digit(b[2 * i + 1])) {
+            (Some(h), Some(l)) => *o = h << 4 | l,
+            _ => return Err(usage(format!("--{opt}: not hex"))),
+        }
     }
     Ok(out)
 }
@@ -204,7 +237,10 @@ fn common_options(a: &Args) -> Result<Options, Fail> {
         o = o.socket_dir(PathBuf::from(d));
     }
     if let Some(f) = a.get("psk-file") {
-        o = o.psk(read_key_file(f)?);
+        o = o.psk(*read_key_file(f)?);
+    }
+    if let Some(f) = a.get("identity-file") {
+        o = o.identity(StaticSecret::from(*read_key_file(f)?));
     }
     Ok(o)
 }
@@ -230,7 +266,74 @@ fn frame_of(a: &Args) -> Result<Frame, Fail> {
 }
 
 /// stdin -> messages until EOF; then hangs up this direction.
+/// Exit status when input was read but not all of it reached the peer.
+const EXIT_UNDELIVERED: u8 = 8;
+
+/// stdin -> messages until EOF, then waits until the peer has taken them
+/// all. Every way of losing input is an error that says how many messages
+/// the peer did take.
 fn pump_stdin(mut tx: Sender, frame: Frame, ty: u16) -> Result<u64, Fail> {
+    let mut read = 0u64;
+    let r = read_stdin_into(&mut tx, frame, ty, &mut read);
+    // Delivered = read - what close says the peer never took.
+    let closed = match &r {
+        Ok(_) => tx.close(Duration::MAX),
+        Err(_) => tx.close(Duration::ZERO),
+    };
+    let undelivered = match closed {
+        Ok(()) => 0,
+        Err(Error::NotDelivered { undelivered }) => undelivered as u64,
+        Err(e) => return Err(e.into()),
+    };
+    match r {
+        Ok(n) if undelivered == 0 => Ok(n),
+        Err(Stop::Other(f)) if undelivered == 0 => Err(f),
+        Err(Stop::Channel(e)) if undelivered == 0 && !matches!(e, Error::PeerClosed) => {
+            Err(e.into())
+        }
+        r => Err(Fail(
+            format!(
+                "not all input reached the peer (it hung up or stalled): {} of the {read} \
+                 messages read from stdin were delivered{}",
+                read - undelivered.min(read),
+                if r.is_err() {
+                    "; the rest of stdin was not read"
+                } else {
+                    ""
+                }
+            ),
+            EXIT_UNDELIVERED,
+        )),
+    }
+}
+
+/// Why reading stdin into the channel stopped early.
+enum Stop {
+    /// The channel failed (`PeerClosed`: the peer hung up).
+    Channel(Error),
+    /// Reading or framing stdin failed.
+    Other(Fail),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Channel(e)
+    }
+}
+
+impl From<Fail> for Stop {
+    fn from(f: Fail) -> Self {
+        Stop::Other(f)
+    }
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Other(e.into())
+    }
+}
+
+fn read_stdin_into(tx: &mut Sender, frame: Frame, ty: u16, read: &mut u64) -> Result<u64, Stop> {
     let max = tx.max_message_size();
     let stdin = io::stdin();
     let mut input = io::BufReader::with_capacity(1 << 16, stdin.lock());
@@ -282,6 +385,7 @@ fn pump_stdin(mut tx: Sender, frame: Frame, ty: u16) -> Result<u64, Fail> {
                 }
             }
         }
+        *read += 1;
         tx.send_batched(ty, &buf)?;
         n += 1;
         // Publish when stdin has nothing buffered: batches under load, low
@@ -346,19 +450,29 @@ fn pump_stdout(rx: &mut Receiver, frame: Frame) -> Result<u64, Fail> {
 fn run_stream(tx: Sender, mut rx: Receiver, a: &Args) -> Result<(), Fail> {
     let frame = frame_of(a)?;
     let ty: u16 = a.num("type", 0)?;
+    let (send, recv) = match (a.flag("send-only"), a.flag("recv-only")) {
+        (true, true) => return Err(usage("--send-only and --recv-only exclude each other")),
+        (s, r) => (!r, !s),
+    };
+    if !send {
+        // Never touch stdin (a backgrounded job must not stop on SIGTTIN):
+        // this direction closes at once.
+        drop(tx);
+        return pump_stdout(&mut rx, frame).map(|_| ());
+    }
     let pump = std::thread::spawn(move || pump_stdin(tx, frame, ty));
-    let got = pump_stdout(&mut rx, frame);
     // Done when both directions are: the peer hung up its side, and stdin
-    // reached EOF (or sending found the peer gone).
+    // reached EOF and the peer took all of it (or losing input failed).
+    let got = if recv {
+        pump_stdout(&mut rx, frame).map(|_| ())
+    } else {
+        Ok(())
+    };
     let sent = pump
         .join()
         .map_err(|_| Fail("stdin thread panicked".into(), 1))?;
-    match sent {
-        Err(Fail(msg, _)) if msg == Error::PeerClosed.to_string() => {}
-        Err(f) => return Err(f),
-        Ok(_) => {}
-    }
-    got.map(|_| ())
+    sent?;
+    got
 }
 
 fn cmd_listen(a: &Args) -> Result<(), Fail> {
@@ -375,18 +489,36 @@ fn cmd_listen(a: &Args) -> Result<(), Fail> {
         "gid",
         "pidns",
         "identity-pub",
+        "identity-file",
+        "send-only",
+        "recv-only",
     ])?;
     let name = a.name()?;
     let policy = PeerPolicy {
-        uid: a.get("uid").map(|_| a.num("uid", 0)).transpose()?,
+        uid: match a.get("uid") {
+            None | Some("any") => None,
+            Some(_) => Some(a.num("uid", 0)?),
+        },
         gid: a.get("gid").map(|_| a.num("gid", 0)).transpose()?,
         pidns: a.get("pidns").map(open_pidns).transpose()?,
-        identity_pub: a.get("identity-pub").map(parse_hex32).transpose()?,
+        identity_pub: a
+            .get("identity-pub")
+            .map(|h| parse_hex32("identity-pub", h))
+            .transpose()?,
     };
-    let o = common_options(a)?
+    let mut o = common_options(a)?
         .slots(a.num("slots", 256)?)
-        .slot_size(a.num("slot-size", 4096)?)
-        .policy(policy);
+        .slot_size(a.num("slot-size", 4096)?);
+    // No policy option: the backend's default (userspace: same uid only);
+    // `--uid any` admits every uid.
+    if a.get("uid") == Some("any") {
+        o = o.policy(PeerPolicy {
+            uid: None,
+            ..policy
+        });
+    } else if policy != PeerPolicy::default() {
+        o = o.policy(policy);
+    }
     let (tx, rx) = Channel::create(name, &o)?;
     eprintln!(
         "sipc: channel {name} created ({:?} backend); waiting for a peer",
@@ -404,12 +536,25 @@ fn cmd_connect(a: &Args) -> Result<(), Fail> {
         "psk-file",
         "wait",
         "identity-file",
+        "owner-uid",
+        "owner-identity-pub",
+        "send-only",
+        "recv-only",
     ])?;
     let name = a.name()?;
     let mut o = common_options(a)?;
-    if let Some(f) = a.get("identity-file") {
-        o = o.identity(StaticSecret::from(read_key_file(f)?));
-    }
+    let owner = OwnerPolicy {
+        uid: match a.get("owner-uid") {
+            Some("any") => None,
+            Some(_) => Some(a.num("owner-uid", 0)?),
+            None => OwnerPolicy::same_user().uid,
+        },
+        identity_pub: a
+            .get("owner-identity-pub")
+            .map(|h| parse_hex32("owner-identity-pub", h))
+            .transpose()?,
+    };
+    o = o.owner_policy(owner);
     let (tx, rx) = Channel::attach(name, &o)?;
     run_stream(tx, rx, a)
 }
@@ -957,6 +1102,10 @@ fn real_main() -> Result<(), Fail> {
         return Err(Fail("no command given".into(), 2));
     };
     let rest = &argv[1..];
+    if matches!(cmd.as_str(), "-V" | "--version" | "version") {
+        println!("sipc {}", env!("CARGO_PKG_VERSION"));
+        return Ok(());
+    }
     if matches!(cmd.as_str(), "-h" | "--help" | "help")
         || rest.iter().any(|a| a == "--help" || a == "-h")
     {
@@ -988,6 +1137,12 @@ fn real_main() -> Result<(), Fail> {
 }
 
 fn main() -> ExitCode {
+    // Like any shell tool, die quietly of SIGPIPE when stdout's reader goes
+    // (`sipc listen x | head -1`). Rust ignores it by default, which turns
+    // that into an error message; every socket write here passes
+    // MSG_NOSIGNAL, so only stdout/stderr can raise it.
+    // SAFETY: setting a signal's disposition to its default is always sound.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(msg, code)) => {

@@ -1,0 +1,89 @@
+//! Kernel-attested credentials of the other end of a rendezvous socket, the
+//! peer policy check, and the handshake's packet helpers.
+
+use super::*;
+
+/// Who is on the other end of a rendezvous socket, from what the kernel
+/// captured when that process connected (or bound the listener): never
+/// from `/proc/PID` alone, which a process can leave for a reused PID.
+pub(super) struct SocketPeer {
+    pub(super) creds: PeerCredentials,
+    /// Supplementary groups (`SO_PEERGROUPS`); `None` where the kernel
+    /// lacks it, and then a gid policy admits the primary gid only.
+    pub(super) groups: Option<Vec<u32>>,
+    /// Whether the namespace inodes in `creds` are known race-free (from
+    /// `SO_PEERPIDFD`); without them a pid-namespace policy refuses.
+    pub(super) namespaces_known: bool,
+}
+
+pub(super) fn socket_peer(sock: &OwnedFd) -> Result<SocketPeer, Error> {
+    let (pid, uid, gid) = sys::peer_cred(sock)?;
+    let groups = sys::peer_groups(sock);
+    let ns = sys::peer_pidfd(sock).and_then(|pidfd| sys::pidfd_namespaces(&pidfd));
+    let (pidns_ino, userns_ino) = ns.unwrap_or((0, 0));
+    Ok(SocketPeer {
+        creds: PeerCredentials {
+            cred: Credentials { pid, uid, gid },
+            pidns_ino,
+            userns_ino,
+            identity_verified: false,
+        },
+        groups,
+        namespaces_known: ns.is_some(),
+    })
+}
+
+/// The policy check of an attach, from the connecting socket's credentials.
+/// Fails closed: a field the kernel cannot attest does not match.
+pub(super) fn policy_allows(policy: &PeerPolicy, peer: &SocketPeer) -> bool {
+    let c = &peer.creds;
+    if let Some(uid) = policy.uid {
+        if c.cred.uid != uid {
+            return false;
+        }
+    }
+    if let Some(gid) = policy.gid {
+        let in_groups = peer.groups.as_ref().is_some_and(|g| g.contains(&gid));
+        if c.cred.gid != gid && !in_groups {
+            return false;
+        }
+    }
+    if let Some(ns) = &policy.pidns {
+        if !peer.namespaces_known || c.pidns_ino != ns.ino() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Receives one handshake packet by `deadline`; control messages refused.
+pub(super) fn recv_plain(
+    sock: &OwnedFd,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<usize, Error> {
+    match sys::recv_plain_packet(sock, buf, deadline) {
+        Ok(0) => Err(proto("the other side closed the rendezvous socket")),
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Error::TimedOut),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(Error::Protocol(e.to_string())),
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+pub(super) fn refusal_of(n: usize, buf: &[u8]) -> Option<Error> {
+    (n == 12 && &buf[..8] == MAGIC_REFUSE)
+        .then(|| refusal_error(u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])))
+}
+
+pub(super) fn refuse(sock: &OwnedFd, why: Refusal) {
+    let mut v = MAGIC_REFUSE.to_vec();
+    v.extend_from_slice(&(why as u32).to_le_bytes());
+    let _ = sys::send_packet(sock, &v, &[]);
+}
+
+pub(super) fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    OsRng.fill_bytes(&mut b);
+    b
+}

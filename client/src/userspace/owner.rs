@@ -1,0 +1,470 @@
+//! Owner side: the rendezvous address, the listener and the owner's half of
+//! the handshake.
+
+use super::*;
+
+/// Handshakes the listener serves at once; a connection beyond them is
+/// refused with `Busy` at once rather than queued behind them.
+pub(super) const MAX_HANDSHAKES: usize = 32;
+
+/// A finished owner-side handshake: the session and the ACCEPT still to send.
+pub(super) struct Accepted {
+    pub(super) session: Session,
+    pub(super) packet: Vec<u8>,
+    pub(super) fds: Vec<OwnedFd>,
+}
+
+/// What every handshake thread of one channel shares.
+pub(super) struct ChannelSetup {
+    pub(super) name: String,
+    pub(super) name32: [u8; 32],
+    pub(super) geo: Geometry,
+    pub(super) opts: Options,
+    /// The policy in force ([`Options::effective_policy`]).
+    pub(super) policy: PeerPolicy,
+    pub(super) pending: Weak<Pending>,
+    pub(super) counters: Arc<Counters>,
+    /// Handshakes in flight (at most [`MAX_HANDSHAKES`]).
+    pub(super) active: AtomicUsize,
+}
+
+/// State the listener thread needs.
+pub(super) struct Listener {
+    pub(super) setup: Arc<ChannelSetup>,
+    pub(super) listen: OwnedFd,
+    pub(super) stop: OwnedFd,
+    pub(super) path: Option<PathBuf>,
+}
+
+/// The rendezvous directory: the explicit one, else this uid's runtime
+/// directory where it exists, else none (the abstract name).
+pub(super) fn rendezvous_dir(opts: &Options) -> Option<PathBuf> {
+    if let Some(d) = &opts.socket_dir {
+        return Some(d.clone());
+    }
+    if opts.abstract_socket {
+        return None;
+    }
+    default_runtime_dir()
+}
+
+/// `$XDG_RUNTIME_DIR/secure_ipc`, created mode 0700, if `$XDG_RUNTIME_DIR`
+/// is an absolute directory of this uid that nobody else can write, and the
+/// subdirectory is a real directory (not a symlink) of this uid that only it
+/// can enter. Anything else: `None`.
+pub(super) fn default_runtime_dir() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let base = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    if !base.is_absolute() {
+        return None;
+    }
+    let me = sys::geteuid();
+    let owned_by_me = |p: &std::path::Path, forbidden: u32| {
+        std::fs::symlink_metadata(p)
+            .is_ok_and(|m| m.is_dir() && m.uid() == me && m.mode() & forbidden == 0)
+    };
+    if !owned_by_me(&base, 0o022) {
+        return None;
+    }
+    let dir = base.join("secure_ipc");
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    owned_by_me(&dir, 0o077).then_some(dir)
+}
+
+pub(super) fn rendezvous_addr<'a>(abs: &'a [u8], path: &'a Option<PathBuf>) -> SockAddr<'a> {
+    match path {
+        Some(p) => SockAddr::Path(p),
+        None => SockAddr::Abstract(abs),
+    }
+}
+
+pub(super) fn connect_to(name: &str, opts: &Options) -> Result<OwnedFd, Error> {
+    let abs = abstract_name(name);
+    let path = rendezvous_dir(opts).map(|d| socket_path(&d, name));
+    sys::connect(&rendezvous_addr(&abs, &path)).map_err(|e| match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Error::NoSuchChannel,
+        Some(libc::EACCES) => Error::NotPermitted,
+        _ => Error::Io(e),
+    })
+}
+
+/// Creates the channel: binds the rendezvous socket and starts the listener.
+pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
+    let name32 = encode_name(name)?;
+    let geo = Geometry::new(opts.slots, opts.slot_size)?;
+    let abs = abstract_name(name);
+    let path = rendezvous_dir(opts).map(|d| socket_path(&d, name));
+    let addr = rendezvous_addr(&abs, &path);
+    let listen = match sys::listen(&addr) {
+        Ok(fd) => fd,
+        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+            // A socket file left by an owner that died: reuse it if nobody listens.
+            match (&path, sys::connect(&addr)) {
+                (Some(p), Err(ce)) if ce.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    std::fs::remove_file(p)?;
+                    sys::listen(&addr)?
+                }
+                _ => return Err(Error::ChannelExists),
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Err(Error::NotPermitted),
+        Err(e) => return Err(Error::Io(e)),
+    };
+    let stop = sys::eventfd()?;
+    let counters = Arc::new(Counters::default());
+    let pending = Arc::new(Pending {
+        slot: Mutex::new(Deposit::default()),
+        ready: Condvar::new(),
+        stop: stop.try_clone()?,
+        attached_evt: sys::eventfd()?,
+        listener: Mutex::new(None),
+    });
+    let ready_of_half = || -> Result<OwnedFd, Error> {
+        let ep = sys::epoll()?;
+        sys::epoll_add(&ep, pending.attached_evt.as_raw_fd())?;
+        Ok(ep)
+    };
+    let (tx_ready, rx_ready) = (ready_of_half()?, ready_of_half()?);
+    let max = geo.max_payload();
+    let listener = Listener {
+        setup: Arc::new(ChannelSetup {
+            name: name.to_string(),
+            name32,
+            geo,
+            policy: opts.effective_policy(),
+            opts: opts.clone(),
+            pending: Arc::downgrade(&pending),
+            counters: counters.clone(),
+            active: AtomicUsize::new(0),
+        }),
+        listen,
+        stop,
+        path,
+    };
+    let handle = std::thread::Builder::new()
+        .name(format!("sipc-listen-{name}"))
+        .spawn(move || listener.run())?;
+    if let Ok(mut g) = pending.listener.lock() {
+        *g = Some(handle);
+    }
+    Ok(Endpoint {
+        tx: Box::new(UsTx {
+            state: TxState::Waiting(pending.clone()),
+            _listener: Some(pending.clone()),
+            max_payload: max,
+            staging_fallback: vec![0u8; max],
+            counters: counters.clone(),
+            ready: tx_ready,
+        }),
+        rx: Box::new(UsRx {
+            state: RxState::Waiting(pending.clone()),
+            _listener: Some(pending),
+            max_payload: max,
+            counters,
+            ready: rx_ready,
+        }),
+    })
+}
+
+/// Gives a handshake slot back when its thread ends, however it ends.
+pub(super) struct HandshakeSlot(pub(super) Arc<ChannelSetup>);
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Listener {
+    /// Accepts connections until both owner halves are gone. Never waits on
+    /// a connection: credentials are checked right after accept, and each
+    /// admitted handshake runs on its own thread with its own deadline.
+    pub(super) fn run(self) {
+        while let Ok(ready) = sys::poll(&[self.listen.as_raw_fd(), self.stop.as_raw_fd()], None) {
+            if ready[1].readable || self.setup.pending.strong_count() == 0 {
+                break;
+            }
+            if !ready[0].readable {
+                continue;
+            }
+            // Non-blocking listener: a connection aborted since the poll is
+            // EAGAIN here, not a stall.
+            let Ok(sock) = sys::accept(&self.listen) else {
+                continue;
+            };
+            self.admit(sock);
+        }
+        // Release the name before the owner's drop returns (it joins us).
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    pub(super) fn admit(&self, sock: OwnedFd) {
+        let Ok(peer) = socket_peer(&sock) else {
+            return;
+        };
+        let uid = peer.creds.cred.uid;
+        let may_stats = uid == sys::geteuid() || uid == 0;
+        let may_attach = policy_allows(&self.setup.policy, &peer);
+        if !may_stats && !may_attach {
+            refuse(&sock, Refusal::NotPermitted);
+            return;
+        }
+        if self.setup.active.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            self.setup.active.fetch_sub(1, Ordering::AcqRel);
+            refuse(&sock, Refusal::Busy);
+            return;
+        }
+        let slot = HandshakeSlot(self.setup.clone());
+        let setup = self.setup.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sipc-hs-{}", setup.name))
+            .spawn(move || {
+                let _slot = slot;
+                let _ = serve(&setup, &sock, peer, may_stats, may_attach);
+            });
+        // A failed spawn drops the closure, its slot and the socket.
+        let _ = spawned;
+    }
+}
+
+/// Handles one admitted connection by its own deadline.
+pub(super) fn serve(
+    setup: &ChannelSetup,
+    sock: &OwnedFd,
+    peer: SocketPeer,
+    may_stats: bool,
+    may_attach: bool,
+) -> Result<(), Error> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    sys::send_packet(sock, MAGIC_READY, &[])?;
+    let mut buf = [0u8; 256];
+    let n = match recv_plain(sock, &mut buf, deadline) {
+        Ok(n) => n,
+        Err(e) => {
+            refuse(sock, Refusal::Protocol);
+            return Err(e);
+        }
+    };
+    if n == 8 && &buf[..8] == MAGIC_STATS {
+        // Counters are for the owner's own user (or root) only.
+        if may_stats {
+            let _ = sys::send_packet(sock, &Counters::to_wire(&setup.counters.snapshot()), &[]);
+        } else {
+            refuse(sock, Refusal::NotPermitted);
+        }
+        return Ok(());
+    }
+    if n != 8 || &buf[..8] != MAGIC_ATTACH {
+        refuse(sock, Refusal::Protocol);
+        return Ok(());
+    }
+    if !may_attach {
+        refuse(sock, Refusal::NotPermitted);
+        return Ok(());
+    }
+    let Some(pending) = setup.pending.upgrade() else {
+        return Ok(());
+    };
+    let busy = pending.slot.lock().map_or(true, |g| g.attached);
+    // Not held across the handshake: the owner's drop must not wait for it.
+    drop(pending);
+    if busy {
+        refuse(sock, Refusal::Busy);
+        return Ok(());
+    }
+    let acc = match handshake(setup, sock, peer.creds, deadline) {
+        Ok(acc) => acc,
+        Err(e) => {
+            let why = match e {
+                Error::IdentityRejected => Refusal::IdentityRejected,
+                Error::PskMismatch => Refusal::PskMismatch,
+                _ => Refusal::Protocol,
+            };
+            refuse(sock, why);
+            return Err(e);
+        }
+    };
+    let Some(pending) = setup.pending.upgrade() else {
+        return Ok(());
+    };
+    // Claim the channel: of handshakes that finish together, the first to
+    // take the lock is the peer, the others are Busy. The session is
+    // handed to the owner's halves before the peer learns it is attached,
+    // so anything the peer does next finds the owner ready. If the ACCEPT
+    // does not arrive, the peer closes and the owner sees the hang-up.
+    let Session { tx, rx } = acc.session;
+    let mut closed = (None, None);
+    let claimed = match pending.slot.lock() {
+        Ok(mut g) if !g.attached => {
+            g.attached = true;
+            if g.tx_gone {
+                closed.0 = Some(tx);
+            } else {
+                g.tx = Some(tx);
+            }
+            if g.rx_gone {
+                closed.1 = Some(rx);
+            } else {
+                g.rx = Some(rx);
+            }
+            true
+        }
+        _ => false,
+    };
+    if !claimed {
+        refuse(sock, Refusal::Busy);
+        return Ok(());
+    }
+    // Halves the owner dropped already hang up right away.
+    drop(closed);
+    pending.ready.notify_all();
+    sys::eventfd_signal(&pending.attached_evt);
+    drop(pending);
+    let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
+    let _ = sys::send_packet(sock, &acc.packet, &fds);
+    Ok(())
+}
+
+pub(super) fn handshake(
+    setup: &ChannelSetup,
+    sock: &OwnedFd,
+    mut peer: PeerCredentials,
+    deadline: Instant,
+) -> Result<Accepted, Error> {
+    let opts = &setup.opts;
+    let owner_secret = StaticSecret::random_from_rng(OsRng);
+    let owner_pub = PublicKey::from(&owner_secret).to_bytes();
+    let nonce = random32();
+    let mut channel_id_b = [0u8; 8];
+    OsRng.fill_bytes(&mut channel_id_b);
+    let channel_id = u64::from_le_bytes(channel_id_b);
+    let mut flags = 0;
+    if setup.policy.identity_pub.is_some() {
+        flags |= HELLO_IDENTITY;
+    }
+    if opts.psk.is_some() {
+        flags |= HELLO_OWNER_PSK;
+    }
+    if opts.identity.is_some() {
+        flags |= HELLO_OWNER_IDENTITY;
+    }
+    let mut hello = MAGIC_HELLO.to_vec();
+    hello.extend_from_slice(&flags.to_le_bytes());
+    hello.extend_from_slice(&setup.geo.slots.to_le_bytes());
+    hello.extend_from_slice(&setup.geo.slot_size.to_le_bytes());
+    hello.extend_from_slice(&channel_id.to_le_bytes());
+    hello.extend_from_slice(&owner_pub);
+    hello.extend_from_slice(&nonce);
+    sys::send_packet(sock, &hello, &[])?;
+
+    let mut buf = [0u8; 256];
+    let n = recv_plain(sock, &mut buf, deadline)?;
+    if n != 8 + 4 + 96 || &buf[..8] != MAGIC_KEYS {
+        return Err(proto("malformed KEYS packet"));
+    }
+    let peer_pub: [u8; 32] = buf[12..44].try_into().map_err(|_| proto("KEYS"))?;
+    let proof: [u8; 32] = buf[44..76].try_into().map_err(|_| proto("KEYS"))?;
+    let peer_confirm: [u8; 32] = buf[76..108].try_into().map_err(|_| proto("KEYS"))?;
+
+    let eph = Zeroizing::new(
+        owner_secret
+            .diffie_hellman(&PublicKey::from(peer_pub))
+            .to_bytes(),
+    );
+    let id_dh = match &setup.policy.identity_pub {
+        Some(id_pub) => {
+            let dh = Zeroizing::new(
+                owner_secret
+                    .diffie_hellman(&PublicKey::from(*id_pub))
+                    .to_bytes(),
+            );
+            let t = keys::proof_transcript(&setup.name32, &owner_pub, &nonce, id_pub);
+            if !keys::ct_eq(&keys::identity_proof(&dh, &t), &proof) {
+                return Err(Error::IdentityRejected);
+            }
+            peer.identity_verified = true;
+            Some(dh)
+        }
+        None => None,
+    };
+    drop(owner_secret);
+    let k = keys::derive_session(&SessionInputs {
+        name32: &setup.name32,
+        owner_pub: &owner_pub,
+        peer_pub: &peer_pub,
+        eph_dh: &eph,
+        identity_dh: id_dh.as_deref(),
+        psk: opts.psk.as_deref(),
+    });
+    if !keys::ct_eq(&k.peer_confirm, &peer_confirm) {
+        return Err(Error::PskMismatch);
+    }
+    // The owner's identity proof answers the attacher's ephemeral key.
+    let owner_proof = match &opts.identity {
+        Some(id) => {
+            let id_pub = PublicKey::from(id).to_bytes();
+            let dh = Zeroizing::new(id.diffie_hellman(&PublicKey::from(peer_pub)).to_bytes());
+            let t =
+                keys::owner_proof_transcript(&setup.name32, &owner_pub, &peer_pub, &nonce, &id_pub);
+            keys::identity_proof(&dh, &t)
+        }
+        None => [0u8; 32],
+    };
+
+    // Shared memory and doorbells for this session only.
+    let geo = &setup.geo;
+    let rb = geo.ring_bytes();
+    let memfd = sys::sealed_memfd(&setup.name, 2 * rb)?;
+    let mapping = Mapping::new(&memfd, 2 * rb)?;
+    mapping
+        .init_ring(0, &geo.layout)
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+    mapping
+        .init_ring(rb, &geo.layout)
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+    // (sleeping end, ringing end) of each doorbell; each side keeps the
+    // sleeping ends of its own bells and the ringing ends of the other's.
+    let (o_data, o_data_ring) = sys::bell_pair()?;
+    let (o_room, o_room_ring) = sys::bell_pair()?;
+    let (p_data, p_data_ring) = sys::bell_pair()?;
+    let (p_room, p_room_ring) = sys::bell_pair()?;
+    let mut accept = MAGIC_ACCEPT.to_vec();
+    accept.extend_from_slice(&k.owner_confirm);
+    accept.extend_from_slice(&owner_proof);
+    let fds = vec![memfd, o_data_ring, o_room_ring, p_data, p_room];
+
+    let keys = Keys {
+        channel_id,
+        o2p_key: Zeroizing::new(k.o2p_key),
+        o2p_salt: k.o2p_salt,
+        p2o_key: Zeroizing::new(k.p2o_key),
+        p2o_salt: k.p2o_salt,
+    };
+    let link = Arc::new(Link {
+        sock: sock.try_clone()?,
+        gone: AtomicBool::new(false),
+    });
+    let session = build_session(SessionParts {
+        owner: true,
+        geo,
+        mapping,
+        bells: Bells {
+            my_data: o_data,
+            my_room: o_room,
+            their_data: p_data_ring,
+            their_room: p_room_ring,
+        },
+        keys,
+        link,
+        counters: setup.counters.clone(),
+        peer,
+        opts,
+    })?;
+    Ok(Accepted {
+        session,
+        packet: accept,
+        fds,
+    })
+}
