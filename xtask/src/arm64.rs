@@ -119,6 +119,8 @@ fn ensure_root(abi: &str) -> Result<PathBuf, String> {
 /// Debian's arm64 6.12, fetched on first use.
 pub fn kernel() -> Result<Kernel, String> {
     let abi = host_abi()?;
+    let lock = cache_dir().join(format!("arm64-{abi}.lock"));
+    let _lock = crate::util::CacheLock::acquire(&lock)?;
     let root = ensure_root(&abi)?;
     let version = format!("{abi}-arm64");
     Ok(Kernel {

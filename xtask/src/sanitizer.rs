@@ -140,6 +140,8 @@ pub fn kernel(series: &'static str) -> Result<Kernel, String> {
     let build = dir.join("build");
     let mods = dir.join("mod");
     let done = dir.join("built");
+    // Another work tree's xtask may build the same kernel: one at a time.
+    let _lock = crate::util::CacheLock::acquire(&PathBuf::from(format!("{}.lock", dir.display())))?;
     if !done.exists() {
         let src = ensure_source(&version)?;
         fs::create_dir_all(&build).map_err(|e| format!("{}: {e}", build.display()))?;

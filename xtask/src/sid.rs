@@ -107,6 +107,8 @@ fn ensure_image(chroot: &Path) -> Result<PathBuf, String> {
 /// Sid's 7.2 as a guest kernel; creates the chroot and fetches the image on
 /// first use.
 pub fn kernel() -> Result<Kernel, String> {
+    let _lock =
+        crate::util::CacheLock::acquire(&PathBuf::from(format!("{}.lock", base().display())))?;
     let chroot = ensure_chroot()?;
     let image = ensure_image(&chroot)?;
     let modules = image.join("usr/lib/modules").join(VERSION);

@@ -120,3 +120,64 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("secure-ipc")
 }
+
+/// An exclusive lock on a cache entry shared by every xtask on this machine
+/// (other work trees use the same cache): a directory created atomically,
+/// holding the owner's pid, removed on drop. A lock whose owner is gone is
+/// taken over; a live one is waited for.
+pub struct CacheLock {
+    path: PathBuf,
+}
+
+impl CacheLock {
+    /// Waits until `path` (a directory name) can be created, then holds it.
+    pub fn acquire(path: &std::path::Path) -> Result<Self, String> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        let mut said = false;
+        loop {
+            match std::fs::create_dir(path) {
+                Ok(()) => {
+                    let pid = std::process::id().to_string();
+                    std::fs::write(path.join("pid"), pid)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    return Ok(Self {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
+                    let alive = !owner.trim().is_empty()
+                        && std::path::Path::new("/proc").join(owner.trim()).exists();
+                    if !alive {
+                        // The owner died (or is between mkdir and writing
+                        // its pid: give it a moment before taking over).
+                        std::thread::sleep(std::time::Duration::from_secs(1));
+                        let again = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
+                        if again == owner {
+                            let _ = std::fs::remove_dir_all(path);
+                        }
+                        continue;
+                    }
+                    if !said {
+                        eprintln!(
+                            "==> waiting for pid {} to release {}",
+                            owner.trim(),
+                            path.display()
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(2));
+                }
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for CacheLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -352,9 +352,15 @@ fn unpack_bzimage(image: &Path) -> Result<Vec<u8>, String> {
         [0x1f, 0x8b, ..] => "gzip",
         _ => return Err("unknown payload compression".into()),
     };
-    // kbuild appends the uncompressed size (4 bytes) after the stream.
+    // kbuild appends the uncompressed size (4 bytes) after an xz or zstd
+    // stream; gzip has it in its own trailer.
+    let stream = if tool == "gzip" {
+        payload
+    } else {
+        &payload[..len - 4]
+    };
     let tmp = std::env::temp_dir().join(format!("sipc-payload-{}", std::process::id()));
-    fs::write(&tmp, &payload[..len - 4]).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    fs::write(&tmp, stream).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let out = Command::new(tool).arg("-dc").arg(&tmp).output();
     let _ = fs::remove_file(&tmp);
     let out = out.map_err(|e| format!("cannot run {tool}: {e}"))?;
