@@ -733,11 +733,17 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
             }
         }
     }
+    let ss = kchan::stats(&s_ep.file)?;
+    let rs = kchan::stats(&r_ep.file)?;
     check!(
         seen.len() as u64 == total,
-        "{} of {total} accepted messages arrived ({:?} produced)",
+        "{} of {total} accepted messages arrived ((producer, count) {:?}; sealed {}, opened {}, badmsg {}, rekeys {})",
         seen.len(),
-        produced
+        produced,
+        ss.sealed_msgs,
+        rs.opened_msgs,
+        rs.badmsg,
+        ss.rekeys
     );
     let reads = ops.contains(&Read);
     if !reads {
@@ -748,8 +754,6 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
             );
         }
     }
-    let ss = kchan::stats(&s_ep.file)?;
-    let rs = kchan::stats(&r_ep.file)?;
     check!(
         ss.sealed_msgs == rs.opened_msgs + u64::from(rs.store_in_fill) + rs.badmsg,
         "sealed {} != opened {} + in store {} + dropped {}",
