@@ -62,6 +62,11 @@ pub const TESTS: &[Test] = &[
         rekey_limits_above_the_aes_gcm_bounds_are_einval,
     ),
     Test::new(
+        "owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly",
+        owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly,
+    )
+    .timeout(120),
+    Test::new(
         "poll_racing_a_sender_never_sleeps_through_a_stored_record",
         poll_racing_a_sender_never_sleeps_through_a_stored_record,
     )
@@ -829,6 +834,118 @@ fn rekey_limits_above_the_aes_gcm_bounds_are_einval() -> TestResult {
     ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c)
         .map(|_| ())
         .map_err(|e| format!("CREATE at the bounds: {e}"))
+}
+
+// ------------------------------------------------------------------
+// The owner's hang-up racing the peer's data path.
+
+/// Rounds of: owner and peer; five threads loop write, read, REKEY, poll
+/// and SEND+RECV on the peer's file while the owner writes a few messages
+/// and closes after a seeded delay; at once another file CREATEs the same
+/// name and a third ATTACHes to it. The new CREATE and ATTACH must
+/// succeed (the name is unlisted when the owner closes; the old peer
+/// belongs to the old channel), the racers may see only EAGAIN, EPIPE and
+/// EBUSY, and the old peer then drains what the owner sealed and gets
+/// EPIPE, with nothing failing to open.
+fn owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly() -> TestResult {
+    let seed = seed();
+    let mut rng = Rng(seed | 1);
+    let name = kchan::unique_name("ownclose");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rounds = 0u32;
+    let mut next_owner = Some(Endpoint::create(&name, 8, 64)?);
+    while rounds < 300 && Instant::now() < deadline {
+        let owner = next_owner.take().ok_or("no owner")?;
+        let peer = open_nonblocking()?;
+        let mut a = kchan::attach_arg(&name);
+        ioctl_struct(&peer, abi::SIPC_IOC_ATTACH, &mut a)
+            .map_err(|e| format!("round {rounds}: ATTACH: {e}"))?;
+        let peer = Arc::new(peer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut racers = Vec::new();
+        for kind in 0..5 {
+            let (peer, stop) = (peer.clone(), stop.clone());
+            racers.push(std::thread::spawn(move || -> Result<(), String> {
+                let mut buf = [0u8; 64];
+                while !stop.load(SeqCst) {
+                    let r = match kind {
+                        0 => kchan::write_msg(&peer, b"from-peer").map(|_| 0),
+                        1 => kchan::read_msg(&peer, &mut buf).map(|_| 0),
+                        2 => rekey(peer.as_raw_fd()),
+                        3 => {
+                            let mut p = libc::pollfd {
+                                fd: peer.as_raw_fd(),
+                                events: libc::POLLIN | libc::POLLOUT,
+                                revents: 0,
+                            };
+                            // SAFETY: one valid pollfd.
+                            unsafe { libc::poll(&mut p, 1, 0) };
+                            Ok(0)
+                        }
+                        _ => sys::ioctl_none(&peer, abi::SIPC_IOC_SEND)
+                            .and_then(|_| sys::ioctl_none(&peer, abi::SIPC_IOC_RECV)),
+                    };
+                    match r {
+                        Ok(_) | Err(Errno(libc::EAGAIN | libc::EPIPE | libc::EBUSY)) => {}
+                        Err(Errno(e)) => {
+                            return Err(format!("racer {kind} on the peer: {}", sys::errno_name(e)))
+                        }
+                    }
+                }
+                Ok(())
+            }));
+        }
+        // The owner writes a few, then closes after a seeded delay.
+        for i in 0..rng.below(4) {
+            let _ = kchan::write_msg(&owner.file, &[i as u8; 8]);
+        }
+        for _ in 0..rng.below(20_000) {
+            std::hint::spin_loop();
+        }
+        drop(owner);
+        // The name is free at once, and the new channel's seat too.
+        let again = Endpoint::create(&name, 8, 64)
+            .map_err(|e| format!("round {rounds}: CREATE right after the owner closed: {e}"))?;
+        let other = Endpoint::attach(&name)
+            .map_err(|e| format!("round {rounds}: ATTACH to the new channel: {e}"))?;
+        stop.store(true, SeqCst);
+        for r in racers {
+            r.join().map_err(|_| "a racer panicked")??;
+        }
+        // The old peer drains, then EPIPE.
+        let mut buf = [0u8; 64];
+        let mut drained = 0;
+        loop {
+            match kchan::read_msg(&peer, &mut buf) {
+                Ok(_) => drained += 1,
+                Err(Errno(libc::EPIPE)) => break,
+                Err(e) => {
+                    return Err(format!(
+                        "round {rounds}: the old peer's read after the owner closed: {e}"
+                    ))
+                }
+            }
+            check!(drained <= 8, "round {rounds}: more than the store holds");
+        }
+        let ps = kchan::stats(&peer)?;
+        check!(
+            ps.badmsg == 0,
+            "round {rounds}: {} records failed to open",
+            ps.badmsg
+        );
+        drop(other);
+        next_owner = Some(again);
+        rounds += 1;
+    }
+    drop(next_owner);
+    println!("{rounds} rounds");
+    check!(rounds >= 10, "only {rounds} rounds ran");
+    check!(
+        info()?.nr_channels == 0,
+        "INFO nr_channels {} after every file closed",
+        info()?.nr_channels
+    );
+    kernel_log_is_clean()
 }
 
 // ------------------------------------------------------------------
