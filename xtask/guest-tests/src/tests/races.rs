@@ -951,8 +951,8 @@ fn owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly()
 // ------------------------------------------------------------------
 // Defect 9: a poll or epoll waiter racing the sender that wakes it.
 
-/// The receiver arms (`armed` = round), then sleeps in poll(2) or
-/// epoll_wait(2) for POLLIN; the sender waits until it is armed, spins a
+/// The receiver arms (`armed` = round), then sleeps in poll(2),
+/// epoll_wait(2) (for POLLIN) or RECV_WAIT, by turns; the sender waits until it is armed, spins a
 /// seeded few cycles so that its write(2) lands anywhere around the
 /// receiver's poll_wait(), and writes one message. A waiter that sleeps
 /// through a record already in the store (the missing full barrier after
@@ -961,7 +961,7 @@ fn owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly()
 fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
     const ROUNDS: u64 = 4000;
     let seed = seed();
-    let (owner, peer) = Endpoint::pair("pollrace", 8, 64)?;
+    let (owner, mut peer) = Endpoint::pair("pollrace", 8, 64)?;
     let rfile = peer.file.clone();
     // SAFETY: F_SETFL on our own open file: read(2) never sleeps.
     unsafe { libc::fcntl(rfile.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
@@ -1016,22 +1016,45 @@ fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
             break;
         }
         armed.store(round, SeqCst);
-        let use_epoll = round % 2 == 1;
-        let n = if use_epoll {
-            let mut out = libc::epoll_event { events: 0, u64: 0 };
-            // SAFETY: one output event, our epoll fd.
-            unsafe { libc::epoll_wait(ep_file.as_raw_fd(), &mut out, 1, 3000) }
-        } else {
-            let mut p = libc::pollfd {
-                fd: rfile.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, 3000) }
+        let how = ["poll", "epoll_wait", "RECV_WAIT"][(round % 3) as usize];
+        // What the wait returned (> 0: woke for something), then what
+        // the reader got.
+        let (n, got) = match round % 3 {
+            0 | 1 => {
+                let n = if round % 3 == 1 {
+                    let mut out = libc::epoll_event { events: 0, u64: 0 };
+                    // SAFETY: one output event, our epoll fd.
+                    unsafe { libc::epoll_wait(ep_file.as_raw_fd(), &mut out, 1, 3000) }
+                } else {
+                    let mut p = libc::pollfd {
+                        fd: rfile.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, 3000) }
+                };
+                let got = kchan::read_msg(&rfile, &mut buf)
+                    .map(|k| buf[..k].to_vec())
+                    .map_err(|e| e.to_string());
+                (n as i64, got)
+            }
+            _ => {
+                // SAFETY: RECV_WAIT takes its timeout (ms) by value.
+                let n = unsafe {
+                    libc::ioctl(rfile.as_raw_fd(), abi::SIPC_IOC_RECV_WAIT as _, 3000usize)
+                };
+                let got = match peer.rx.pop() {
+                    Some(r) => Ok(r.payload),
+                    None => match kchan::stats(&rfile) {
+                        Ok(st) if st.store_in_fill > 0 => Ok(Vec::new()),
+                        Ok(_) => Err("nothing in RX or the store".to_string()),
+                        Err(e) => Err(e),
+                    },
+                };
+                (n as i64, got)
+            }
         };
-        let got = kchan::read_msg(&rfile, &mut buf);
-        let how = if use_epoll { "epoll_wait" } else { "poll" };
         if n == 0 {
             result = Err(match got {
                 Ok(_) => format!(
@@ -1046,18 +1069,13 @@ fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
             break;
         }
         match got {
-            Ok(8) if buf[..8] == round.to_le_bytes() => {}
-            Ok(k) => {
-                result = Err(format!(
-                    "round {round}: {how} woke, read(2) got {k} bytes {:?}",
-                    &buf[..k]
-                ));
+            Ok(m) if m[..] == round.to_le_bytes() => {}
+            Ok(m) => {
+                result = Err(format!("round {round}: {how} woke, the reader got {m:?}"));
                 break;
             }
             Err(e) => {
-                result = Err(format!(
-                    "round {round}: {how} reported POLLIN but read(2) got {e}"
-                ));
+                result = Err(format!("round {round}: {how} woke but the reader got {e}"));
                 break;
             }
         }
