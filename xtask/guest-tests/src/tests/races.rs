@@ -272,11 +272,9 @@ fn attach_racing_rekey_send_write_poll_on_the_same_fd_is_safe() -> TestResult {
         }
     }
     stop.store(true, SeqCst);
-    if result.is_err() {
-        // After an oops the other racers sleep on a lock the dead one
-        // holds: joining them would hang; the process exit ends them.
-        return result;
-    }
+    // On failure, return before joining: after an oops the other racers
+    // sleep on a lock the dead one holds; the process exit ends them.
+    result.as_ref()?;
     for w in workers {
         w.join().map_err(|_| "a worker panicked")?;
     }
