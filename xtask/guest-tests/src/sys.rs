@@ -44,6 +44,9 @@ pub fn errno_name(e: i32) -> &'static str {
         libc::ENOSPC => "ENOSPC",
         libc::ENOMEM => "ENOMEM",
         libc::EOVERFLOW => "EOVERFLOW",
+        libc::EBADF => "EBADF",
+        libc::EINTR => "EINTR",
+        libc::ETIMEDOUT => "ETIMEDOUT",
         _ => "errno",
     }
 }

@@ -113,6 +113,8 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
             }
             n += 1;
             let s = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            // Named before it runs: a pair that hangs is named in the output.
+            println!("{x:?} vs {y:?} (pair seed {s:#x}) ...");
             let r = run_pair(x, y, s);
             if let Err(e) = kernel_log_is_clean() {
                 // Everything after an oops would be blamed on it: stop.
@@ -122,7 +124,7 @@ fn run_group(a: &[Op], b: &[Op]) -> TestResult {
                 return Err(failures.join(" | "));
             }
             match r {
-                Ok(summary) => println!("{x:?} vs {y:?}: {summary}"),
+                Ok(summary) => println!("  {summary}"),
                 Err(e) => failures.push(format!(
                     "{x:?} racing {y:?} (seed {seed:#x}, pair seed {s:#x}): {e}"
                 )),
@@ -617,6 +619,18 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
             worker(op, i as u64, &sh, t, r, wr)
         }));
     }
+    // A racer that never comes back (an oops killed a thread holding an
+    // endpoint lock, and the others sleep on it) must not hang the test
+    // until its timeout without a word: give up, with the kernel log.
+    let give_up = sh.deadline + Duration::from_secs(20);
+    while threads.iter().any(|t| !t.is_finished()) {
+        if Instant::now() > give_up {
+            sh.stop.store(true, SeqCst);
+            kernel_log_is_clean()?;
+            return Err("a racing thread is stuck in the module 20 s after the race ended".into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut outs = Vec::new();
     let mut first_err = None;
     for t in threads {
@@ -719,11 +733,17 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
             }
         }
     }
+    let ss = kchan::stats(&s_ep.file)?;
+    let rs = kchan::stats(&r_ep.file)?;
     check!(
         seen.len() as u64 == total,
-        "{} of {total} accepted messages arrived ({:?} produced)",
+        "{} of {total} accepted messages arrived ((producer, count) {:?}; sealed {}, opened {}, badmsg {}, rekeys {})",
         seen.len(),
-        produced
+        produced,
+        ss.sealed_msgs,
+        rs.opened_msgs,
+        rs.badmsg,
+        ss.rekeys
     );
     let reads = ops.contains(&Read);
     if !reads {
@@ -734,8 +754,6 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
             );
         }
     }
-    let ss = kchan::stats(&s_ep.file)?;
-    let rs = kchan::stats(&r_ep.file)?;
     check!(
         ss.sealed_msgs == rs.opened_msgs + u64::from(rs.store_in_fill) + rs.badmsg,
         "sealed {} != opened {} + in store {} + dropped {}",

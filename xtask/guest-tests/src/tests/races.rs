@@ -62,6 +62,11 @@ pub const TESTS: &[Test] = &[
         rekey_limits_above_the_aes_gcm_bounds_are_einval,
     ),
     Test::new(
+        "owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly",
+        owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly,
+    )
+    .timeout(120),
+    Test::new(
         "poll_racing_a_sender_never_sleeps_through_a_stored_record",
         poll_racing_a_sender_never_sleeps_through_a_stored_record,
     )
@@ -267,6 +272,9 @@ fn attach_racing_rekey_send_write_poll_on_the_same_fd_is_safe() -> TestResult {
         }
     }
     stop.store(true, SeqCst);
+    // On failure, return before joining: after an oops the other racers
+    // sleep on a lock the dead one holds; the process exit ends them.
+    result.as_ref()?;
     for w in workers {
         w.join().map_err(|_| "a worker panicked")?;
     }
@@ -827,10 +835,122 @@ fn rekey_limits_above_the_aes_gcm_bounds_are_einval() -> TestResult {
 }
 
 // ------------------------------------------------------------------
+// The owner's hang-up racing the peer's data path.
+
+/// Rounds of: owner and peer; five threads loop write, read, REKEY, poll
+/// and SEND+RECV on the peer's file while the owner writes a few messages
+/// and closes after a seeded delay; at once another file CREATEs the same
+/// name and a third ATTACHes to it. The new CREATE and ATTACH must
+/// succeed (the name is unlisted when the owner closes; the old peer
+/// belongs to the old channel), the racers may see only EAGAIN, EPIPE and
+/// EBUSY, and the old peer then drains what the owner sealed and gets
+/// EPIPE, with nothing failing to open.
+fn owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly() -> TestResult {
+    let seed = seed();
+    let mut rng = Rng(seed | 1);
+    let name = kchan::unique_name("ownclose");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut rounds = 0u32;
+    let mut next_owner = Some(Endpoint::create(&name, 8, 64)?);
+    while rounds < 300 && Instant::now() < deadline {
+        let owner = next_owner.take().ok_or("no owner")?;
+        let peer = open_nonblocking()?;
+        let mut a = kchan::attach_arg(&name);
+        ioctl_struct(&peer, abi::SIPC_IOC_ATTACH, &mut a)
+            .map_err(|e| format!("round {rounds}: ATTACH: {e}"))?;
+        let peer = Arc::new(peer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut racers = Vec::new();
+        for kind in 0..5 {
+            let (peer, stop) = (peer.clone(), stop.clone());
+            racers.push(std::thread::spawn(move || -> Result<(), String> {
+                let mut buf = [0u8; 64];
+                while !stop.load(SeqCst) {
+                    let r = match kind {
+                        0 => kchan::write_msg(&peer, b"from-peer").map(|_| 0),
+                        1 => kchan::read_msg(&peer, &mut buf).map(|_| 0),
+                        2 => rekey(peer.as_raw_fd()),
+                        3 => {
+                            let mut p = libc::pollfd {
+                                fd: peer.as_raw_fd(),
+                                events: libc::POLLIN | libc::POLLOUT,
+                                revents: 0,
+                            };
+                            // SAFETY: one valid pollfd.
+                            unsafe { libc::poll(&mut p, 1, 0) };
+                            Ok(0)
+                        }
+                        _ => sys::ioctl_none(&peer, abi::SIPC_IOC_SEND)
+                            .and_then(|_| sys::ioctl_none(&peer, abi::SIPC_IOC_RECV)),
+                    };
+                    match r {
+                        Ok(_) | Err(Errno(libc::EAGAIN | libc::EPIPE | libc::EBUSY)) => {}
+                        Err(Errno(e)) => {
+                            return Err(format!("racer {kind} on the peer: {}", sys::errno_name(e)))
+                        }
+                    }
+                }
+                Ok(())
+            }));
+        }
+        // The owner writes a few, then closes after a seeded delay.
+        for i in 0..rng.below(4) {
+            let _ = kchan::write_msg(&owner.file, &[i as u8; 8]);
+        }
+        for _ in 0..rng.below(20_000) {
+            std::hint::spin_loop();
+        }
+        drop(owner);
+        // The name is free at once, and the new channel's seat too.
+        let again = Endpoint::create(&name, 8, 64)
+            .map_err(|e| format!("round {rounds}: CREATE right after the owner closed: {e}"))?;
+        let other = Endpoint::attach(&name)
+            .map_err(|e| format!("round {rounds}: ATTACH to the new channel: {e}"))?;
+        stop.store(true, SeqCst);
+        for r in racers {
+            r.join().map_err(|_| "a racer panicked")??;
+        }
+        // The old peer drains, then EPIPE.
+        let mut buf = [0u8; 64];
+        let mut drained = 0;
+        loop {
+            match kchan::read_msg(&peer, &mut buf) {
+                Ok(_) => drained += 1,
+                Err(Errno(libc::EPIPE)) => break,
+                Err(e) => {
+                    return Err(format!(
+                        "round {rounds}: the old peer's read after the owner closed: {e}"
+                    ))
+                }
+            }
+            check!(drained <= 8, "round {rounds}: more than the store holds");
+        }
+        let ps = kchan::stats(&peer)?;
+        check!(
+            ps.badmsg == 0,
+            "round {rounds}: {} records failed to open",
+            ps.badmsg
+        );
+        drop(other);
+        next_owner = Some(again);
+        rounds += 1;
+    }
+    drop(next_owner);
+    println!("{rounds} rounds");
+    check!(rounds >= 10, "only {rounds} rounds ran");
+    check!(
+        info()?.nr_channels == 0,
+        "INFO nr_channels {} after every file closed",
+        info()?.nr_channels
+    );
+    kernel_log_is_clean()
+}
+
+// ------------------------------------------------------------------
 // Defect 9: a poll or epoll waiter racing the sender that wakes it.
 
-/// The receiver arms (`armed` = round), then sleeps in poll(2) or
-/// epoll_wait(2) for POLLIN; the sender waits until it is armed, spins a
+/// The receiver arms (`armed` = round), then sleeps in poll(2),
+/// epoll_wait(2) (for POLLIN) or RECV_WAIT, by turns; the sender waits until it is armed, spins a
 /// seeded few cycles so that its write(2) lands anywhere around the
 /// receiver's poll_wait(), and writes one message. A waiter that sleeps
 /// through a record already in the store (the missing full barrier after
@@ -839,7 +959,7 @@ fn rekey_limits_above_the_aes_gcm_bounds_are_einval() -> TestResult {
 fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
     const ROUNDS: u64 = 4000;
     let seed = seed();
-    let (owner, peer) = Endpoint::pair("pollrace", 8, 64)?;
+    let (owner, mut peer) = Endpoint::pair("pollrace", 8, 64)?;
     let rfile = peer.file.clone();
     // SAFETY: F_SETFL on our own open file: read(2) never sleeps.
     unsafe { libc::fcntl(rfile.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
@@ -894,22 +1014,45 @@ fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
             break;
         }
         armed.store(round, SeqCst);
-        let use_epoll = round % 2 == 1;
-        let n = if use_epoll {
-            let mut out = libc::epoll_event { events: 0, u64: 0 };
-            // SAFETY: one output event, our epoll fd.
-            unsafe { libc::epoll_wait(ep_file.as_raw_fd(), &mut out, 1, 3000) }
-        } else {
-            let mut p = libc::pollfd {
-                fd: rfile.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, 3000) }
+        let how = ["poll", "epoll_wait", "RECV_WAIT"][(round % 3) as usize];
+        // What the wait returned (> 0: woke for something), then what
+        // the reader got.
+        let (n, got) = match round % 3 {
+            0 | 1 => {
+                let n = if round % 3 == 1 {
+                    let mut out = libc::epoll_event { events: 0, u64: 0 };
+                    // SAFETY: one output event, our epoll fd.
+                    unsafe { libc::epoll_wait(ep_file.as_raw_fd(), &mut out, 1, 3000) }
+                } else {
+                    let mut p = libc::pollfd {
+                        fd: rfile.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { libc::poll(&mut p, 1, 3000) }
+                };
+                let got = kchan::read_msg(&rfile, &mut buf)
+                    .map(|k| buf[..k].to_vec())
+                    .map_err(|e| e.to_string());
+                (n as i64, got)
+            }
+            _ => {
+                // SAFETY: RECV_WAIT takes its timeout (ms) by value.
+                let n = unsafe {
+                    libc::ioctl(rfile.as_raw_fd(), abi::SIPC_IOC_RECV_WAIT as _, 3000usize)
+                };
+                let got = match peer.rx.pop() {
+                    Some(r) => Ok(r.payload),
+                    None => match kchan::stats(&rfile) {
+                        Ok(st) if st.store_in_fill > 0 => Ok(Vec::new()),
+                        Ok(_) => Err("nothing in RX or the store".to_string()),
+                        Err(e) => Err(e),
+                    },
+                };
+                (n as i64, got)
+            }
         };
-        let got = kchan::read_msg(&rfile, &mut buf);
-        let how = if use_epoll { "epoll_wait" } else { "poll" };
         if n == 0 {
             result = Err(match got {
                 Ok(_) => format!(
@@ -924,18 +1067,13 @@ fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
             break;
         }
         match got {
-            Ok(8) if buf[..8] == round.to_le_bytes() => {}
-            Ok(k) => {
-                result = Err(format!(
-                    "round {round}: {how} woke, read(2) got {k} bytes {:?}",
-                    &buf[..k]
-                ));
+            Ok(m) if m[..] == round.to_le_bytes() => {}
+            Ok(m) => {
+                result = Err(format!("round {round}: {how} woke, the reader got {m:?}"));
                 break;
             }
             Err(e) => {
-                result = Err(format!(
-                    "round {round}: {how} reported POLLIN but read(2) got {e}"
-                ));
+                result = Err(format!("round {round}: {how} woke but the reader got {e}"));
                 break;
             }
         }
