@@ -504,6 +504,12 @@ pub fn peer_cred(fd: &OwnedFd) -> io::Result<(u32, u32, u32)> {
     Ok((c.pid.max(0) as u32, c.uid, c.gid))
 }
 
+/// `SO_PEERGROUPS` (Linux 4.13) and `SO_PEERPIDFD` (6.5) from
+/// include/uapi/asm-generic/socket.h, which x86 and arm64 use; Android's
+/// libc bindings lack them.
+const SO_PEERGROUPS: libc::c_int = 59;
+const SO_PEERPIDFD: libc::c_int = 77;
+
 /// The other end's supplementary groups as captured at connect/listen
 /// time (`SO_PEERGROUPS`, Linux 4.13). `None` where the kernel lacks it:
 /// callers that need the groups then refuse (fail closed).
@@ -516,7 +522,7 @@ pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
             libc::getsockopt(
                 fd.as_raw_fd(),
                 libc::SOL_SOCKET,
-                libc::SO_PEERGROUPS,
+                SO_PEERGROUPS,
                 groups.as_mut_ptr().cast(),
                 &mut len,
             )
@@ -538,7 +544,7 @@ pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
 /// at connect time (`SO_PEERPIDFD`, Linux 6.5). `None` where the kernel
 /// lacks it or the process is gone.
 pub fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
-    let v = sock_opt_int(fd.as_raw_fd(), libc::SO_PEERPIDFD).ok()?;
+    let v = sock_opt_int(fd.as_raw_fd(), SO_PEERPIDFD).ok()?;
     if v < 0 {
         return None;
     }

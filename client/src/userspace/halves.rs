@@ -212,7 +212,9 @@ impl TxBackend for UsTx {
     fn arm(&mut self) -> Result<bool, Error> {
         match self.session() {
             Some(s) => s.arm(),
-            None => Err(Error::NotConnected),
+            // Owner before its peer: the readiness fd turns readable when a
+            // peer attaches (the attach notification is in its set).
+            None => Ok(true),
         }
     }
     fn undelivered(&mut self) -> Result<usize, Error> {
@@ -288,7 +290,9 @@ impl RxBackend for UsRx {
     fn arm(&mut self) -> Result<bool, Error> {
         match self.session() {
             Some(s) => s.arm(),
-            None => Err(Error::NotConnected),
+            // Owner before its peer: the readiness fd turns readable when a
+            // peer attaches (the attach notification is in its set).
+            None => Ok(true),
         }
     }
     fn peer_credentials(&self) -> Result<PeerCredentials, Error> {
