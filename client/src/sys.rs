@@ -230,6 +230,22 @@ pub fn bell_ring(fd: &OwnedFd) {
 /// itself spurious wake-ups, never a drain that does not end.
 const BELL_DRAIN_MAX: usize = 64;
 
+/// Takes one ring off a doorbell's sleeping end, never blocking: the
+/// blocking path's drain after a wake-up (one packet is the common case;
+/// any other pending ring only makes the next wait return at once).
+pub fn bell_take_one(fd: &OwnedFd) {
+    let mut b = [0u8; 8];
+    // SAFETY: receives at most 8 bytes into a valid buffer; EAGAIN is fine.
+    unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            b.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+}
+
 /// Takes pending rings off a doorbell's sleeping end, never blocking: one
 /// `recvmmsg` of up to [`BELL_DRAIN_MAX`] packets (one system call, like
 /// the eventfd read it replaces).
