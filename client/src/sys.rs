@@ -230,6 +230,22 @@ pub fn bell_ring(fd: &OwnedFd) {
 /// itself spurious wake-ups, never a drain that does not end.
 const BELL_DRAIN_MAX: usize = 64;
 
+/// Takes one ring off a doorbell's sleeping end, never blocking: the
+/// blocking path's drain after a wake-up (one packet is the common case;
+/// any other pending ring only makes the next wait return at once).
+pub fn bell_take_one(fd: &OwnedFd) {
+    let mut b = [0u8; 8];
+    // SAFETY: receives at most 8 bytes into a valid buffer; EAGAIN is fine.
+    unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            b.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+}
+
 /// Takes pending rings off a doorbell's sleeping end, never blocking: one
 /// `recvmmsg` of up to [`BELL_DRAIN_MAX`] packets (one system call, like
 /// the eventfd read it replaces).
@@ -504,6 +520,12 @@ pub fn peer_cred(fd: &OwnedFd) -> io::Result<(u32, u32, u32)> {
     Ok((c.pid.max(0) as u32, c.uid, c.gid))
 }
 
+/// `SO_PEERGROUPS` (Linux 4.13) and `SO_PEERPIDFD` (6.5) from
+/// include/uapi/asm-generic/socket.h, which x86 and arm64 use; Android's
+/// libc bindings lack them.
+const SO_PEERGROUPS: libc::c_int = 59;
+const SO_PEERPIDFD: libc::c_int = 77;
+
 /// The other end's supplementary groups as captured at connect/listen
 /// time (`SO_PEERGROUPS`, Linux 4.13). `None` where the kernel lacks it:
 /// callers that need the groups then refuse (fail closed).
@@ -516,7 +538,7 @@ pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
             libc::getsockopt(
                 fd.as_raw_fd(),
                 libc::SOL_SOCKET,
-                libc::SO_PEERGROUPS,
+                SO_PEERGROUPS,
                 groups.as_mut_ptr().cast(),
                 &mut len,
             )
@@ -538,7 +560,7 @@ pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
 /// at connect time (`SO_PEERPIDFD`, Linux 6.5). `None` where the kernel
 /// lacks it or the process is gone.
 pub fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
-    let v = sock_opt_int(fd.as_raw_fd(), libc::SO_PEERPIDFD).ok()?;
+    let v = sock_opt_int(fd.as_raw_fd(), SO_PEERPIDFD).ok()?;
     if v < 0 {
         return None;
     }

@@ -108,6 +108,10 @@ fn owner_readiness_fd_is_stable_and_wakes_when_a_peer_attaches() {
     let (_otx, mut orx) = Channel::create(&name, &opts()).expect("create");
     let fd = orx.as_raw_fd();
     let ep = Epoll::on(fd);
+    assert!(
+        orx.arm().expect("arm before attach"),
+        "armed: wait for a peer"
+    );
     assert_eq!(ep.wait(0), 0, "readable before anyone attached");
     let n2 = name.clone();
     let peer = std::thread::spawn(move || {

@@ -69,7 +69,7 @@ pub(super) struct UsTx {
     /// The readiness fd handed out by `as_raw_fd()`: an epoll set that is
     /// the same for the half's whole life (before attach it holds the
     /// owner's attach notification, after it the bell and the link).
-    pub(super) ready: OwnedFd,
+    pub(super) ready: Readiness,
 }
 
 pub(super) struct UsRx {
@@ -79,7 +79,65 @@ pub(super) struct UsRx {
     pub(super) max_payload: usize,
     pub(super) counters: Arc<Counters>,
     /// As in [`UsTx`].
-    pub(super) ready: OwnedFd,
+    pub(super) ready: Readiness,
+}
+
+/// A half's readiness fd: an epoll set, the same for the half's whole
+/// life. The session's bell and link join it only once somebody asked for
+/// the fd: every descriptor an epoll set watches costs each of its wake-ups
+/// a callback, which blocking users (who never ask) should not pay.
+pub(super) struct Readiness {
+    ep: OwnedFd,
+    /// `fd()` was called: register what is watched.
+    used: std::cell::Cell<bool>,
+    /// (bell, link) of the session, once there is one.
+    watched: std::cell::Cell<Option<(RawFd, RawFd)>>,
+    registered: std::cell::Cell<bool>,
+}
+
+impl Readiness {
+    /// An epoll set watching `initial` (the owner's attach notification)
+    /// from the start, or nothing.
+    pub(super) fn new(initial: Option<RawFd>) -> Result<Self, Error> {
+        let ep = sys::epoll()?;
+        if let Some(fd) = initial {
+            sys::epoll_add(&ep, fd)?;
+        }
+        Ok(Self {
+            ep,
+            used: std::cell::Cell::new(false),
+            watched: std::cell::Cell::new(None),
+            registered: std::cell::Cell::new(false),
+        })
+    }
+
+    pub(super) fn fd(&self) -> RawFd {
+        self.used.set(true);
+        self.register();
+        self.ep.as_raw_fd()
+    }
+
+    pub(super) fn watch(&self, bell: RawFd, link: RawFd) {
+        self.watched.set(Some((bell, link)));
+        self.register();
+    }
+
+    pub(super) fn unwatch(&self, fd: RawFd) {
+        sys::epoll_del(&self.ep, fd);
+    }
+
+    fn register(&self) {
+        if !self.used.get() || self.registered.get() {
+            return;
+        }
+        if let Some((bell, link)) = self.watched.get() {
+            // Cannot fail for live, distinct fds short of ENOMEM; then the
+            // fd only misses wake-ups the caller's timeouts cover.
+            let _ = sys::epoll_add(&self.ep, bell);
+            let _ = sys::epoll_add(&self.ep, link);
+            self.registered.set(true);
+        }
+    }
 }
 
 impl UsTx {
@@ -89,12 +147,9 @@ impl UsTx {
             let taken = p.slot.lock().ok().and_then(|mut g| g.tx.take());
             match taken {
                 Some(s) => {
-                    sys::epoll_del(&self.ready, p.attached_evt.as_raw_fd());
-                    // Cannot fail for fresh, distinct fds short of ENOMEM;
-                    // then the fd only misses wake-ups the caller's
-                    // timeouts cover.
-                    let _ = sys::epoll_add(&self.ready, s.my_room.as_raw_fd());
-                    let _ = sys::epoll_add(&self.ready, s.link.sock.as_raw_fd());
+                    self.ready.unwatch(p.attached_evt.as_raw_fd());
+                    self.ready
+                        .watch(s.my_room.as_raw_fd(), s.link.sock.as_raw_fd());
                     self.state = TxState::Ready(Box::new(s));
                 }
                 None => return None,
@@ -113,10 +168,9 @@ impl UsRx {
             let taken = p.slot.lock().ok().and_then(|mut g| g.rx.take());
             match taken {
                 Some(s) => {
-                    sys::epoll_del(&self.ready, p.attached_evt.as_raw_fd());
-                    // As in UsTx::session.
-                    let _ = sys::epoll_add(&self.ready, s.my_data.as_raw_fd());
-                    let _ = sys::epoll_add(&self.ready, s.link.sock.as_raw_fd());
+                    self.ready.unwatch(p.attached_evt.as_raw_fd());
+                    self.ready
+                        .watch(s.my_data.as_raw_fd(), s.link.sock.as_raw_fd());
                     self.state = RxState::Ready(Box::new(s));
                 }
                 None => return None,
@@ -212,7 +266,9 @@ impl TxBackend for UsTx {
     fn arm(&mut self) -> Result<bool, Error> {
         match self.session() {
             Some(s) => s.arm(),
-            None => Err(Error::NotConnected),
+            // Owner before its peer: the readiness fd turns readable when a
+            // peer attaches (the attach notification is in its set).
+            None => Ok(true),
         }
     }
     fn undelivered(&mut self) -> Result<usize, Error> {
@@ -251,7 +307,7 @@ impl TxBackend for UsTx {
         Ok(self.counters.snapshot())
     }
     fn raw_fd(&self) -> RawFd {
-        self.ready.as_raw_fd()
+        self.ready.fd()
     }
 }
 
@@ -288,7 +344,9 @@ impl RxBackend for UsRx {
     fn arm(&mut self) -> Result<bool, Error> {
         match self.session() {
             Some(s) => s.arm(),
-            None => Err(Error::NotConnected),
+            // Owner before its peer: the readiness fd turns readable when a
+            // peer attaches (the attach notification is in its set).
+            None => Ok(true),
         }
     }
     fn peer_credentials(&self) -> Result<PeerCredentials, Error> {
@@ -304,6 +362,6 @@ impl RxBackend for UsRx {
         Ok(self.counters.snapshot())
     }
     fn raw_fd(&self) -> RawFd {
-        self.ready.as_raw_fd()
+        self.ready.fd()
     }
 }

@@ -30,7 +30,7 @@ pub use peer::query_stats;
 
 use counters::Counters;
 use creds::{policy_allows, random32, recv_plain, refusal_of, refuse, socket_peer, SocketPeer};
-use halves::{Deposit, Pending, RxState, TxState, UsRx, UsTx};
+use halves::{Deposit, Pending, Readiness, RxState, TxState, UsRx, UsTx};
 use owner::connect_to;
 use session::{
     build_session, Bells, Geometry, Keys, Link, RxSession, Session, SessionParts, TxSession,

@@ -119,12 +119,8 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         attached_evt: sys::eventfd()?,
         listener: Mutex::new(None),
     });
-    let ready_of_half = || -> Result<OwnedFd, Error> {
-        let ep = sys::epoll()?;
-        sys::epoll_add(&ep, pending.attached_evt.as_raw_fd())?;
-        Ok(ep)
-    };
-    let (tx_ready, rx_ready) = (ready_of_half()?, ready_of_half()?);
+    let evt = pending.attached_evt.as_raw_fd();
+    let (tx_ready, rx_ready) = (Readiness::new(Some(evt))?, Readiness::new(Some(evt))?);
     let max = geo.max_payload();
     let listener = Listener {
         setup: Arc::new(ChannelSetup {

@@ -167,14 +167,10 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         opts,
     })?;
     let max = geo.max_payload();
-    let ready_of_half = |bell: &OwnedFd| -> Result<OwnedFd, Error> {
-        let ep = sys::epoll()?;
-        sys::epoll_add(&ep, bell.as_raw_fd())?;
-        sys::epoll_add(&ep, session.tx.link.sock.as_raw_fd())?;
-        Ok(ep)
-    };
-    let tx_ready = ready_of_half(&session.tx.my_room)?;
-    let rx_ready = ready_of_half(&session.rx.my_data)?;
+    let link = session.tx.link.sock.as_raw_fd();
+    let (tx_ready, rx_ready) = (Readiness::new(None)?, Readiness::new(None)?);
+    tx_ready.watch(session.tx.my_room.as_raw_fd(), link);
+    rx_ready.watch(session.rx.my_data.as_raw_fd(), link);
     Ok(Endpoint {
         tx: Box::new(UsTx {
             state: TxState::Ready(Box::new(session.tx)),

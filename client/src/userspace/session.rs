@@ -28,7 +28,7 @@ impl Link {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let r = sys::poll(&[bell.as_raw_fd(), self.sock.as_raw_fd()], timeout)?;
         if r[0].readable {
-            sys::bell_drain(bell);
+            sys::bell_take_one(bell);
         }
         // Any event on the socket after the handshake is the end: the peer
         // never writes to it again, so readable means EOF.
