@@ -270,7 +270,8 @@ pub fn bell_drain(fd: &OwnedFd) {
             fd.as_raw_fd(),
             msgs.as_mut_ptr(),
             BELL_DRAIN_MAX as libc::c_uint,
-            libc::MSG_DONTWAIT,
+            // `as _`: glibc takes c_int flags, musl and bionic c_uint.
+            libc::MSG_DONTWAIT as _,
             std::ptr::null_mut(),
         )
     };
