@@ -58,7 +58,10 @@ pub fn record_open(mut data: &[u8]) {
             let raw = take(&mut data, len + OVERHEAD);
             let mut rec = raw.to_vec();
             if opener.open_next(&mut rec).is_ok() {
-                assert!(!stream_intact || raw.len() < OVERHEAD, "a forged record opened");
+                assert!(
+                    !stream_intact || raw.len() < OVERHEAD,
+                    "a forged record opened"
+                );
             }
             stream_intact = false;
             continue;
@@ -249,7 +252,14 @@ pub fn attach_handshake(data: &[u8]) {
     }
     let owner = std::thread::spawn(move || {
         // SAFETY: accept on our listener; the result is owned at once.
-        let c = unsafe { libc::accept4(l.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+        let c = unsafe {
+            libc::accept4(
+                l.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            )
+        };
         if c < 0 {
             return;
         }
@@ -302,7 +312,12 @@ pub fn owner_handshake(data: &[u8]) {
         // SAFETY: one valid pollfd; a valid receive buffer.
         unsafe {
             if libc::poll(&mut pfd, 1, 5) > 0 {
-                libc::recv(c.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT);
+                libc::recv(
+                    c.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                );
             }
         }
     }

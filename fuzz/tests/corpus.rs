@@ -8,7 +8,9 @@ fn replay(target: &str, body: fn(&[u8])) -> usize {
     let mut n = 0;
     for dir in ["corpus", "regressions"] {
         let d = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(target);
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let data = std::fs::read(e.path()).expect("read input");
             body(&data);
