@@ -1,6 +1,7 @@
 //! Android and packaging steps: DKMS builds of the module for every
 //! installed kernel, `cargo check` of the Android targets, the C example and
-//! the Java API on the real JVM (userspace backend), `cargo xtask install`.
+//! the Java API on the real JVM (userspace backend on the host, kernel
+//! backend in a guest), `cargo xtask install`.
 
 use crate::util::{have, root, run, show, Steps};
 use std::fs;
@@ -41,6 +42,10 @@ fn register_matching(steps: &mut Steps, filter: &str) {
         ));
     }
     all.push(("android: JVM tests".into(), Box::new(jvm_tests)));
+    all.push((
+        "android: JVM tests on the kernel backend (6.12, QEMU, host root over 9p)".into(),
+        Box::new(|| jvm_tests_kernel("6.12")),
+    ));
     for (name, f) in all {
         if name.contains(filter) {
             steps.step(&name, f);
@@ -235,6 +240,47 @@ fn java_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
 /// and the test driver, then runs the driver on the JVM with -Xcheck:jni
 /// against the freshly built library.
 fn jvm_tests() -> Result<(), String> {
+    let (java, lib, classes) = build_jvm_tests()?;
+    run_harness(
+        Command::new(java)
+            .arg("-Xcheck:jni")
+            .arg(format!("-Djava.library.path={}", lib.display()))
+            .arg("-cp")
+            .arg(&classes)
+            .arg("dev.secureipc.test.SecureIpcJvmTest"),
+    )
+}
+
+/// The same JVM tests over `/dev/secure_ipc`: a guest of `kernel` with this
+/// machine's root as its userland (`vm-run --host-root`), so the JDK and
+/// the JNI library built here run against the real module.
+fn jvm_tests_kernel(kernel: &str) -> Result<(), String> {
+    crate::deps::ensure()?;
+    let (java, lib, classes) = build_jvm_tests()?;
+    let args: Vec<String> = ["--kernel", kernel, "--host-root", "--"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            java.display().to_string(),
+            "-Xcheck:jni".into(),
+            "-Dsipc.backend=KERNEL".into(),
+            format!("-Djava.library.path={}", lib.display()),
+            "-cp".into(),
+            classes.display().to_string(),
+            "dev.secureipc.test.SecureIpcJvmTest".into(),
+        ])
+        .collect();
+    match crate::vm::vm_run(&crate::vm::parse_args(&args, kernel)?)? {
+        0 => Ok(()),
+        status => Err(format!(
+            "the JVM tests on the kernel backend exited with {status} in the {kernel} guest"
+        )),
+    }
+}
+
+/// Builds the JNI library and compiles the Java API and its tests; returns
+/// (the `java` launcher, the library's directory, the classes directory).
+fn build_jvm_tests() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let lib = build_jni_library()?;
     let bin = jdk_bin()?;
     let classes = root().join("target/android/classes");
@@ -250,14 +296,7 @@ fn jvm_tests() -> Result<(), String> {
         .arg("-d")
         .arg(&classes)
         .args(java_sources(&root().join("android-native/java-tests"))?))?;
-    run_harness(
-        Command::new(bin.join("java"))
-            .arg("-Xcheck:jni")
-            .arg(format!("-Djava.library.path={}", lib.display()))
-            .arg("-cp")
-            .arg(&classes)
-            .arg("dev.secureipc.test.SecureIpcJvmTest"),
-    )
+    Ok((bin.join("java"), lib, classes))
 }
 
 /// `cargo xtask android-test [FILTER]`: the steps registered here (those

@@ -91,6 +91,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             extra_modules: crate::initramfs::BENCH_MODULES.to_vec(),
             optional_modules: if tcrypt { vec!["tcrypt"] } else { vec![] },
             extra_files,
+            host_root: None,
         };
         let initrd = vm::pack(&k, &guest)?;
         let o = vm::boot(&k, &initrd, "bench", Duration::from_secs(1800), true)?;

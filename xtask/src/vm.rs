@@ -450,7 +450,15 @@ pub struct Guest {
     /// Further host files: (path in the guest, host path), e.g. a second
     /// build of our module for `cargo xtask bench --against`.
     pub extra_files: Vec<(String, PathBuf)>,
+    /// Full userland: this machine's root, read-only over virtio-9p under
+    /// a tmpfs overlay, becomes the guest's root for `Mode::Run`, whose
+    /// command runs in this directory (a path that exists on the host).
+    pub host_root: Option<PathBuf>,
 }
+
+/// The 9p and overlay modules a host-root guest loads (built in on the
+/// sanitizer kernels, where resolving them finds nothing to ship).
+pub const HOST_ROOT_MODULES: &[&str] = &["9pnet_virtio", "9p", "overlay"];
 
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -485,6 +493,31 @@ load_sipc() {
 	rc=4
 	return 1
 }
+# Full userland (vm-run --host-root): the host's root over virtio-9p,
+# read-only, under a tmpfs overlay, with the guest's own kernel
+# filesystems. The module stays loaded from the initramfs.
+mount_host_root() {
+	mkdir -p /host /rw /newroot
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose \
+		hostroot /host || return 1
+	mount -t tmpfs -o mode=0755 tmpfs /rw || return 1
+	mkdir /rw/upper /rw/work
+	mount -t overlay overlay \
+		-o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /newroot || return 1
+	mount -t proc proc /newroot/proc &&
+		mount -t sysfs sysfs /newroot/sys &&
+		mount -t devtmpfs devtmpfs /newroot/dev &&
+		mount -t tmpfs tmpfs /newroot/tmp &&
+		mount -t tmpfs tmpfs /newroot/run || return 1
+	mkdir -p /newroot/dev/pts /newroot/dev/shm
+	mount -t devpts devpts /newroot/dev/pts
+	mount -t tmpfs tmpfs /newroot/dev/shm
+	mount -t cgroup2 cgroup2 /newroot/sys/fs/cgroup 2>/dev/null
+	[ -e /sys/kernel/debug/kmemleak ] &&
+		mount -t debugfs debugfs /newroot/sys/kernel/debug
+	chmod 1777 /newroot/tmp
+	return 0
+}
 . /etc/sipc/run.sh
 # Every run ends by unloading the module: a leaked reference fails here.
 if [ -e /sys/module/secure_ipc ]; then
@@ -513,7 +546,27 @@ poweroff -f
 /// Guest exit status reserved by /init: the final rmmod failed.
 pub const RC_RMMOD_FAILED: i32 = 3;
 
-fn run_script(mode: &Mode) -> String {
+fn run_script(mode: &Mode, host_root: Option<&Path>) -> String {
+    if let (Mode::Run(cmd), Some(dir)) = (mode, host_root) {
+        let cmd: Vec<String> = cmd.iter().map(|a| sh_quote(a)).collect();
+        let inner = format!(
+            "cd {} && exec {}",
+            sh_quote(&dir.display().to_string()),
+            cmd.join(" ")
+        );
+        let env: String = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SIPC_GUEST_"))
+            .map(|(k, v)| format!("{k}={} ", sh_quote(&v)))
+            .collect();
+        return format!(
+            "if load_sipc; then\n\tif mount_host_root; then\n\t\tchroot /newroot /usr/bin/env -i \
+             PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+             TMPDIR=/tmp LANG=C.UTF-8 {env}/bin/sh -c {}\n\t\trc=$?\n\telse\n\t\t\
+             echo 'SIPC-HARNESS: FAILED: mounting the host root over 9p'\n\t\trc=5\n\tfi\nfi\n\
+             umount -l /newroot 2>/dev/null\n",
+            sh_quote(&inner)
+        );
+    }
     match mode {
         Mode::Test(args) => {
             let args: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
@@ -532,6 +585,10 @@ fn run_script(mode: &Mode) -> String {
                 cmd.join(" ")
             )
         }
+        Mode::Shell if host_root.is_some() => "load_sipc\nmount_host_root || echo 'SIPC-HARNESS: FAILED: mounting the host root over 9p'\n\
+             echo 'SIPC-HARNESS: shell in the host root; exit (or Ctrl-D) powers off'\n\
+             setsid cttyhack chroot /newroot /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux /bin/bash -l\n"
+            .into(),
         Mode::Shell => "load_sipc\necho 'SIPC-HARNESS: shell; exit (or Ctrl-D) powers off'\nsetsid cttyhack sh -l\n".into(),
     }
 }
@@ -549,6 +606,9 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
     };
     let mut names: Vec<String> = crypto.iter().map(|s| s.to_string()).collect();
     names.extend(guest.extra_modules.iter().map(|s| s.to_string()));
+    if guest.host_root.is_some() {
+        names.extend(HOST_ROOT_MODULES.iter().map(|s| s.to_string()));
+    }
     names.extend(initramfs::ko_depends(&ko));
     let resolved = db.resolve(&names);
     if !resolved.absent.is_empty() {
@@ -579,7 +639,11 @@ pub fn pack(k: &Kernel, guest: &Guest) -> Result<PathBuf, String> {
         .map_err(|e| format!("{} (busybox-static): {e}", k.busybox.display()))?;
     c.file("bin/busybox", 0o755, &busybox);
     c.file("init", 0o755, INIT.as_bytes());
-    c.file("etc/sipc/run.sh", 0o644, run_script(&guest.mode).as_bytes());
+    c.file(
+        "etc/sipc/run.sh",
+        0o644,
+        run_script(&guest.mode, guest.host_root.as_deref()).as_bytes(),
+    );
     let cache = k.work_dir().join("modules");
     let mut list = String::new();
     for (i, rel) in resolved.paths.iter().enumerate() {
@@ -654,7 +718,23 @@ pub struct Outcome {
     pub log_path: PathBuf,
 }
 
-fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
+/// QEMU arguments that export this machine's root, read-only, as the 9p
+/// tag `hostroot` (`multidevs=remap`: files of different host filesystems
+/// never share an inode number in the guest).
+fn host_root_args(cmd: &mut Command, k: &Kernel) {
+    let dev = match k.arch {
+        Arch::X86_64 => "virtio-9p-pci",
+        Arch::Arm64 => "virtio-9p-device",
+    };
+    cmd.args([
+        "-fsdev",
+        "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+        "-device",
+        &format!("{dev},fsdev=hostroot,mount_tag=hostroot"),
+    ]);
+}
+
+fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, String) {
     if k.arch == Arch::Arm64 {
         // No isa-debug-exit on arm64: the guest's status is read from its
         // "exit status" line, and poweroff (PSCI) ends QEMU.
@@ -668,6 +748,9 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
             .arg(initrd)
             .arg("-append")
             .arg(format!("console=ttyAMA0 quiet panic=-1 {}", k.cmdline).trim_end());
+        if host_root {
+            host_root_args(&mut cmd, k);
+        }
         return (cmd, format!("TCG, -M virt -cpu max, {smp} CPUs"));
     }
     let (accel, cpu, accel_name) = accel();
@@ -695,6 +778,9 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32) -> (Command, String) {
     .arg("-append")
     .arg(format!("console=ttyS0 quiet panic=-1 {}", k.cmdline).trim_end())
     .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if host_root {
+        host_root_args(&mut cmd, k);
+    }
     (cmd, format!("{accel_name}, {how}, {smp} CPUs"))
 }
 
@@ -706,7 +792,20 @@ pub fn boot(
     timeout: Duration,
     echo: bool,
 ) -> Result<Outcome, String> {
-    let (mut cmd, how) = qemu_cmd(k, initrd, 2);
+    boot_with(k, initrd, name, timeout, echo, false)
+}
+
+/// [`boot`], optionally with this machine's root exported over 9p (for a
+/// guest packed with [`Guest::host_root`]).
+pub fn boot_with(
+    k: &Kernel,
+    initrd: &Path,
+    name: &str,
+    timeout: Duration,
+    echo: bool,
+    host_root: bool,
+) -> Result<Outcome, String> {
+    let (mut cmd, how) = qemu_cmd(k, initrd, 2, host_root);
     cmd.args(["-serial", "stdio", "-monitor", "none"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -879,6 +978,9 @@ pub struct VmArgs {
     pub extra: Option<PathBuf>,
     /// Command for vm-run.
     pub cmd: Vec<String>,
+    /// `--host-root`: vm-run/vm-shell get this machine's root as the
+    /// guest's userland (see [`Guest::host_root`]).
+    pub host_root: bool,
     /// Per-kernel timeout.
     pub timeout: Duration,
 }
@@ -890,6 +992,7 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
         filter: None,
         extra: None,
         cmd: Vec::new(),
+        host_root: false,
         timeout: Duration::from_secs(1200),
     };
     let mut it = args.iter();
@@ -903,6 +1006,7 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
             "--kernel" => a.kernel = val("6.1, 6.12, 7.2 or all")?,
             "--filter" => a.filter = Some(val("a test name")?),
             "--extra" => a.extra = Some(PathBuf::from(val("a directory")?)),
+            "--host-root" => a.host_root = true,
             "--timeout" => {
                 let v = val("seconds")?;
                 a.timeout = Duration::from_secs(
@@ -977,6 +1081,7 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             extra_modules: Vec::new(),
             optional_modules: Vec::new(),
             extra_files: Vec::new(),
+            host_root: None,
         };
         let initrd = match pack(k, &guest) {
             Ok(p) => p,
@@ -1076,6 +1181,11 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
     Ok(())
 }
 
+/// The current directory: where a host-root guest runs its command.
+fn cwd() -> Result<PathBuf, String> {
+    std::env::current_dir().map_err(|e| format!("current directory: {e}"))
+}
+
 /// `vm-run`: runs a command line in the guest; returns its exit status.
 pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
     if a.cmd.is_empty() {
@@ -1090,9 +1200,10 @@ pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
             extra_modules: Vec::new(),
             optional_modules: Vec::new(),
             extra_files: Vec::new(),
+            host_root: a.host_root.then(cwd).transpose()?,
         };
         let initrd = pack(&k, &guest)?;
-        let o = boot(&k, &initrd, "vm-run", a.timeout, true)?;
+        let o = boot_with(&k, &initrd, "vm-run", a.timeout, true, a.host_root)?;
         let trouble = kernel_trouble(&o.log);
         if !trouble.is_empty() {
             eprintln!(
@@ -1149,9 +1260,10 @@ pub fn vm_shell(a: &VmArgs) -> Result<(), String> {
         extra_modules: initramfs::BENCH_MODULES.to_vec(),
         optional_modules: Vec::new(),
         extra_files: Vec::new(),
+        host_root: a.host_root.then(cwd).transpose()?,
     };
     let initrd = pack(&k, &guest)?;
-    let (mut cmd, how) = qemu_cmd(&k, &initrd, 2);
+    let (mut cmd, how) = qemu_cmd(&k, &initrd, 2, a.host_root);
     cmd.args(["-serial", "mon:stdio"]);
     eprintln!("==> {} ({how}); Ctrl-A X quits QEMU", k.version);
     let _ = cmd

@@ -638,7 +638,10 @@ fn stream_both_directions_random_sizes_across_ten_epochs() -> TestResult {
         Err(_) if release.contains("-sipc-") => 24_000,
         Err(_) => 100_000,
     };
-    check!(count >= 1200, "SIPC_GUEST_STREAM_COUNT={count}: at least 1200");
+    check!(
+        count >= 1200,
+        "SIPC_GUEST_STREAM_COUNT={count}: at least 1200"
+    );
     // The channel rekeys every `per_epoch` records in each direction, so
     // both streams cross twelve epoch boundaries (epochs 0..=12) while they
     // run; message k of a direction must arrive in epoch k / per_epoch.
