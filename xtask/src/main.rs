@@ -15,6 +15,7 @@ mod host;
 mod initramfs;
 mod sanitizer;
 mod sid;
+mod trinity;
 mod util;
 mod vm;
 
@@ -35,6 +36,12 @@ commands:
                      load the module in a guest, run CMD in /extra (DIR's files), exit with its status
   vm-shell [--kernel K] [--extra DIR]
                      interactive guest shell with the module loaded (Ctrl-A X quits)
+  vm-run/vm-shell --host-root
+                     the guest's userland is this machine's root (read-only 9p, tmpfs overlay);
+                     the command runs in the current directory
+  trinity [--kernel K] [--ops N] [--seed S] [--children C]
+                     Debian's trinity against /dev/secure_ipc as an unprivileged user
+                     (default: 6.12-kasan, 10000 operations, seed 0x5ec04e1c, 4 children)
   android-test       only the Android/packaging steps of `test`
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   bench [--kernel K] [--quick] [--tcrypt]
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         "bench" => bench::run(rest),
+        "trinity" => trinity::run_cli(rest),
         "demo" => demo::run_demo(rest),
         "vm-shell" => deps::ensure()
             .and_then(|()| vm::parse_args(rest, "6.12"))
@@ -105,5 +113,17 @@ fn test(args: &[String]) -> Result<(), String> {
     if let Err(e) = vm::vm_test(&a, &mut steps) {
         steps.record("vm-test", Err(e));
     }
+    let (kernel, ops, seed, children) = trinity::TEST_PLAN;
+    steps.step(
+        &format!("trinity: {ops} operations against /dev/secure_ipc ({kernel}, seed {seed:#x})"),
+        || {
+            trinity::run_plan(&trinity::Plan {
+                kernel: kernel.into(),
+                ops,
+                seed,
+                children,
+            })
+        },
+    );
     steps.finish()
 }
