@@ -55,7 +55,7 @@ rc=$?
 pkill -9 -x trinity
 sleep 1
 grep -E '^\[main\] (Ran|Bailing)' /tmp/trinity.out
-grep -A200 '^64bit:' /tmp/trinity.out | head -80
+sed -n '/^32bit:/,$p' /tmp/trinity.out | grep -v '^\['
 [ "$rc" -eq 0 ] || tail -n 30 /tmp/trinity.out
 echo "SIPC-TRINITY: trinity exit status $rc"
 exit $rc
