@@ -36,6 +36,8 @@ commands:
   vm-shell [--kernel K] [--extra DIR]
                      interactive guest shell with the module loaded (Ctrl-A X quits)
   android-test       only the Android/packaging steps of `test`
+  fuzz [TARGET...]   only the fuzz step of `test`: replay the saved inputs, then SIPC_FUZZ_RUNS
+                     (20000) libFuzzer executions per target (installs nightly and cargo-fuzz)
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   bench [--kernel K] [--quick] [--tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             .and_then(|()| vm::parse_args(rest, "6.12"))
             .and_then(|a| vm::vm_shell(&a)),
         "android-test" => android::run_all(rest),
+        "fuzz" => host::fuzz_only(rest),
         "install" => android::install(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
