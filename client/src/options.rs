@@ -55,7 +55,7 @@ pub struct PidNamespace {
 impl PidNamespace {
     /// The pid namespace of process `pid` (`/proc/PID/ns/pid`).
     pub fn of_pid(pid: u32) -> Result<Self, Error> {
-        Self::open(&format!("/proc/{pid}/ns/pid"))
+        Self::open(format!("/proc/{pid}/ns/pid"))
     }
 
     /// The caller's own pid namespace.
@@ -64,7 +64,7 @@ impl PidNamespace {
     }
 
     /// Opens an nsfs path such as `/proc/PID/ns/pid` or a bind mount of one.
-    pub fn open(path: &str) -> Result<Self, Error> {
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
         let f = std::fs::File::open(path).map_err(Error::Io)?;
         Self::from_fd(f.into())
     }
