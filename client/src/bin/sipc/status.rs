@@ -19,22 +19,7 @@ pub fn stats(a: &Stats) -> Result<(), Fail> {
     }
     let s = secure_ipc::userspace::query_stats(name, &o)?;
     println!("channel {name} (owner side, userspace backend)");
-    let rows: [(&str, u64); 13] = [
-        ("sealed messages", s.sealed_msgs),
-        ("sealed bytes", s.sealed_bytes),
-        ("opened messages", s.opened_msgs),
-        ("opened bytes", s.opened_bytes),
-        ("authentication failures", s.auth_failures),
-        ("ring-full events", s.full_events),
-        ("doorbells signalled", s.doorbells_signalled),
-        ("doorbells suppressed", s.doorbells_suppressed),
-        ("rekeys", s.rekeys),
-        ("outgoing ring fill", s.tx_fill as u64),
-        ("incoming ring fill", s.rx_fill as u64),
-        ("sending epoch", s.tx_epoch as u64),
-        ("receiving epoch", s.rx_epoch as u64),
-    ];
-    for (k, v) in rows {
+    for (k, v) in s.rows() {
         println!("  {k:<24} {v:>16}");
     }
     Ok(())
