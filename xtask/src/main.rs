@@ -9,6 +9,7 @@
 mod android;
 mod arm64;
 mod bench;
+mod bench_userspace;
 mod demo;
 mod deps;
 mod host;
@@ -43,6 +44,9 @@ commands:
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
   bench [--kernel K] [--quick] --against REV
                      this module against git revision REV's, alternating in one guest boot: new/old ratios
+  bench --userspace --against REV [--rounds N] [--count N] [--sizes 64,4096]
+                     this tree's userspace backend against REV's on this host (sipc bench of both,
+                     built from git archive, run in ABBA order): new/old ratios of throughput and latency
   demo [--kernel [6.1|6.12]] [--seconds N]
                      the IMU streaming demo: on this host (userspace backend), or in a guest on the kernel backend
   help               this text
