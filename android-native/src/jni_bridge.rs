@@ -630,23 +630,9 @@ pub fn stats<'local>(
 ) -> JLongArray<'local> {
     unowned_env
         .with_env(|env| -> Result<JLongArray<'local>, Failure> {
-            let s = lookup(handle)?.stats()?;
-            let values = [
-                s.sealed_msgs,
-                s.sealed_bytes,
-                s.opened_msgs,
-                s.opened_bytes,
-                s.auth_failures,
-                s.full_events,
-                s.doorbells_signalled,
-                s.doorbells_suppressed,
-                s.rekeys,
-                u64::from(s.tx_fill),
-                u64::from(s.rx_fill),
-                u64::from(s.tx_epoch),
-                u64::from(s.rx_epoch),
-            ]
-            .map(|v| v as jlong);
+            // Stats' table order, which dev.secureipc.Stats reads by index
+            // (java_stats_reads_the_table_order checks it).
+            let values = lookup(handle)?.stats()?.to_array().map(|v| v as jlong);
             let arr = JLongArray::new(env, values.len())?;
             arr.set_region(env, 0, &values)?;
             Ok(arr)
@@ -718,5 +704,42 @@ mod tests {
         let left = SEND_STAGING.with(|s| s.take());
         assert_eq!(left.len(), 64, "the buffer is kept for the next send");
         assert!(left.iter().all(|&b| b == 0), "plaintext left behind");
+    }
+
+    /// `dev.secureipc.Stats` takes the `long[]` by index: its `name = v[i]`
+    /// lines must follow `Stats`' table (Java camelCase, "Messages" for "msgs").
+    #[test]
+    fn java_stats_reads_the_table_order() {
+        let java = include_str!("../java/dev/secureipc/Stats.java");
+        let mut read = Vec::new();
+        for line in java.lines() {
+            let Some((lhs, rhs)) = line.trim().split_once(" = ") else {
+                continue;
+            };
+            let Some(idx) = rhs
+                .trim_start_matches("(int) ")
+                .strip_prefix("v[")
+                .and_then(|r| r.strip_suffix("];"))
+            else {
+                continue;
+            };
+            let mut snake = String::new();
+            for c in lhs.chars() {
+                if c.is_ascii_uppercase() {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_lowercase());
+            }
+            read.push((
+                idx.parse::<usize>().unwrap(),
+                snake.replace("_messages", "_msgs"),
+            ));
+        }
+        let want: Vec<(usize, String)> = secure_ipc::Stats::NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i, n.to_string()))
+            .collect();
+        assert_eq!(read, want);
     }
 }

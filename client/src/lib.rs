@@ -18,6 +18,8 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
 mod backend;
+#[doc(hidden)]
+pub mod cli;
 mod error;
 mod kernel;
 pub mod keys;

@@ -55,7 +55,7 @@ pub struct PidNamespace {
 impl PidNamespace {
     /// The pid namespace of process `pid` (`/proc/PID/ns/pid`).
     pub fn of_pid(pid: u32) -> Result<Self, Error> {
-        Self::open(&format!("/proc/{pid}/ns/pid"))
+        Self::open(format!("/proc/{pid}/ns/pid"))
     }
 
     /// The caller's own pid namespace.
@@ -64,7 +64,7 @@ impl PidNamespace {
     }
 
     /// Opens an nsfs path such as `/proc/PID/ns/pid` or a bind mount of one.
-    pub fn open(path: &str) -> Result<Self, Error> {
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {
         let f = std::fs::File::open(path).map_err(Error::Io)?;
         Self::from_fd(f.into())
     }
@@ -411,40 +411,113 @@ pub struct PeerCredentials {
     pub identity_verified: bool,
 }
 
-/// Counters of one endpoint (both of its directions).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+/// Declares [`Stats`] from its one field table: each counter's doc, name,
+/// type and the label `sipc stats` prints. The struct, its array form (the
+/// `sipc stats` wire reply, the JNI `long[]` whose order
+/// `dev.secureipc.Stats` reads) and the labelled rows all come from here.
+macro_rules! stats_table {
+    ($( $(#[doc = $doc:literal])* $name:ident: $ty:ty => $label:literal, )*) => {
+        /// Counters of one endpoint (both of its directions).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Stats {
+            $( $(#[doc = $doc])* pub $name: $ty, )*
+        }
+
+        impl Stats {
+            /// Number of counters.
+            pub const COUNT: usize = [$(stringify!($name)),*].len();
+            /// The field names, in table order.
+            pub const NAMES: [&'static str; Self::COUNT] = [$(stringify!($name)),*];
+            /// What `sipc stats` calls each counter, in table order.
+            pub const LABELS: [&'static str; Self::COUNT] = [$($label),*];
+
+            /// Every counter widened to `u64`, in table order.
+            pub fn to_array(&self) -> [u64; Self::COUNT] {
+                [$(u64::from(self.$name)),*]
+            }
+
+            /// The inverse of [`Stats::to_array`]; a value too large for
+            /// a 32-bit counter saturates.
+            pub fn from_array(v: [u64; Self::COUNT]) -> Self {
+                let mut it = v.into_iter();
+                Self {
+                    $($name: {
+                        let x = it.next().unwrap_or(0);
+                        <$ty>::try_from(x).unwrap_or(<$ty>::MAX)
+                    },)*
+                }
+            }
+
+            /// (label, value) of every counter, in table order.
+            pub fn rows(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                Self::LABELS.into_iter().zip(self.to_array())
+            }
+        }
+    };
+}
+
+stats_table! {
     /// Records this endpoint sealed.
-    pub sealed_msgs: u64,
+    sealed_msgs: u64 => "sealed messages",
     /// Plaintext bytes sealed.
-    pub sealed_bytes: u64,
+    sealed_bytes: u64 => "sealed bytes",
     /// Records opened for this endpoint.
-    pub opened_msgs: u64,
+    opened_msgs: u64 => "opened messages",
     /// Plaintext bytes opened.
-    pub opened_bytes: u64,
+    opened_bytes: u64 => "opened bytes",
     /// Records that failed authentication (dropped).
-    pub auth_failures: u64,
+    auth_failures: u64 => "authentication failures",
     /// Times a sender found the ring full.
-    pub full_events: u64,
+    full_events: u64 => "ring-full events",
     /// Doorbell signals sent to this endpoint (kernel) / by this endpoint (userspace).
-    pub doorbells_signalled: u64,
+    doorbells_signalled: u64 => "doorbells signalled",
     /// Signals skipped because the other side was not sleeping.
-    pub doorbells_suppressed: u64,
+    doorbells_suppressed: u64 => "doorbells suppressed",
     /// Key epochs advanced (both directions).
-    pub rekeys: u64,
+    rekeys: u64 => "rekeys",
     /// Filled entries of the outgoing ring now.
-    pub tx_fill: u32,
+    tx_fill: u32 => "outgoing ring fill",
     /// Filled entries of the incoming ring now.
-    pub rx_fill: u32,
+    rx_fill: u32 => "incoming ring fill",
     /// Current sealing epoch.
-    pub tx_epoch: u32,
+    tx_epoch: u32 => "sending epoch",
     /// Current opening epoch.
-    pub rx_epoch: u32,
+    rx_epoch: u32 => "receiving epoch",
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_array_form_is_the_field_order_and_round_trips() {
+        let s = Stats {
+            sealed_msgs: 1,
+            sealed_bytes: 2,
+            opened_msgs: 3,
+            opened_bytes: 4,
+            auth_failures: 5,
+            full_events: 6,
+            doorbells_signalled: 7,
+            doorbells_suppressed: 8,
+            rekeys: 9,
+            tx_fill: 10,
+            rx_fill: 11,
+            tx_epoch: 12,
+            rx_epoch: 13,
+        };
+        assert_eq!(s.to_array(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(Stats::from_array(s.to_array()), s);
+        assert_eq!(Stats::NAMES[9], "tx_fill");
+        assert_eq!(s.rows().nth(12), Some(("receiving epoch", 13)));
+    }
+
+    #[test]
+    fn stats_from_array_saturates_a_32_bit_counter() {
+        let mut v = [0u64; Stats::COUNT];
+        v[9] = u64::MAX;
+        assert_eq!(Stats::from_array(v).tx_fill, u32::MAX);
+    }
 
     #[test]
     fn pid_namespace_of_self_opens_and_has_the_inode_stat_shows() {

@@ -389,3 +389,30 @@ fn recv_only_listen_never_reads_stdin() {
     let out = listen.wait_with_output().expect("listen output");
     assert_eq!(out.stdout, b"hi\n");
 }
+
+#[test]
+fn a_non_utf8_argument_is_a_usage_error_not_a_panic() {
+    use std::os::unix::ffi::OsStrExt;
+    // std::env::args() panics on it (exit 101); the parser takes OsStrings.
+    let out = Command::new(SIPC)
+        .arg("listen")
+        .arg(std::ffi::OsStr::from_bytes(b"cam\xff"))
+        .args(["--backend", "userspace"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipc");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("NAME is not valid UTF-8"), "stderr: {err}");
+}
+
+#[test]
+fn len32_input_ending_inside_a_length_prefix_is_an_error_not_a_clean_end() {
+    let name = uniq("len32cut");
+    // One whole frame, then two bytes of the next one's length.
+    let (listen, connect) = round_trip(&name, "len32", b"\x05\0\0\0hello\x07\0");
+    let err = String::from_utf8_lossy(&connect.stderr);
+    assert_eq!(connect.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("truncated len32 frame"), "stderr: {err}");
+    assert_eq!(listen.stdout, b"\x05\0\0\0hello");
+}

@@ -7,11 +7,15 @@
 //! aborts the fuzzer), no hang, no out-of-bounds access (libFuzzer builds
 //! run under AddressSanitizer).
 
+use secure_ipc::cli::args;
+use secure_ipc::cli::frame::{write_frame, Frame, FrameReader};
 use secure_ipc::record::{Opener, Sealer, HEADER_LEN, OVERHEAD};
 use secure_ipc::{Backend, Channel, Options, Receiver, Sender};
 use secure_ipc_ring::abi::{self, TxDesc};
 use secure_ipc_ring::{HeapRing, SharedWord};
+use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -53,7 +57,7 @@ pub fn record_open(mut data: &[u8]) {
     while !data.is_empty() {
         let op = byte(&mut data);
         let len = (byte(&mut data) as usize) % 200;
-        if op % 4 == 0 {
+        if op.is_multiple_of(4) {
             // A raw record: whatever the input says.
             let raw = take(&mut data, len + OVERHEAD);
             let mut rec = raw.to_vec();
@@ -321,4 +325,85 @@ pub fn owner_handshake(data: &[u8]) {
             }
         }
     }
+}
+
+/// The `sipc` argument parser: the input, cut at NUL bytes, is an argv
+/// (any bytes, as exec passes them). Oracle: parsing never panics, and a
+/// command it accepts renders (`Command::to_args`) to an argv that parses
+/// back to the same command.
+pub fn cli_args(data: &[u8]) {
+    let argv: Vec<OsString> = if data.is_empty() {
+        Vec::new()
+    } else {
+        data.split(|&b| b == 0)
+            .map(|a| OsString::from_vec(a.to_vec()))
+            .collect()
+    };
+    if let Ok(cmd) = args::parse(&argv) {
+        let rendered = cmd.to_args();
+        assert_eq!(
+            args::parse(&rendered),
+            Ok(cmd.clone()),
+            "{argv:?} parsed to {cmd:?}, rendered as {rendered:?}"
+        );
+    }
+}
+
+/// Every message `FrameReader` cuts out of `input`, and the error that
+/// stopped it, if any.
+fn read_frames(
+    input: &[u8],
+    frame: Frame,
+    max: usize,
+    capacity: usize,
+) -> Option<(Vec<Vec<u8>>, bool)> {
+    let mut r = FrameReader::with_capacity(capacity, input, frame, max).ok()?;
+    let mut msgs = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        match r.next_into(&mut buf) {
+            Ok(true) => msgs.push(buf.clone()),
+            Ok(false) => return Some((msgs, false)),
+            Err(_) => return Some((msgs, true)),
+        }
+    }
+}
+
+/// The `sipc` stdin framing (lines, len32, raw:N) over any input, with a
+/// small message limit and a small buffer (lines cross refills). Oracle:
+/// no message is over the limit or holds a line's newline; writing the
+/// messages back (`write_frame`) gives the input (lines: plus a final
+/// newline it lacked), or a prefix of it when the input was bad; reading
+/// that again gives the same messages without error.
+pub fn cli_frames(mut data: &[u8]) {
+    let sel = byte(&mut data);
+    let max = byte(&mut data) as usize;
+    let capacity = byte(&mut data) as usize % 16 + 1;
+    let frame = match sel % 3 {
+        0 => Frame::Lines,
+        1 => Frame::Len32,
+        _ => Frame::Raw(byte(&mut data) as usize % 64 + 1),
+    };
+    // raw:N over the limit is refused up front.
+    let Some((msgs, failed)) = read_frames(data, frame, max, capacity) else {
+        return;
+    };
+    let mut enc = Vec::new();
+    for m in &msgs {
+        assert!(m.len() <= max, "a {}-byte message over {max}", m.len());
+        assert!(
+            frame != Frame::Lines || !m.contains(&b'\n'),
+            "a line holds a newline"
+        );
+        write_frame(&mut enc, m, frame).expect("write to a Vec");
+    }
+    if failed {
+        assert!(data.starts_with(&enc), "messages before bad input differ");
+    } else if frame == Frame::Lines && data.last() != Some(&b'\n') && !data.is_empty() {
+        assert_eq!(&enc[..enc.len() - 1], data);
+    } else {
+        assert_eq!(enc, data);
+    }
+    let again = read_frames(&enc, frame, max, capacity);
+    assert_eq!(again, Some((msgs, false)), "re-reading the written frames");
 }

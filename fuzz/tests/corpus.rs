@@ -52,3 +52,15 @@ fn owner_handshake_corpus() {
     abort_on_panic();
     assert!(replay("owner_handshake", secure_ipc_fuzz::owner_handshake) > 0);
 }
+
+#[test]
+fn cli_args_corpus() {
+    abort_on_panic();
+    assert!(replay("cli_args", secure_ipc_fuzz::cli_args) > 0);
+}
+
+#[test]
+fn cli_frames_corpus() {
+    abort_on_panic();
+    assert!(replay("cli_frames", secure_ipc_fuzz::cli_frames) > 0);
+}

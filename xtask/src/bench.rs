@@ -19,8 +19,13 @@ pub const BASELINE_KO: &str = "/lib/sipc/opt/secure_ipc_base.ko";
 /// Where /init loads the current module from (xtask/src/vm.rs).
 const CURRENT_KO: &str = "/lib/sipc/secure_ipc.ko";
 
-/// Runs the guest benchmark on the selected kernel (default 6.12).
+/// Runs the guest benchmark on the selected kernel (default 6.12); with
+/// `--userspace`, the host comparison of the userspace backend instead
+/// (bench_userspace.rs).
 pub fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--userspace") {
+        return crate::bench_userspace::run_comparison(args);
+    }
     crate::deps::ensure()?;
     let mut kernel = "6.12".to_string();
     let mut bench_args = Vec::new();
@@ -179,7 +184,7 @@ fn baseline_sources(rev: &str) -> Result<Baseline, String> {
             .join(format!("{full}.tmp"));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        unpack_kernel_tree(&full, &tmp)?;
+        unpack_tree(&full, &["kernel/"], &tmp)?;
         if !tmp.join("kernel/Kbuild").exists() {
             return Err(format!("--against {rev}: its tree has no kernel/Kbuild"));
         }
@@ -197,11 +202,12 @@ fn baseline_sources(rev: &str) -> Result<Baseline, String> {
     })
 }
 
-/// `git archive COMMIT kernel/ | tar -x -C dest`.
-fn unpack_kernel_tree(commit: &str, dest: &Path) -> Result<(), String> {
+/// `git archive COMMIT PATHS... | tar -x -C dest` (no paths: the whole tree).
+pub fn unpack_tree(commit: &str, paths: &[&str], dest: &Path) -> Result<(), String> {
     let mut archive = Command::new("git")
         .current_dir(root())
-        .args(["archive", "--format=tar", commit, "kernel/"])
+        .args(["archive", "--format=tar", commit])
+        .args(paths)
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run git archive: {e}"))?;
@@ -216,7 +222,10 @@ fn unpack_kernel_tree(commit: &str, dest: &Path) -> Result<(), String> {
     let status = archive.wait().map_err(|e| format!("git archive: {e}"))?;
     untar?;
     if !status.success() {
-        return Err(format!("git archive {commit} kernel/ failed with {status}"));
+        return Err(format!(
+            "git archive {commit} {} failed with {status}",
+            paths.join(" ")
+        ));
     }
     Ok(())
 }

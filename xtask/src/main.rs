@@ -9,6 +9,7 @@
 mod android;
 mod arm64;
 mod bench;
+mod bench_userspace;
 mod demo;
 mod deps;
 mod host;
@@ -43,11 +44,16 @@ commands:
                      Debian's trinity against /dev/secure_ipc as an unprivileged user
                      (default: 6.12-kasan, 10000 operations, seed 0x5ec04e1c, 4 children)
   android-test       only the Android/packaging steps of `test`
+  fuzz [TARGET...]   only the fuzz step of `test`: replay the saved inputs, then SIPC_FUZZ_RUNS
+                     (20000) libFuzzer executions per target (installs nightly and cargo-fuzz)
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
   bench [--kernel K] [--quick] [--tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
   bench [--kernel K] [--quick] --against REV
                      this module against git revision REV's, alternating in one guest boot: new/old ratios
+  bench --userspace --against REV [--rounds N] [--count N] [--sizes 64,4096]
+                     this tree's userspace backend against REV's on this host (sipc bench of both,
+                     built from git archive, run in ABBA order): new/old ratios of throughput and latency
   demo [--kernel [6.1|6.12]] [--seconds N]
                      the IMU streaming demo: on this host (userspace backend), or in a guest on the kernel backend
   help               this text
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
             .and_then(|()| vm::parse_args(rest, "6.12"))
             .and_then(|a| vm::vm_shell(&a)),
         "android-test" => android::run_all(rest),
+        "fuzz" => host::fuzz_only(rest),
         "install" => android::install(rest),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");

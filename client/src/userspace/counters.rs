@@ -1,4 +1,5 @@
-//! Per-endpoint counters and their wire encoding for `sipc stats`.
+//! Per-endpoint counters (their wire form for `sipc stats` is
+//! [`StatsReply`]).
 
 use super::*;
 
@@ -40,50 +41,5 @@ impl Counters {
             tx_epoch: l32(&self.tx_epoch),
             rx_epoch: l32(&self.rx_epoch),
         }
-    }
-
-    pub(super) fn to_wire(s: &Stats) -> Vec<u8> {
-        let mut v = MAGIC_STATS_REPLY.to_vec();
-        for x in [
-            s.sealed_msgs,
-            s.sealed_bytes,
-            s.opened_msgs,
-            s.opened_bytes,
-            s.auth_failures,
-            s.full_events,
-            s.doorbells_signalled,
-            s.doorbells_suppressed,
-            s.rekeys,
-            s.tx_fill as u64,
-            s.rx_fill as u64,
-            s.tx_epoch as u64,
-            s.rx_epoch as u64,
-        ] {
-            v.extend_from_slice(&x.to_le_bytes());
-        }
-        v
-    }
-
-    pub(super) fn from_wire(b: &[u8]) -> Option<Stats> {
-        if b.len() != 8 + 13 * 8 || &b[..8] != MAGIC_STATS_REPLY {
-            return None;
-        }
-        let f =
-            |i: usize| u64::from_le_bytes(b[8 + i * 8..16 + i * 8].try_into().unwrap_or([0; 8]));
-        Some(Stats {
-            sealed_msgs: f(0),
-            sealed_bytes: f(1),
-            opened_msgs: f(2),
-            opened_bytes: f(3),
-            auth_failures: f(4),
-            full_events: f(5),
-            doorbells_signalled: f(6),
-            doorbells_suppressed: f(7),
-            rekeys: f(8),
-            tx_fill: f(9) as u32,
-            rx_fill: f(10) as u32,
-            tx_epoch: f(11) as u32,
-            rx_epoch: f(12) as u32,
-        })
     }
 }

@@ -71,15 +71,13 @@ pub(super) fn recv_plain(
     }
 }
 
-pub(super) fn refusal_of(n: usize, buf: &[u8]) -> Option<Error> {
-    (n == 12 && &buf[..8] == MAGIC_REFUSE)
-        .then(|| refusal_error(u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]])))
+/// The error a REFUSE packet carries, if `pkt` is one.
+pub(super) fn refusal_of(pkt: &[u8]) -> Option<Error> {
+    Refuse::parse(pkt).map(|r| refusal_error(r.code.get()))
 }
 
 pub(super) fn refuse(sock: &OwnedFd, why: Refusal) {
-    let mut v = MAGIC_REFUSE.to_vec();
-    v.extend_from_slice(&(why as u32).to_le_bytes());
-    let _ = sys::send_packet(sock, &v, &[]);
+    let _ = sys::send_packet(sock, Refuse::new(Le32::new(why as u32)).bytes(), &[]);
 }
 
 pub(super) fn random32() -> [u8; 32] {

@@ -23,6 +23,7 @@ mod halves;
 mod owner;
 mod peer;
 mod session;
+mod wire;
 
 pub(crate) use owner::create;
 pub(crate) use peer::attach;
@@ -35,6 +36,7 @@ use owner::connect_to;
 use session::{
     build_session, Bells, Geometry, Keys, Link, RxSession, Session, SessionParts, TxSession,
 };
+use wire::{Accept, Attach, Hello, Le32, Le64, Packet, Ready, Refuse, StatsQuery, StatsReply};
 
 use crate::backend::{Endpoint, MessageMeta, RxBackend, TxBackend};
 use crate::keys::{self, SessionInputs};
@@ -61,16 +63,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Empty polls between two zero-timeout checks of the socket for a hang-up.
 const HANGUP_CHECK_EVERY: u32 = 256;
 
-const MAGIC_ATTACH: &[u8; 8] = b"SIPCAT01";
-const MAGIC_STATS: &[u8; 8] = b"SIPCST01";
-const MAGIC_HELLO: &[u8; 8] = b"SIPCUS01";
-const MAGIC_KEYS: &[u8; 8] = b"SIPCKY01";
-const MAGIC_ACCEPT: &[u8; 8] = b"SIPCOK01";
-const MAGIC_REFUSE: &[u8; 8] = b"SIPCNO01";
-const MAGIC_STATS_REPLY: &[u8; 8] = b"SIPCSS01";
-/// The owner's first packet to a connection it admitted (else a REFUSE).
-const MAGIC_READY: &[u8; 8] = b"SIPCRD01";
-
+/// HELLO flags: the owner requires the peer's identity proof.
 const HELLO_IDENTITY: u32 = 1;
 const HELLO_OWNER_PSK: u32 = 2;
 /// The owner proves an identity key in its ACCEPT.

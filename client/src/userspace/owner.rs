@@ -10,7 +10,7 @@ pub(super) const MAX_HANDSHAKES: usize = 32;
 /// A finished owner-side handshake: the session and the ACCEPT still to send.
 pub(super) struct Accepted {
     pub(super) session: Session,
-    pub(super) packet: Vec<u8>,
+    pub(super) packet: Accept,
     pub(super) fds: Vec<OwnedFd>,
 }
 
@@ -234,7 +234,7 @@ pub(super) fn serve(
     may_attach: bool,
 ) -> Result<(), Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
-    sys::send_packet(sock, MAGIC_READY, &[])?;
+    sys::send_packet(sock, Ready::new().bytes(), &[])?;
     let mut buf = [0u8; 256];
     let n = match recv_plain(sock, &mut buf, deadline) {
         Ok(n) => n,
@@ -243,16 +243,17 @@ pub(super) fn serve(
             return Err(e);
         }
     };
-    if n == 8 && &buf[..8] == MAGIC_STATS {
+    if StatsQuery::parse(&buf[..n]).is_some() {
         // Counters are for the owner's own user (or root) only.
         if may_stats {
-            let _ = sys::send_packet(sock, &Counters::to_wire(&setup.counters.snapshot()), &[]);
+            let reply = StatsReply::of(&setup.counters.snapshot());
+            let _ = sys::send_packet(sock, reply.bytes(), &[]);
         } else {
             refuse(sock, Refusal::NotPermitted);
         }
         return Ok(());
     }
-    if n != 8 || &buf[..8] != MAGIC_ATTACH {
+    if Attach::parse(&buf[..n]).is_none() {
         refuse(sock, Refusal::Protocol);
         return Ok(());
     }
@@ -319,7 +320,7 @@ pub(super) fn serve(
     sys::eventfd_signal(&pending.attached_evt);
     drop(pending);
     let fds: Vec<&OwnedFd> = acc.fds.iter().collect();
-    let _ = sys::send_packet(sock, &acc.packet, &fds);
+    let _ = sys::send_packet(sock, acc.packet.bytes(), &fds);
     Ok(())
 }
 
@@ -346,23 +347,24 @@ pub(super) fn handshake(
     if opts.identity.is_some() {
         flags |= HELLO_OWNER_IDENTITY;
     }
-    let mut hello = MAGIC_HELLO.to_vec();
-    hello.extend_from_slice(&flags.to_le_bytes());
-    hello.extend_from_slice(&setup.geo.slots.to_le_bytes());
-    hello.extend_from_slice(&setup.geo.slot_size.to_le_bytes());
-    hello.extend_from_slice(&channel_id.to_le_bytes());
-    hello.extend_from_slice(&owner_pub);
-    hello.extend_from_slice(&nonce);
-    sys::send_packet(sock, &hello, &[])?;
+    let hello = Hello::new(
+        Le32::new(flags),
+        Le32::new(setup.geo.slots),
+        Le32::new(setup.geo.slot_size),
+        Le64::new(channel_id),
+        owner_pub,
+        nonce,
+    );
+    sys::send_packet(sock, hello.bytes(), &[])?;
 
     let mut buf = [0u8; 256];
     let n = recv_plain(sock, &mut buf, deadline)?;
-    if n != 8 + 4 + 96 || &buf[..8] != MAGIC_KEYS {
-        return Err(proto("malformed KEYS packet"));
-    }
-    let peer_pub: [u8; 32] = buf[12..44].try_into().map_err(|_| proto("KEYS"))?;
-    let proof: [u8; 32] = buf[44..76].try_into().map_err(|_| proto("KEYS"))?;
-    let peer_confirm: [u8; 32] = buf[76..108].try_into().map_err(|_| proto("KEYS"))?;
+    let wire::Keys {
+        peer_pub,
+        proof,
+        peer_confirm,
+        ..
+    } = wire::Keys::parse(&buf[..n]).ok_or_else(|| proto("malformed KEYS packet"))?;
 
     let eph = Zeroizing::new(
         owner_secret
@@ -426,9 +428,7 @@ pub(super) fn handshake(
     let (o_room, o_room_ring) = sys::bell_pair()?;
     let (p_data, p_data_ring) = sys::bell_pair()?;
     let (p_room, p_room_ring) = sys::bell_pair()?;
-    let mut accept = MAGIC_ACCEPT.to_vec();
-    accept.extend_from_slice(&k.owner_confirm);
-    accept.extend_from_slice(&owner_proof);
+    let accept = Accept::new(k.owner_confirm, owner_proof);
     let fds = vec![memfd, o_data_ring, o_room_ring, p_data, p_room];
 
     let keys = Keys {

@@ -21,12 +21,10 @@ pub(super) fn check_owner_uid(sock: &OwnedFd, policy: &OwnerPolicy) -> Result<()
 /// data causes.
 fn await_greeting(sock: &OwnedFd, buf: &mut [u8; 256], deadline: Instant) -> Result<(), Error> {
     let n = recv_plain(sock, buf, deadline)?;
-    if let Some(e) = refusal_of(n, buf) {
+    if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);
     }
-    if n != 8 || &buf[..8] != MAGIC_READY {
-        return Err(proto("malformed greeting"));
-    }
+    Ready::parse(&buf[..n]).ok_or_else(|| proto("malformed greeting"))?;
     Ok(())
 }
 
@@ -38,24 +36,20 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut buf = [0u8; 256];
     await_greeting(&sock, &mut buf, deadline)?;
-    sys::send_packet(&sock, MAGIC_ATTACH, &[])?;
+    sys::send_packet(&sock, Attach::new().bytes(), &[])?;
     let n = recv_plain(&sock, &mut buf, deadline)?;
-    if let Some(e) = refusal_of(n, &buf) {
+    if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);
     }
-    if n != 8 + 4 + 4 + 4 + 8 + 32 + 32 || &buf[..8] != MAGIC_HELLO {
-        return Err(proto("malformed HELLO packet"));
-    }
-    let u32_at = |i: usize| u32::from_le_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);
-    let flags = u32_at(8);
+    let hello = Hello::parse(&buf[..n]).ok_or_else(|| proto("malformed HELLO packet"))?;
+    let flags = hello.flags.get();
     if opts.owner_policy.identity_pub.is_some() && flags & HELLO_OWNER_IDENTITY == 0 {
         return Err(Error::OwnerRejected);
     }
-    let geo =
-        Geometry::new(u32_at(12), u32_at(16)).map_err(|_| proto("HELLO geometry out of range"))?;
-    let channel_id = u64::from_le_bytes(buf[20..28].try_into().map_err(|_| proto("HELLO"))?);
-    let owner_pub: [u8; 32] = buf[28..60].try_into().map_err(|_| proto("HELLO"))?;
-    let nonce: [u8; 32] = buf[60..92].try_into().map_err(|_| proto("HELLO"))?;
+    let geo = Geometry::new(hello.slots.get(), hello.slot_size.get())
+        .map_err(|_| proto("HELLO geometry out of range"))?;
+    let channel_id = hello.channel_id.get();
+    let (owner_pub, nonce) = (hello.owner_pub, hello.nonce);
 
     let peer_secret = StaticSecret::random_from_rng(OsRng);
     let peer_pub = PublicKey::from(&peer_secret).to_bytes();
@@ -91,13 +85,9 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         identity_dh: id_dh.as_deref(),
         psk: opts.psk.as_deref(),
     });
-    let mut pkt = MAGIC_KEYS.to_vec();
     let kflags: u32 = if opts.psk.is_some() { KEYS_PEER_PSK } else { 0 };
-    pkt.extend_from_slice(&kflags.to_le_bytes());
-    pkt.extend_from_slice(&peer_pub);
-    pkt.extend_from_slice(&proof);
-    pkt.extend_from_slice(&k.peer_confirm);
-    sys::send_packet(&sock, &pkt, &[])?;
+    let pkt = wire::Keys::new(Le32::new(kflags), peer_pub, proof, k.peer_confirm);
+    sys::send_packet(&sock, pkt.bytes(), &[])?;
 
     let (n, mut fds) = match sys::recv_packet_by(&sock, &mut buf, deadline) {
         Ok((0, _)) => return Err(proto("the owner closed the rendezvous socket")),
@@ -105,19 +95,18 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::TimedOut),
         Err(e) => return Err(Error::Io(e)),
     };
-    if let Some(e) = refusal_of(n, &buf) {
+    if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);
     }
-    if n != 8 + 32 + 32 || &buf[..8] != MAGIC_ACCEPT || fds.len() != 5 {
-        return Err(proto("malformed ACCEPT packet"));
-    }
-    let owner_confirm: [u8; 32] = buf[8..40].try_into().map_err(|_| proto("ACCEPT"))?;
-    if !keys::ct_eq(&owner_confirm, &k.owner_confirm) {
+    let accept = match Accept::parse(&buf[..n]) {
+        Some(a) if fds.len() == 5 => a,
+        _ => return Err(proto("malformed ACCEPT packet")),
+    };
+    if !keys::ct_eq(&accept.owner_confirm, &k.owner_confirm) {
         return Err(Error::PskMismatch);
     }
     if let Some(want) = owner_proof_want {
-        let got: [u8; 32] = buf[40..72].try_into().map_err(|_| proto("ACCEPT"))?;
-        if !keys::ct_eq(&got, &want) {
+        if !keys::ct_eq(&accept.owner_proof, &want) {
             return Err(Error::OwnerRejected);
         }
     }
@@ -198,10 +187,12 @@ pub fn query_stats(name: &str, opts: &Options) -> Result<Stats, Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut buf = [0u8; 256];
     await_greeting(&sock, &mut buf, deadline)?;
-    sys::send_packet(&sock, MAGIC_STATS, &[])?;
+    sys::send_packet(&sock, StatsQuery::new().bytes(), &[])?;
     let n = recv_plain(&sock, &mut buf, deadline)?;
-    if let Some(e) = refusal_of(n, &buf) {
+    if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);
     }
-    Counters::from_wire(&buf[..n]).ok_or_else(|| proto("malformed stats reply"))
+    StatsReply::parse(&buf[..n])
+        .map(|r| r.stats())
+        .ok_or_else(|| proto("malformed stats reply"))
 }
