@@ -3,7 +3,7 @@
 //! `cargo xtask test` is the one command that checks everything: host tests
 //! (unit, the C/Rust ABI cross-check, loom, Miri) and the kernel module in
 //! QEMU guests on Debian's 6.1, 6.12 (bookworm) and 7.2 (sid) kernels, arm64 6.12, and
-//! a KASAN/lockdep/kmemleak kernel built from Debian's 6.12 source. Each step prints its
+//! the KASAN and KCSAN kernels built from Debian's 6.12 source, trinity on the KASAN one. Each step prints its
 //! outcome; the run ends with `N passed, N failed`.
 
 mod android;

@@ -41,7 +41,7 @@ fn make_vars(series: &str) -> &'static [&'static str] {
 }
 
 /// Those `--kernel all` (and so `cargo xtask test`) includes.
-pub const IN_ALL: &[&str] = &["6.12-kasan"];
+pub const IN_ALL: &[&str] = &["6.12-kasan", "6.12-kcsan"];
 
 /// Kernel command line of a sanitizer guest: a report must not be rate
 /// limited away, and a KASAN report must not stop at the first one.
