@@ -152,8 +152,12 @@ fn attach_charges_the_peers_memory_to_the_creators_cgroup() -> TestResult {
         creator_delta >= peer_half,
         "the creator's cgroup grew only {creator_delta} B for {peer_half} B of peer rings"
     );
+    // Had the rings gone to the attacher, it would have grown by at least
+    // peer_half. What it does grow by is its own kernel allocations (task,
+    // files, slab), which the sanitizer kernels inflate: KASAN's redzones
+    // took one run to 270,336 B, past the quarter this bound once was.
     check!(
-        attacher_delta < peer_half / 4,
+        attacher_delta < peer_half / 2,
         "the attacher's cgroup was charged {attacher_delta} B"
     );
     Ok(())
