@@ -7,20 +7,26 @@
 //! userspace` of both alternately in ABBA order (new old old new, then old
 //! new new old, ...) so that drift of the host's load hits both alike, and
 //! prints new/old ratios of the medians: throughput for each size, one-way
-//! latency p50/p99 of the 64 B ping-pong. The `sipc bench` table is the
-//! interface: both revisions print the same columns.
+//! latency p50/p99 of the 64 B ping-pong, and the ratio within each ABBA
+//! block (robust to slow drift of the host's load). `--control` runs REV
+//! against a copy of itself: the noise floor of the same measurement. The
+//! `sipc bench` table is the interface: both revisions print the same
+//! columns.
 
 use crate::util::{root, run, show};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const USAGE: &str = "bench --userspace --against REV [--rounds N] [--count N] [--sizes 64,4096]";
+const USAGE: &str =
+    "bench --userspace --against REV [--rounds N] [--count N] [--sizes 64,4096] [--control]";
 
 struct Args {
     against: String,
     rounds: usize,
     count: u64,
     sizes: Vec<usize>,
+    /// Run REV's binary against a copy of itself: the harness's noise floor.
+    control: bool,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
@@ -29,6 +35,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         rounds: 2,
         count: 1_000_000,
         sizes: vec![64, 4096],
+        control: false,
     };
     let mut it = args.iter();
     while let Some(x) = it.next() {
@@ -39,6 +46,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         };
         match x.as_str() {
             "--userspace" => {}
+            "--control" => a.control = true,
             "--against" => a.against = val("a git revision")?,
             "--rounds" => {
                 a.rounds = val("a number")?
@@ -74,6 +82,16 @@ fn parse(args: &[String]) -> Result<Args, String> {
 /// A reported metric: its name, how to read it from a sample, and whether
 /// higher is better.
 type Metric = (&'static str, fn(&Sample) -> f64, bool);
+
+/// What the report compares: throughput, then the 64 B ping-pong's latency.
+fn metrics() -> [Metric; 4] {
+    [
+        ("msg/s", |s| s.msgs_per_s, true),
+        ("MB/s", |s| s.mb_per_s, true),
+        ("one-way p50 (us)", |s| s.p50_us, false),
+        ("one-way p99 (us)", |s| s.p99_us, false),
+    ]
+}
 
 /// One `sipc bench` row.
 #[derive(Clone, Copy, Debug)]
@@ -232,8 +250,15 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
     .map(|s| !s.is_empty())
     .unwrap_or(false);
     let label = if dirty { format!("{head}+dirty") } else { head };
-    let new = build_current()?;
     let old = build_baseline(&full)?;
+    let (new, label) = if a.control {
+        // A/A: the same binary under another name, run in the "new" slot.
+        let copy = old.with_file_name("sipc-control");
+        std::fs::copy(&old, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+        (copy, format!("{short} (control copy)"))
+    } else {
+        (build_current()?, label)
+    };
     eprintln!(
         "==> new: {} ({label})\n==> old: {} ({short})",
         new.display(),
@@ -243,6 +268,10 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
     // samples[size index][0 = new, 1 = old]
     let mut samples: Vec<[Vec<Sample>; 2]> =
         a.sizes.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    // block_ratios[size index][metric index]: mean new / mean old within
+    // each ABBA block (four adjacent runs), robust to slow drift of the load.
+    let mut block_ratios: Vec<Vec<Vec<f64>>> =
+        a.sizes.iter().map(|_| vec![Vec::new(); 4]).collect();
     let mut log = Vec::new();
     for round in 0..a.rounds {
         // ABBA, mirrored every other round: new old old new, old new new old.
@@ -252,6 +281,7 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
             [1, 0, 0, 1]
         };
         for (si, &size) in a.sizes.iter().enumerate() {
+            let mut block: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
             for &which in &order {
                 let bin = if which == 0 { &new } else { &old };
                 let s = bench_once(bin, size, count_for(size, a.count))?;
@@ -267,6 +297,11 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
                 eprintln!("    {line}");
                 log.push(line);
                 samples[si][which].push(s);
+                block[which].push(s);
+            }
+            for (mi, (_, f, _)) in metrics().iter().enumerate() {
+                let mean = |v: &[Sample]| v.iter().map(f).sum::<f64>() / v.len() as f64;
+                block_ratios[si][mi].push(mean(&block[0]) / mean(&block[1]));
             }
         }
     }
@@ -276,13 +311,13 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
             "userspace backend: this tree ({label}) against {short} ({subject})"
         ),
         format!(
-            "sipc bench --backend userspace --batch 32, two threads of one process; {} ABBA rounds, {} runs of each revision per size; medians",
+            "sipc bench --backend userspace --batch 32, two threads of one process; {} ABBA rounds, {} runs of each revision per size; medians; per block: mean new / mean old of each ABBA block of four adjacent runs",
             a.rounds,
             2 * a.rounds
         ),
         String::new(),
-        "| size | metric | new | old | new/old |".into(),
-        "|---|---|---|---|---|".into(),
+        "| size | metric | new | old | new/old (medians) | per block: median [min, max] |".into(),
+        "|---|---|---|---|---|---|".into(),
     ];
     let mut worst: Vec<String> = Vec::new();
     for (si, &size) in a.sizes.iter().enumerate() {
@@ -290,27 +325,30 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
             let mut v: Vec<f64> = samples[si][which].iter().map(f).collect();
             median(&mut v)
         };
-        let mut rows: Vec<Metric> = vec![
-            ("msg/s", |s| s.msgs_per_s, true),
-            ("MB/s", |s| s.mb_per_s, true),
-        ];
-        if size == 64 {
-            rows.push(("one-way p50 (us)", |s| s.p50_us, false));
-            rows.push(("one-way p99 (us)", |s| s.p99_us, false));
-        }
-        for (metric, f, higher_is_better) in rows {
+        for (mi, (metric, f, higher_is_better)) in metrics().into_iter().enumerate() {
+            // Latency is the 64 B ping-pong's; other sizes report throughput.
+            if size != 64 && mi >= 2 {
+                continue;
+            }
             let (n, o) = (med(0, f), med(1, f));
             let ratio = n / o;
+            let mut blocks = block_ratios[si][mi].clone();
+            let (lo, hi) = blocks
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+            let bm = median(&mut blocks);
             report.push(format!(
-                "| {size} B | {metric} | {n:.1} | {o:.1} | {ratio:.3} |"
+                "| {size} B | {metric} | {n:.1} | {o:.1} | {ratio:.3} | {bm:.3} [{lo:.3}, {hi:.3}] |"
             ));
+            // Judged by the per-block median: a load burst during a few runs
+            // moves the plain medians, not most blocks.
             let regressed = if higher_is_better {
-                ratio < 0.9
+                bm < 0.9
             } else {
-                ratio > 1.1
+                bm > 1.1
             };
             if regressed && metric != "one-way p99 (us)" {
-                worst.push(format!("{size} B {metric}: new/old {ratio:.3}"));
+                worst.push(format!("{size} B {metric}: new/old {bm:.3} per block"));
             }
         }
     }
