@@ -342,11 +342,7 @@ pub fn run_comparison(args: &[String]) -> Result<(), String> {
             ));
             // Judged by the per-block median: a load burst during a few runs
             // moves the plain medians, not most blocks.
-            let regressed = if higher_is_better {
-                bm < 0.9
-            } else {
-                bm > 1.1
-            };
+            let regressed = if higher_is_better { bm < 0.9 } else { bm > 1.1 };
             if regressed && metric != "one-way p99 (us)" {
                 worst.push(format!("{size} B {metric}: new/old {bm:.3} per block"));
             }
