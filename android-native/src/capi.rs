@@ -6,7 +6,7 @@
 //! exactly once, by `sipc_close`.
 
 use crate::endpoint::{live_endpoints, BridgeError, Delivery, Endpoint, Wait};
-use secure_ipc::{Backend, Options, PeerPolicy, StaticSecret, WaitPolicy};
+use secure_ipc::{Backend, IdentityKey, Options, PeerPolicy, WaitPolicy};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStrExt;
@@ -179,7 +179,7 @@ fn options_from(
         opts = opts.policy(policy);
     }
     if o.secret_flags & SIPC_OPT_IDENTITY_SECRET != 0 {
-        opts = opts.identity(StaticSecret::from(o.identity_secret));
+        opts = opts.identity(IdentityKey::from(o.identity_secret));
     }
     if o.secret_flags & SIPC_OPT_PSK != 0 {
         opts = opts.psk(o.psk);
@@ -529,9 +529,9 @@ pub unsafe extern "C" fn sipc_identity_public_key(secret: *const u8, public_key:
         let mut raw = zeroize::Zeroizing::new([0u8; 32]);
         // SAFETY: 32 readable bytes (caller contract); `raw` is a distinct local.
         unsafe { std::ptr::copy_nonoverlapping(secret, raw.as_mut_ptr(), 32) };
-        let public = x25519_dalek::PublicKey::from(&StaticSecret::from(*raw));
+        let public = IdentityKey::from(*raw).public_key();
         // SAFETY: 32 writable bytes (caller contract), not overlapping `public`.
-        unsafe { std::ptr::copy_nonoverlapping(public.as_bytes().as_ptr(), public_key, 32) };
+        unsafe { std::ptr::copy_nonoverlapping(public.as_ptr(), public_key, 32) };
         Ok(0)
     })
 }

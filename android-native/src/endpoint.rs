@@ -269,7 +269,10 @@ impl Endpoint {
         let mut rounds: u32 = 0;
         loop {
             self.check_open()?;
-            match tx.try_send(msg_type, payload) {
+            match tx
+                .try_send_with_type(msg_type, payload)
+                .map_err(|e| e.into_error())
+            {
                 Ok(()) => return Ok(true),
                 Err(Error::Full) | Err(Error::NotConnected) => {}
                 Err(e) => return Err(e.into()),

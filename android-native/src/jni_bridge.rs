@@ -26,7 +26,7 @@ use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, JThrowa
 use jni::strings::{JNIStr, JNIString};
 use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_mangle, jni_sig, jni_str, Env, EnvUnowned};
-use secure_ipc::{Backend, Error, Options, PeerPolicy, StaticSecret, WaitPolicy};
+use secure_ipc::{Backend, Error, IdentityKey, Options, PeerPolicy, WaitPolicy};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -375,7 +375,7 @@ pub fn open<'local>(
                 opts = opts.policy(policy);
             }
             if let Some(secret) = key32(env, &identity_secret, "identity secret key")? {
-                opts = opts.identity(StaticSecret::from(*secret));
+                opts = opts.identity(IdentityKey::from(*secret));
             }
             if let Some(k) = key32(env, &psk, "pre-shared key")? {
                 opts = opts.psk(*k);

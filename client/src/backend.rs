@@ -42,6 +42,7 @@
 //!   readable (POLLIN) when data / room may be there, for epoll users, after
 //!   [`RxBackend::arm`] / [`TxBackend::arm`] returned `Ok(true)`.
 
+use crate::shutdown::Signal;
 use crate::{Credentials, Error, PeerCredentials, Stats};
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -63,6 +64,17 @@ pub(crate) struct MessageMeta {
     pub sender: Credentials,
 }
 
+/// Where an endpoint's peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PeerState {
+    /// An owner whose first peer has not attached.
+    Waiting,
+    /// A peer is there (for a peer: the owner is).
+    Attached,
+    /// The other side hung up (what it sent may still be queued).
+    Closed,
+}
+
 /// The sending half of one endpoint.
 pub(crate) trait TxBackend: Send {
     /// Largest payload of one message.
@@ -78,6 +90,18 @@ pub(crate) trait TxBackend: Send {
     fn commit(&mut self, len: usize, msg_type: u16) -> Result<(), Error>;
     /// Publishes every committed message; returns how many.
     fn flush(&mut self) -> Result<usize, Error>;
+    /// `flush` whose waits (kernel: for sealed-store room) end at
+    /// `deadline` or when `cancel` is set; what is published and not yet
+    /// taken then stays queued (the next flush moves it).
+    fn flush_by(
+        &mut self,
+        _deadline: Option<Instant>,
+        _cancel: Option<&Signal>,
+    ) -> Result<usize, Error> {
+        self.flush()
+    }
+    /// Whether a peer is attached, not yet, or gone.
+    fn peer_state(&mut self) -> PeerState;
     /// True when one more message can be committed and flushed without
     /// waiting (what `try_send` checks first). `Err(NotConnected)` for an
     /// owner whose first peer has not attached.
@@ -127,6 +151,8 @@ pub(crate) trait RxBackend: Send {
     /// Asks for a doorbell on [`RxBackend::raw_fd`] when data arrives;
     /// `Ok(false)` if data is waiting already.
     fn arm(&mut self) -> Result<bool, Error>;
+    /// Whether a peer is attached, not yet, or gone.
+    fn peer_state(&mut self) -> PeerState;
     /// Who the other endpoint is.
     fn peer_credentials(&self) -> Result<PeerCredentials, Error>;
     /// The endpoint's counters.

@@ -60,8 +60,12 @@ pub enum Error {
     InvalidArgument(&'static str),
     /// The other side broke the rendezvous or ring protocol.
     Protocol(String),
-    /// A bounded wait (rendezvous handshake) ran out of time.
+    /// A bounded wait ran out of time: the rendezvous handshake, or one of
+    /// the `_timeout`/`_deadline` calls (then nothing was sent or received).
     TimedOut,
+    /// The half's [`crate::Shutdown`] handle was used: the call would have
+    /// waited. Nothing was sent or received by it.
+    Shutdown,
     /// An operating-system call failed.
     Io(io::Error),
 }
@@ -120,6 +124,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::TimedOut => write!(f, "timed out"),
+            Error::Shutdown => write!(f, "shut down: this half's Shutdown handle was used"),
             Error::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -160,7 +165,76 @@ impl Error {
             Error::NotDelivered { .. } => libc::EPIPE,
             Error::Protocol(_) => libc::EPROTO,
             Error::TimedOut => libc::ETIMEDOUT,
+            Error::Shutdown => libc::ESHUTDOWN,
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
+    }
+}
+
+/// A send that did not happen, with the payload handed back (the pattern of
+/// crossbeam-channel's `SendTimeoutError<T>` and rtrb's `PushError<T>`).
+///
+/// Returned by [`crate::Sender::try_send`] and the `send_timeout` /
+/// `send_deadline` family: `error()` says why ([`Error::Full`],
+/// [`Error::TimedOut`], [`Error::Shutdown`], [`Error::NotConnected`],
+/// [`Error::PeerClosed`], [`Error::MessageTooLarge`], ...), and the message
+/// was not queued, so the caller may retry with [`SendError::into_payload`].
+/// Converts into [`Error`], so `?` works in functions returning `Error`.
+pub struct SendError<P> {
+    pub(crate) error: Error,
+    pub(crate) payload: P,
+}
+
+impl<P> SendError<P> {
+    /// Why the message was not sent.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+    /// The payload that was not sent.
+    pub fn into_payload(self) -> P {
+        self.payload
+    }
+    /// Why, dropping the payload.
+    pub fn into_error(self) -> Error {
+        self.error
+    }
+    /// Both.
+    pub fn into_parts(self) -> (Error, P) {
+        (self.error, self.payload)
+    }
+    /// `error()` is [`Error::Full`] (only from `try_send`).
+    pub fn is_full(&self) -> bool {
+        matches!(self.error, Error::Full)
+    }
+    /// `error()` is [`Error::TimedOut`].
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.error, Error::TimedOut)
+    }
+}
+
+impl<P> fmt::Debug for SendError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The payload may be large or secret: only its cause is printed.
+        f.debug_struct("SendError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> fmt::Display for SendError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "message not sent: {}", self.error)
+    }
+}
+
+impl<P> std::error::Error for SendError<P> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<P> From<SendError<P>> for Error {
+    fn from(e: SendError<P>) -> Self {
+        e.error
     }
 }

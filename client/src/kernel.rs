@@ -31,7 +31,8 @@
 //! This file holds all of the crate's unsafe code for the kernel path:
 //! ioctl(2), eventfd(2), poll(2) and the ring mappings.
 
-use crate::backend::{Endpoint, MessageMeta, RxBackend, TxBackend};
+use crate::backend::{Endpoint, MessageMeta, PeerState, RxBackend, TxBackend};
+use crate::shutdown::Signal;
 use crate::{Credentials, Error, Options, PeerCredentials, Stats, WaitPolicy};
 use bytemuck::Pod;
 use memmap2::{MmapOptions, MmapRaw};
@@ -362,6 +363,42 @@ fn poll_fd(fd: RawFd, events: libc::c_short, timeout: i32) -> Result<(), Error> 
     Ok(())
 }
 
+/// poll(2) `fd` for `events` and `cancel` for POLLIN, at most `timeout` ms.
+fn poll_two(fd: RawFd, events: libc::c_short, cancel: RawFd, timeout: i32) -> Result<(), Error> {
+    let mut p = [
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: cancel,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: two valid pollfds.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), 2, timeout) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::Io(e));
+        }
+    }
+    Ok(())
+}
+
+/// The status bits of the [O9] line as a [`PeerState`].
+fn peer_state(st: &secure_ipc_ring::KernelStatus) -> PeerState {
+    if st.peer_closed() {
+        PeerState::Closed
+    } else if st.peer_attached() {
+        PeerState::Attached
+    } else {
+        PeerState::Waiting
+    }
+}
+
 fn stats(dev: RawFd) -> Result<Stats, Error> {
     let mut s = abi::Stats {
         size: std::mem::size_of::<abi::Stats>() as u32,
@@ -423,43 +460,56 @@ impl KernelTx {
         ioctl_count(self.dev(), abi::SIPC_IOC_SEND).map_err(|e| errno_error(e, "SEND"))
     }
 
-    /// Waits for sealed-store room or for a peer (POLLOUT on the device).
-    fn wait_out(&self, deadline: Option<Instant>) -> Result<(), Error> {
+    /// Waits for sealed-store room or for a peer (POLLOUT on the device),
+    /// or for `cancel`.
+    fn wait_out(&self, deadline: Option<Instant>, cancel: Option<&Signal>) -> Result<(), Error> {
         if matches!(self.wait, WaitPolicy::BusyPoll) {
             std::hint::spin_loop();
             return Ok(());
         }
-        match timeout_ms(deadline) {
-            Some(t) => poll_fd(self.dev(), libc::POLLOUT, t),
-            None => Ok(()),
+        match (timeout_ms(deadline), cancel) {
+            (Some(t), None) => poll_fd(self.dev(), libc::POLLOUT, t),
+            (Some(t), Some(c)) => poll_two(self.dev(), libc::POLLOUT, c.fd(), t),
+            (None, _) => Ok(()),
         }
     }
 
     /// Publishes what is committed and SENDs it all (`push_all`); returns
     /// how many messages were published.
-    fn publish_and_push(&mut self, need_peer: bool) -> Result<usize, Error> {
+    fn publish_and_push(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: Option<&Signal>,
+    ) -> Result<usize, Error> {
         let n = self.prod.pending() as usize;
         // The kernel consumes TX only inside SEND, never asleep on it: no
         // NEED_WAKEUP check.
         self.prod.publish_without_wake_check();
-        self.push_all(need_peer)?;
+        self.push_all(deadline, cancel)?;
         Ok(n)
     }
 
     /// SEND until the kernel has taken everything published: waits while
-    /// the sealed store is full, and while no peer has attached yet unless
-    /// `need_peer` (then that is `Err(NotConnected)`).
-    fn push_all(&mut self, need_peer: bool) -> Result<(), Error> {
+    /// the sealed store is full and while no peer has attached yet, until
+    /// `deadline` or `cancel`; what is left stays published in TX for the
+    /// next SEND.
+    fn push_all(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: Option<&Signal>,
+    ) -> Result<(), Error> {
         loop {
             match self.send_once() {
-                Ok(_) => {}
-                Err(Error::NotConnected) if !need_peer => {}
+                Ok(_) | Err(Error::NotConnected) => {}
                 Err(e) => return Err(e),
             }
             if self.drained()? {
                 return Ok(());
             }
-            self.wait_out(None)?;
+            if deadline.is_some_and(|d| Instant::now() >= d) || cancel.is_some_and(|c| c.is_set()) {
+                return Ok(());
+            }
+            self.wait_out(deadline, cancel)?;
         }
     }
 }
@@ -518,7 +568,19 @@ impl TxBackend for KernelTx {
     }
 
     fn flush(&mut self) -> Result<usize, Error> {
-        self.publish_and_push(false)
+        self.publish_and_push(None, None)
+    }
+
+    fn flush_by(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: Option<&Signal>,
+    ) -> Result<usize, Error> {
+        self.publish_and_push(deadline, cancel)
+    }
+
+    fn peer_state(&mut self) -> PeerState {
+        peer_state(&self.prod.kernel_status())
     }
 
     fn ready_for_one(&mut self) -> Result<bool, Error> {
@@ -584,7 +646,7 @@ impl TxBackend for KernelTx {
         // The peer's RECV frees sealed records without a doorbell to us:
         // poll in short slices.
         let slice = Instant::now() + Duration::from_millis(10);
-        self.wait_out(Some(slice.min(deadline)))
+        self.wait_out(Some(slice.min(deadline)), None)
     }
 
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
@@ -595,7 +657,7 @@ impl TxBackend for KernelTx {
         if self.prod.free_slots().map_err(protocol)? > 0 {
             return Ok(());
         }
-        self.wait_out(deadline)
+        self.wait_out(deadline, None)
     }
 
     fn arm(&mut self) -> Result<bool, Error> {
@@ -796,6 +858,10 @@ impl RxBackend for KernelRx {
 
     fn arm(&mut self) -> Result<bool, Error> {
         self.prepare_sleep()
+    }
+
+    fn peer_state(&mut self) -> PeerState {
+        peer_state(&self.cons.kernel_status())
     }
 
     fn peer_credentials(&self) -> Result<PeerCredentials, Error> {

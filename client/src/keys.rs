@@ -36,6 +36,53 @@ pub const LABEL_REKEY: &[u8] = b"secure_ipc v1 rekey";
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// A long-term X25519 identity: the private key an attacher proves to an
+/// owner that pins its public half ([`crate::PeerPolicy::identity_pub`]),
+/// or (userspace backend) an owner to attachers that pin it
+/// ([`crate::OwnerPolicy::identity_pub`]).
+///
+/// The crate's own type, so that the public API does not depend on the
+/// X25519 implementation it uses. The key is wiped when the value drops;
+/// `Debug` prints only the public half.
+#[derive(Clone)]
+pub struct IdentityKey(StaticSecret);
+
+impl IdentityKey {
+    /// A fresh random key from the operating system's generator.
+    pub fn generate() -> Self {
+        Self(StaticSecret::random_from_rng(rand_core::OsRng))
+    }
+
+    /// The key whose private scalar is `bytes` (clamped when used, as
+    /// RFC 7748 says).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(StaticSecret::from(bytes))
+    }
+
+    /// The public half, what the other side pins.
+    pub fn public_key(&self) -> [u8; 32] {
+        PublicKey::from(&self.0).to_bytes()
+    }
+
+    pub(crate) fn secret(&self) -> &StaticSecret {
+        &self.0
+    }
+}
+
+impl From<[u8; 32]> for IdentityKey {
+    fn from(bytes: [u8; 32]) -> Self {
+        Self::from_bytes(bytes)
+    }
+}
+
+impl std::fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityKey")
+            .field("public", &self.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
 /// X25519(scalar, u) as RFC 7748 defines it (the scalar is clamped).
 pub fn x25519(scalar: &[u8; 32], u: &[u8; 32]) -> Zeroizing<[u8; 32]> {
     let s = StaticSecret::from(*scalar);
@@ -180,14 +227,15 @@ pub fn identity_proof(identity_dh: &[u8; 32], transcript: &[u8]) -> [u8; 32] {
 
 /// Attacher side: the proof for a challenge, from the identity private key.
 pub fn prove_identity(
-    identity: &StaticSecret,
+    identity: &IdentityKey,
     name32: &[u8; 32],
     challenge_pub: &[u8; 32],
     nonce: &[u8; 32],
 ) -> ([u8; 32], Zeroizing<[u8; 32]>) {
-    let id_pub = PublicKey::from(identity).to_bytes();
+    let id_pub = identity.public_key();
     let dh = Zeroizing::new(
         identity
+            .secret()
             .diffie_hellman(&PublicKey::from(*challenge_pub))
             .to_bytes(),
     );

@@ -25,18 +25,21 @@ mod kernel;
 pub mod keys;
 mod options;
 pub mod record;
+mod shutdown;
 mod sys;
 pub mod userspace;
 
-pub use error::Error;
+pub use error::{Error, SendError};
+pub use keys::IdentityKey;
 pub use options::{
     encode_name, Backend, Credentials, Options, OwnerPolicy, PeerCredentials, PeerPolicy,
     PidNamespace, Stats, WaitPolicy, DEFAULT_REKEY_BYTES, DEFAULT_REKEY_RECORDS,
 };
-pub use x25519_dalek::StaticSecret;
+pub use shutdown::Shutdown;
 
-use backend::{Endpoint, MessageMeta, RxBackend, TxBackend};
-use std::os::fd::{AsRawFd, RawFd};
+use backend::{Endpoint, MessageMeta, PeerState, RxBackend, TxBackend};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Path of the kernel module's device node.
@@ -107,9 +110,13 @@ fn split(ep: Endpoint, wait: WaitPolicy) -> (Sender, Receiver) {
             tx: ep.tx,
             wait,
             queued: 0,
-            reserved: false,
+            shutdown: None,
         },
-        Receiver { rx: ep.rx, wait },
+        Receiver {
+            rx: ep.rx,
+            wait,
+            shutdown: None,
+        },
     )
 }
 
@@ -157,12 +164,76 @@ fn spin_pause(n: u32) {
 /// zero-timeout wait so a hang-up is noticed without a syscall per spin.
 const BUSY_POLL_HANGUP_CHECK: u32 = 4096;
 
+/// How long a call may wait.
+#[derive(Clone, Copy, Debug)]
+enum Patience {
+    /// Not at all (`try_*`).
+    Now,
+    /// Until this instant (`*_timeout`, `*_deadline`).
+    Until(Instant),
+    /// As long as it takes (the plain blocking calls).
+    Forever,
+}
+
+impl Patience {
+    /// `timeout` from now; one the clock cannot hold waits forever.
+    fn after(timeout: Duration) -> Self {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => Patience::Until(d),
+            None => Patience::Forever,
+        }
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Patience::Now => Some(Instant::now()),
+            Patience::Until(d) => Some(d),
+            Patience::Forever => None,
+        }
+    }
+
+    /// The wait is over: `Err(TimedOut)`.
+    fn expired(self) -> bool {
+        match self {
+            Patience::Now => true,
+            Patience::Until(d) => Instant::now() >= d,
+            Patience::Forever => false,
+        }
+    }
+}
+
+/// Sleeps on a half's readiness fd and its shutdown eventfd, per the
+/// readiness contract (docs/client-api.md): `arm` first, sleep only if it
+/// says the operation would still block. The path of every wait once a
+/// [`Shutdown`] handle exists, since the backends' own sleeps (the kernel's
+/// RECV_WAIT among them) cannot watch a second fd.
+fn sleep_ready(
+    arm: Result<bool, Error>,
+    fd: RawFd,
+    signal: &shutdown::Signal,
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
+    match arm {
+        Ok(false) => return Ok(()),
+        // NotConnected: an owner's kernel sender before its first peer; the
+        // device turns writable when one attaches.
+        Ok(true) | Err(Error::NotConnected) => {}
+        Err(e) => return Err(e),
+    }
+    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    sys::poll(&[fd, signal.fd()], timeout)?;
+    if signal.is_set() {
+        return Err(Error::Shutdown);
+    }
+    Ok(())
+}
+
 /// The sending half of a channel. `Send`, not `Sync`.
 pub struct Sender {
     tx: Box<dyn TxBackend>,
     wait: WaitPolicy,
     queued: usize,
-    reserved: bool,
+    shutdown: Option<Arc<shutdown::Signal>>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -181,29 +252,100 @@ impl Sender {
 
     /// Sends one message of type `ty`, waiting while the channel is full.
     pub fn send_with_type(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
-        self.queue(ty, payload, true)?;
-        self.flush().map(|_| ())
+        self.send_within(ty, payload, Patience::Forever)
     }
 
-    /// Sends one message without waiting: `Err(Full)` when there is no room.
+    /// Sends one message of type 0 without waiting. `Err` hands the payload
+    /// back: [`Error::Full`] when there is no room, [`Error::NotConnected`]
+    /// on an owner whose first peer has not attached (both backends).
     ///
-    /// `Err(NotConnected)` on an owner whose first peer has not attached.
     /// A message that `try_send` refused was not queued; one it accepted is
     /// on its way (on the kernel backend: already sealed).
-    pub fn try_send(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
+    pub fn try_send<P: AsRef<[u8]>>(&mut self, payload: P) -> Result<(), SendError<P>> {
+        self.try_send_with_type(0, payload)
+    }
+
+    /// [`Sender::try_send`] with a message type.
+    pub fn try_send_with_type<P: AsRef<[u8]>>(
+        &mut self,
+        ty: u16,
+        payload: P,
+    ) -> Result<(), SendError<P>> {
+        match self.try_send_inner(ty, payload.as_ref()) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(SendError { error, payload }),
+        }
+    }
+
+    fn try_send_inner(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
         // Before ready_for_one: an oversized message must not push anything.
         self.check_len(payload.len())?;
         if !self.tx.ready_for_one()? {
             return Err(Error::Full);
         }
-        self.queue(ty, payload, false)?;
-        self.flush().map(|_| ())
+        self.send_within(ty, payload, Patience::Now)
+    }
+
+    /// Sends one message of type 0, waiting at most `timeout` for room.
+    /// `Err` hands the payload back, unsent: [`Error::TimedOut`],
+    /// [`Error::Shutdown`], or the failure. A timeout beyond what the clock
+    /// can represent waits without a deadline.
+    pub fn send_timeout<P: AsRef<[u8]>>(
+        &mut self,
+        payload: P,
+        timeout: Duration,
+    ) -> Result<(), SendError<P>> {
+        self.send_patient(0, payload, Patience::after(timeout))
+    }
+
+    /// [`Sender::send_timeout`] with an instant instead of a duration.
+    pub fn send_deadline<P: AsRef<[u8]>>(
+        &mut self,
+        payload: P,
+        deadline: Instant,
+    ) -> Result<(), SendError<P>> {
+        self.send_patient(0, payload, Patience::Until(deadline))
+    }
+
+    /// [`Sender::send_deadline`] with a message type.
+    pub fn send_with_type_deadline<P: AsRef<[u8]>>(
+        &mut self,
+        ty: u16,
+        payload: P,
+        deadline: Instant,
+    ) -> Result<(), SendError<P>> {
+        self.send_patient(ty, payload, Patience::Until(deadline))
+    }
+
+    fn send_patient<P: AsRef<[u8]>>(
+        &mut self,
+        ty: u16,
+        payload: P,
+        patience: Patience,
+    ) -> Result<(), SendError<P>> {
+        match self.send_within(ty, payload.as_ref(), patience) {
+            Ok(()) => Ok(()),
+            Err(error) => Err(SendError { error, payload }),
+        }
+    }
+
+    /// Queues one message, waiting for a slot per `patience`, then
+    /// publishes. An error before the commit means nothing was queued; once
+    /// committed, a publishing wait that ends (deadline, shutdown) leaves
+    /// the message published for the kernel's next SEND, which is `Ok`.
+    fn send_within(&mut self, ty: u16, payload: &[u8], patience: Patience) -> Result<(), Error> {
+        self.queue(ty, payload, patience)?;
+        self.queued = 0;
+        let cancel = self.shutdown.clone();
+        self.tx
+            .flush_by(patience.deadline(), cancel.as_deref())
+            .map(|_| ())
     }
 
     /// Queues one message (published by the next [`Sender::flush`] or send):
     /// the batching path.
     pub fn send_batched(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
-        self.queue(ty, payload, true)
+        self.queue(ty, payload, Patience::Forever)
     }
 
     /// `MessageTooLarge` for a payload of `len` bytes that no slot holds.
@@ -215,26 +357,28 @@ impl Sender {
         Ok(())
     }
 
-    fn queue(&mut self, ty: u16, payload: &[u8], wait: bool) -> Result<(), Error> {
+    fn queue(&mut self, ty: u16, payload: &[u8], patience: Patience) -> Result<(), Error> {
         self.check_len(payload.len())?;
-        self.hold_slot(wait)?;
+        self.hold_slot(patience)?;
         self.tx.buf_mut()[..payload.len()].copy_from_slice(payload);
         self.tx.commit(payload.len(), ty)?;
-        self.reserved = false;
         self.queued += 1;
         Ok(())
     }
 
-    fn hold_slot(&mut self, wait: bool) -> Result<(), Error> {
+    fn hold_slot(&mut self, patience: Patience) -> Result<(), Error> {
         if self.tx.reserve()? {
-            self.reserved = true;
             return Ok(());
         }
-        // No room: publish what is queued so the consumer can drain it.
-        self.flush()?;
-        if !wait {
+        // No room: publish what is queued so the consumer can drain it
+        // (waiting for sealed-store room no longer than we may).
+        if self.queued > 0 {
+            self.queued = 0;
+            let cancel = self.shutdown.clone();
+            self.tx.flush_by(patience.deadline(), cancel.as_deref())?;
+        }
+        if let Patience::Now = patience {
             return if self.tx.reserve()? {
-                self.reserved = true;
                 Ok(())
             } else {
                 Err(Error::Full)
@@ -244,8 +388,15 @@ impl Sender {
         let mut n: u32 = 0;
         loop {
             if self.tx.reserve()? {
-                self.reserved = true;
                 return Ok(());
+            }
+            if patience.expired() {
+                return Err(Error::TimedOut);
+            }
+            if let Some(sig) = &self.shutdown {
+                if sig.is_set() {
+                    return Err(Error::Shutdown);
+                }
             }
             if n < spins {
                 n = n.saturating_add(1);
@@ -253,8 +404,13 @@ impl Sender {
                 if n % BUSY_POLL_HANGUP_CHECK == 0 {
                     self.tx.wait_room(Some(Instant::now()))?;
                 }
+            } else if let Some(sig) = self.shutdown.clone() {
+                // A full TX ring on the kernel backend is published, so
+                // arm()'s SEND moves it and says whether room is there.
+                let arm = self.tx.arm();
+                sleep_ready(arm, self.tx.raw_fd(), &sig, patience.deadline())?;
             } else {
-                self.tx.wait_room(None)?;
+                self.tx.wait_room(patience.deadline())?;
             }
         }
     }
@@ -262,8 +418,39 @@ impl Sender {
     /// Reserves a slot of `len` bytes to fill in place (zero-copy); waits
     /// while the channel is full.
     pub fn reserve(&mut self, len: usize) -> Result<Reservation<'_>, Error> {
+        self.reserve_within(len, Patience::Forever)
+    }
+
+    /// Reserves a slot without waiting: [`Error::Full`] when there is none,
+    /// [`Error::NotConnected`] on an owner whose first peer has not attached.
+    pub fn try_reserve(&mut self, len: usize) -> Result<Reservation<'_>, Error> {
+        if self.tx.peer_state() == PeerState::Waiting {
+            return Err(Error::NotConnected);
+        }
+        self.reserve_within(len, Patience::Now)
+    }
+
+    /// Reserves a slot, waiting at most `timeout`: [`Error::TimedOut`].
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Reservation<'_>, Error> {
+        self.reserve_within(len, Patience::after(timeout))
+    }
+
+    /// Reserves a slot, waiting until `deadline`: [`Error::TimedOut`].
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Instant,
+    ) -> Result<Reservation<'_>, Error> {
+        self.reserve_within(len, Patience::Until(deadline))
+    }
+
+    fn reserve_within(&mut self, len: usize, patience: Patience) -> Result<Reservation<'_>, Error> {
         self.check_len(len)?;
-        self.hold_slot(true)?;
+        self.hold_slot(patience)?;
         Ok(Reservation {
             sender: self,
             len,
@@ -277,7 +464,8 @@ impl Sender {
             return Ok(0);
         }
         self.queued = 0;
-        self.tx.flush()
+        let cancel = self.shutdown.clone();
+        self.tx.flush_by(None, cancel.as_deref())
     }
 
     /// Largest payload of one message.
@@ -300,6 +488,30 @@ impl Sender {
     /// The endpoint's counters.
     pub fn stats(&self) -> Result<Stats, Error> {
         self.tx.stats()
+    }
+
+    /// A handle that wakes this half's waiting calls from another thread
+    /// ([`Shutdown`]). Every call returns a handle to the same switch.
+    pub fn shutdown_handle(&mut self) -> Result<Shutdown, Error> {
+        let sig = match &self.shutdown {
+            Some(s) => s.clone(),
+            None => {
+                let s = shutdown::Signal::new()?;
+                self.shutdown = Some(s.clone());
+                s
+            }
+        };
+        Ok(Shutdown::new(sig))
+    }
+
+    /// The peer has hung up: sends fail with [`Error::PeerClosed`].
+    pub fn is_closed(&mut self) -> bool {
+        self.tx.peer_state() == PeerState::Closed
+    }
+
+    /// A peer is attached (an owner's first peer may not be yet).
+    pub fn peer_attached(&mut self) -> bool {
+        self.tx.peer_state() == PeerState::Attached
     }
 
     /// Flushes, then waits at most `timeout` for the peer to take every
@@ -349,6 +561,14 @@ impl AsRawFd for Sender {
     }
 }
 
+impl AsFd for Sender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the readiness fd lives as long as the backend half, which
+        // `self` owns; the borrow cannot outlive `self`.
+        unsafe { BorrowedFd::borrow_raw(self.tx.raw_fd()) }
+    }
+}
+
 impl Drop for Sender {
     fn drop(&mut self) {
         // Publish what was committed but not flushed; a dead peer is no
@@ -386,7 +606,6 @@ impl Reservation<'_> {
             self.len
         );
         self.sender.tx.commit(len, self.ty)?;
-        self.sender.reserved = false;
         self.sender.queued += 1;
         Ok(())
     }
@@ -410,6 +629,7 @@ impl std::ops::DerefMut for Reservation<'_> {
 pub struct Receiver {
     rx: Box<dyn RxBackend>,
     wait: WaitPolicy,
+    shutdown: Option<Arc<shutdown::Signal>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -423,11 +643,8 @@ impl std::fmt::Debug for Receiver {
 impl Receiver {
     /// Receives the next message, waiting per the wait policy.
     pub fn recv(&mut self) -> Result<Message<'_>, Error> {
-        match self.wait_next(None)? {
-            Some(meta) => Ok(Message {
-                rx: self.rx.as_mut(),
-                meta,
-            }),
+        match self.wait_next(Patience::Forever)? {
+            Some(meta) => Ok(self.message(meta)),
             None => unreachable!("wait without deadline ended"),
         }
     }
@@ -435,10 +652,7 @@ impl Receiver {
     /// Receives the next message if one is waiting.
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>, Error> {
         match self.rx.next()? {
-            Some(meta) => Ok(Some(Message {
-                rx: self.rx.as_mut(),
-                meta,
-            })),
+            Some(meta) => Ok(Some(self.message(meta))),
             None => Ok(None),
         }
     }
@@ -446,17 +660,29 @@ impl Receiver {
     /// Receives the next message, waiting at most `t`; `Ok(None)` on timeout.
     /// A `t` beyond what the clock can represent waits without a deadline.
     pub fn recv_timeout(&mut self, t: Duration) -> Result<Option<Message<'_>>, Error> {
-        let deadline = Instant::now().checked_add(t);
-        match self.wait_next(deadline)? {
-            Some(meta) => Ok(Some(Message {
-                rx: self.rx.as_mut(),
-                meta,
-            })),
+        match self.wait_next(Patience::after(t))? {
+            Some(meta) => Ok(Some(self.message(meta))),
             None => Ok(None),
         }
     }
 
-    fn wait_next(&mut self, deadline: Option<Instant>) -> Result<Option<MessageMeta>, Error> {
+    /// Receives the next message, waiting until `deadline`; `Ok(None)` when
+    /// it passes.
+    pub fn recv_deadline(&mut self, deadline: Instant) -> Result<Option<Message<'_>>, Error> {
+        match self.wait_next(Patience::Until(deadline))? {
+            Some(meta) => Ok(Some(self.message(meta))),
+            None => Ok(None),
+        }
+    }
+
+    fn message(&mut self, meta: MessageMeta) -> Message<'_> {
+        Message {
+            rx: self.rx.as_mut(),
+            meta,
+        }
+    }
+
+    fn wait_next(&mut self, patience: Patience) -> Result<Option<MessageMeta>, Error> {
         let rx = &mut self.rx;
         let spins = spin_budget(self.wait);
         let mut n: u32 = 0;
@@ -464,9 +690,12 @@ impl Receiver {
             if let Some(m) = rx.next()? {
                 return Ok(Some(m));
             }
-            if let Some(d) = deadline {
-                if Instant::now() >= d {
-                    return Ok(None);
+            if patience.expired() {
+                return Ok(None);
+            }
+            if let Some(sig) = &self.shutdown {
+                if sig.is_set() {
+                    return Err(Error::Shutdown);
                 }
             }
             if n < spins {
@@ -475,10 +704,47 @@ impl Receiver {
                 if n % BUSY_POLL_HANGUP_CHECK == 0 {
                     rx.wait_data(Some(Instant::now()))?;
                 }
+            } else if let Some(sig) = &self.shutdown {
+                let arm = rx.arm();
+                sleep_ready(arm, rx.raw_fd(), sig, patience.deadline())?;
             } else {
-                rx.wait_data(deadline)?;
+                rx.wait_data(patience.deadline())?;
             }
         }
+    }
+
+    /// Hands each message already waiting, at most `max`, to `f`, releasing
+    /// its slot when `f` returns; never waits. Returns how many `f` saw
+    /// (0: nothing was waiting). An error (a record that failed to open,
+    /// the peer's hang-up after the last message) ends the batch and is
+    /// returned; the messages `f` saw before it were delivered.
+    pub fn try_recv_batch<F>(&mut self, max: usize, mut f: F) -> Result<usize, Error>
+    where
+        F: FnMut(&Message<'_>),
+    {
+        let mut n = 0;
+        while n < max {
+            match self.try_recv()? {
+                Some(m) => f(&m),
+                None => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// [`Receiver::try_recv_batch`] that first waits (per the wait policy)
+    /// for one message, like tokio's `recv_many`: returns at least 1 unless
+    /// `max` is 0.
+    pub fn recv_batch<F>(&mut self, max: usize, mut f: F) -> Result<usize, Error>
+    where
+        F: FnMut(&Message<'_>),
+    {
+        if max == 0 {
+            return Ok(0);
+        }
+        f(&self.recv()?);
+        Ok(1 + self.try_recv_batch(max - 1, f)?)
     }
 
     /// Asks for a doorbell on [`AsRawFd::as_raw_fd`] when data arrives;
@@ -501,11 +767,44 @@ impl Receiver {
     pub fn stats(&self) -> Result<Stats, Error> {
         self.rx.stats()
     }
+
+    /// A handle that wakes this half's waiting calls from another thread
+    /// ([`Shutdown`]). Every call returns a handle to the same switch.
+    pub fn shutdown_handle(&mut self) -> Result<Shutdown, Error> {
+        let sig = match &self.shutdown {
+            Some(s) => s.clone(),
+            None => {
+                let s = shutdown::Signal::new()?;
+                self.shutdown = Some(s.clone());
+                s
+            }
+        };
+        Ok(Shutdown::new(sig))
+    }
+
+    /// The peer has hung up. Messages it sent before may still be waiting:
+    /// `recv` returns them, then [`Error::PeerClosed`].
+    pub fn is_closed(&mut self) -> bool {
+        self.rx.peer_state() == PeerState::Closed
+    }
+
+    /// A peer is attached (an owner's first peer may not be yet).
+    pub fn peer_attached(&mut self) -> bool {
+        self.rx.peer_state() == PeerState::Attached
+    }
 }
 
 impl AsRawFd for Receiver {
     fn as_raw_fd(&self) -> RawFd {
         self.rx.raw_fd()
+    }
+}
+
+impl AsFd for Receiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the readiness fd lives as long as the backend half, which
+        // `self` owns; the borrow cannot outlive `self`.
+        unsafe { BorrowedFd::borrow_raw(self.rx.raw_fd()) }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Channel options and the small value types of the public API.
 
+use crate::keys::IdentityKey;
 use crate::Error;
 use secure_ipc_ring::abi;
 use std::fmt;
 use std::path::PathBuf;
-use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 
 /// Which implementation carries the channel.
@@ -182,7 +182,7 @@ pub struct Options {
     /// admits only this uid).
     pub(crate) policy_explicit: bool,
     pub(crate) owner_policy: OwnerPolicy,
-    pub(crate) identity: Option<StaticSecret>,
+    pub(crate) identity: Option<IdentityKey>,
     pub(crate) psk: Option<Zeroizing<[u8; 32]>>,
     pub(crate) wait: WaitPolicy,
     pub(crate) socket_dir: Option<PathBuf>,
@@ -294,7 +294,7 @@ impl Options {
     /// The identity key this side proves: the attacher's to an owner that
     /// pins it, and (userspace backend) the owner's to attachers that pin
     /// it with [`OwnerPolicy::identity_pub`].
-    pub fn identity(mut self, s: StaticSecret) -> Self {
+    pub fn identity(mut self, s: IdentityKey) -> Self {
         self.identity = Some(s);
         self
     }

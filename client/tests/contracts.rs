@@ -142,7 +142,7 @@ fn sender_readiness_fd_wakes_when_room_appears_and_only_then() {
     for round in 0..3 {
         let mut sent = 0;
         loop {
-            match otx.try_send(0, &[round]) {
+            match otx.try_send(&[round]).map_err(|e| e.into_error()) {
                 Ok(()) => sent += 1,
                 Err(Error::Full) => break,
                 Err(e) => panic!("try_send: {e}"),

@@ -6,7 +6,7 @@
 
 use secure_ipc::keys::{self, SessionInputs};
 use secure_ipc::{
-    encode_name, Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, StaticSecret, Stats,
+    encode_name, Backend, Channel, Error, IdentityKey, Options, OwnerPolicy, PeerPolicy, Stats,
 };
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -203,7 +203,7 @@ fn owner_sends_ready_hello_accept_in_the_pinned_layout() {
     let dir = tmpdir("owner");
     let name = uniq("owner");
     let name32 = encode_name(&name).unwrap();
-    let peer_id = StaticSecret::from(PEER_ID);
+    let peer_id = IdentityKey::from(PEER_ID);
     let policy = PeerPolicy {
         uid: Some(my_uid()),
         identity_pub: Some(keys::public_key(&PEER_ID)),
@@ -213,7 +213,7 @@ fn owner_sends_ready_hello_accept_in_the_pinned_layout() {
         .slots(64)
         .slot_size(256)
         .psk(PSK)
-        .identity(StaticSecret::from(OWNER_ID))
+        .identity(IdentityKey::from(OWNER_ID))
         .policy(policy);
     let (_tx, _rx) = Channel::create(&name, &o).expect("create");
     let s = connect(&dir.join(format!("{name}.sock")));
@@ -410,7 +410,7 @@ fn attacher_sends_attach_and_keys_in_the_pinned_layout() {
     });
     let o = opts(&dir)
         .psk(PSK)
-        .identity(StaticSecret::from(PEER_ID))
+        .identity(IdentityKey::from(PEER_ID))
         .owner_policy(OwnerPolicy::same_user());
     let r = Channel::attach(&name, &o);
     owner.join().expect("the raw owner's checks");

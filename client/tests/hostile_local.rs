@@ -8,7 +8,7 @@
 //! Own harness (`harness = false`, as `tests/userspace.rs`): prints
 //! `N passed, N failed`.
 
-use secure_ipc::{Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, StaticSecret};
+use secure_ipc::{Backend, Channel, Error, IdentityKey, Options, OwnerPolicy, PeerPolicy};
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
@@ -456,7 +456,7 @@ fn pinned_owner(id_pub: [u8; 32]) -> Options {
 }
 
 fn owner_identity_is_proved_to_an_attacher_that_pins_it() -> Result<(), String> {
-    let owner_key = StaticSecret::from([0x42; 32]);
+    let owner_key = IdentityKey::from([0x42; 32]);
     let owner_pub = secure_ipc::keys::public_key(&[0x42; 32]);
     let other_pub = secure_ipc::keys::public_key(&[0x43; 32]);
     // The right owner: attached, and the session carries data.
@@ -472,7 +472,7 @@ fn owner_identity_is_proved_to_an_attacher_that_pins_it() -> Result<(), String> 
     }
     // An owner holding another key, and one holding none.
     for (tag, o) in [
-        ("oid-bad", opts().identity(StaticSecret::from([0x44; 32]))),
+        ("oid-bad", opts().identity(IdentityKey::from([0x44; 32]))),
         ("oid-none", opts()),
     ] {
         let name = uniq(tag);

@@ -7,7 +7,7 @@
 //! Prints `N passed, N failed` at the end.
 
 use secure_ipc::{
-    Backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, StaticSecret, WaitPolicy,
+    Backend, Channel, Error, IdentityKey, Options, OwnerPolicy, PeerPolicy, WaitPolicy,
 };
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -410,8 +410,8 @@ fn matching_psks_attach_and_carry_messages() -> Result<(), String> {
 
 fn identity_proof_is_required_and_checked() -> Result<(), String> {
     let name = uniq("ident");
-    let id = StaticSecret::from([0x42; 32]);
-    let id_pub = x25519_dalek::PublicKey::from(&id).to_bytes();
+    let id = IdentityKey::from([0x42; 32]);
+    let id_pub = id.public_key();
     let policy = PeerPolicy {
         identity_pub: Some(id_pub),
         ..Default::default()
@@ -422,7 +422,7 @@ fn identity_proof_is_required_and_checked() -> Result<(), String> {
         Ok(_) => return Err("attached without an identity".into()),
         Err(e) => return Err(format!("no identity: expected IdentityRejected, got {e}")),
     }
-    match Channel::attach(&name, &opts().identity(StaticSecret::from([0x43; 32]))) {
+    match Channel::attach(&name, &opts().identity(IdentityKey::from([0x43; 32]))) {
         Err(Error::IdentityRejected) => {}
         Ok(_) => return Err("attached with the wrong identity".into()),
         Err(e) => {
@@ -533,10 +533,10 @@ fn full_ring_reports_full_and_blocking_send_resumes() -> Result<(), String> {
     let (_ptx, mut prx) =
         Channel::attach(&name, &opts().wait(WaitPolicy::Block)).map_err(|e| e.to_string())?;
     for i in 0..4u8 {
-        otx.try_send(0, &[i])
+        otx.try_send(&[i])
             .map_err(|e| format!("try_send {i}: {e}"))?;
     }
-    match otx.try_send(0, &[4]) {
+    match otx.try_send(&[4]).map_err(|e| e.into_error()) {
         Err(Error::Full) => {}
         other => return Err(format!("fifth try_send on 4 slots: {other:?}")),
     }
@@ -781,8 +781,7 @@ fn armed_sender_stops_asking_for_doorbells_once_it_has_room() -> Result<(), Stri
         Channel::create(&name, &opts().slots(4).slot_size(128)).map_err(|e| e.to_string())?;
     let (ptx, mut prx) = Channel::attach(&name, &opts()).map_err(|e| e.to_string())?;
     for i in 0..4u8 {
-        otx.try_send(0, &[i])
-            .map_err(|e| format!("fill {i}: {e}"))?;
+        otx.try_send(&[i]).map_err(|e| format!("fill {i}: {e}"))?;
     }
     if !otx.arm().map_err(|e| e.to_string())? {
         return Err("arm on a full ring said there was room".into());
@@ -796,8 +795,7 @@ fn armed_sender_stops_asking_for_doorbells_once_it_has_room() -> Result<(), Stri
     }
     // Room again: the sender sends on without arming.
     for i in 4..14u8 {
-        otx.try_send(0, &[i])
-            .map_err(|e| format!("send {i}: {e}"))?;
+        otx.try_send(&[i]).map_err(|e| format!("send {i}: {e}"))?;
         let m = prx.recv().map_err(|e| format!("recv {i}: {e}"))?;
         if m.payload() != [i] {
             return Err(format!("message {i}: {:?}", m.payload()));

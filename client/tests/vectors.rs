@@ -215,7 +215,7 @@ fn session_vectors_match_the_crate_key_schedule() {
             ("peer_pub", peer_pub.to_vec()),
         ];
         let id = b.opt_hex32("identity_priv").map(|idp| {
-            let secret = x25519_dalek::StaticSecret::from(idp);
+            let secret = secure_ipc::IdentityKey::from(idp);
             let (proof, dh) = keys::prove_identity(&secret, &name32, &owner_pub, &b.hex32("nonce"));
             got.push(("proof", proof.to_vec()));
             *dh

@@ -13,7 +13,7 @@
 //! channel, echoes until the owner closes it (exit 0) or `--count` messages
 //! were echoed, and exits 1 with a message on any other error.
 
-use secure_ipc::{Backend, Channel, Error, Options, StaticSecret};
+use secure_ipc::{Backend, Channel, Error, IdentityKey, Options};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         };
         match flag.as_str() {
             "--channel" => channel = Some(value()?),
-            "--identity" => opts = opts.identity(StaticSecret::from(key_file(&value()?)?)),
+            "--identity" => opts = opts.identity(IdentityKey::from(key_file(&value()?)?)),
             "--psk" => opts = opts.psk(key_file(&value()?)?),
             "--socket-dir" => opts = opts.socket_dir(value()?),
             "--backend" => {

@@ -254,6 +254,21 @@ impl TxBackend for UsTx {
             None => Ok(0),
         }
     }
+    fn ready_for_one(&mut self) -> Result<bool, Error> {
+        // The kernel backend's answer before attach, so that both say the
+        // same (the ring's room is checked by the reserve that follows).
+        match self.session() {
+            Some(_) => Ok(true),
+            None => Err(Error::NotConnected),
+        }
+    }
+    fn peer_state(&mut self) -> PeerState {
+        match self.session() {
+            Some(s) if s.link.check_hangup() => PeerState::Closed,
+            Some(_) => PeerState::Attached,
+            None => PeerState::Waiting,
+        }
+    }
     fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         if let Some(s) = self.session() {
             return s.wait_room(deadline);
@@ -347,6 +362,13 @@ impl RxBackend for UsRx {
             // Owner before its peer: the readiness fd turns readable when a
             // peer attaches (the attach notification is in its set).
             None => Ok(true),
+        }
+    }
+    fn peer_state(&mut self) -> PeerState {
+        match self.session() {
+            Some(s) if s.link.check_hangup() => PeerState::Closed,
+            Some(_) => PeerState::Attached,
+            None => PeerState::Waiting,
         }
     }
     fn peer_credentials(&self) -> Result<PeerCredentials, Error> {

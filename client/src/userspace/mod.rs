@@ -38,7 +38,7 @@ use session::{
 };
 use wire::{Accept, Attach, Hello, Le32, Le64, Packet, Ready, Refuse, StatsQuery, StatsReply};
 
-use crate::backend::{Endpoint, MessageMeta, RxBackend, TxBackend};
+use crate::backend::{Endpoint, MessageMeta, PeerState, RxBackend, TxBackend};
 use crate::keys::{self, SessionInputs};
 use crate::options::encode_name;
 use crate::record::{Opener, Sealer, HEADER_LEN, OVERHEAD};

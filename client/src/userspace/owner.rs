@@ -402,8 +402,12 @@ pub(super) fn handshake(
     // The owner's identity proof answers the attacher's ephemeral key.
     let owner_proof = match &opts.identity {
         Some(id) => {
-            let id_pub = PublicKey::from(id).to_bytes();
-            let dh = Zeroizing::new(id.diffie_hellman(&PublicKey::from(peer_pub)).to_bytes());
+            let id_pub = id.public_key();
+            let dh = Zeroizing::new(
+                id.secret()
+                    .diffie_hellman(&PublicKey::from(peer_pub))
+                    .to_bytes(),
+            );
             let t =
                 keys::owner_proof_transcript(&setup.name32, &owner_pub, &peer_pub, &nonce, &id_pub);
             keys::identity_proof(&dh, &t)

@@ -4,8 +4,8 @@ use crate::{usage, Fail};
 use secure_ipc::cli::args::{Connect, Direction, Listen, PidnsArg, Stream, UidRule};
 use secure_ipc::cli::frame::{write_frame, Frame, FrameError, FrameReader};
 use secure_ipc::{
-    resolve_backend, Channel, Error, Options, OwnerPolicy, PeerPolicy, PidNamespace, Receiver,
-    Sender, StaticSecret,
+    resolve_backend, Channel, Error, IdentityKey, Options, OwnerPolicy, PeerPolicy, PidNamespace,
+    Receiver, Sender,
 };
 use std::io::{self, Write};
 use std::path::Path;
@@ -41,7 +41,7 @@ fn common_options(s: &Stream) -> Result<Options, Fail> {
         o = o.psk(*read_key_file(f)?);
     }
     if let Some(f) = &s.identity_file {
-        o = o.identity(StaticSecret::from(*read_key_file(f)?));
+        o = o.identity(IdentityKey::from(*read_key_file(f)?));
     }
     Ok(o)
 }

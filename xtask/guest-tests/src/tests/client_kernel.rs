@@ -4,7 +4,7 @@
 use crate::check;
 use crate::harness::{Test, TestResult};
 use secure_ipc::{
-    Backend, Channel, Error, Options, PeerPolicy, Receiver, Sender, StaticSecret, WaitPolicy,
+    Backend, Channel, Error, IdentityKey, Options, PeerPolicy, Receiver, Sender, WaitPolicy,
 };
 use std::time::{Duration, Instant};
 
@@ -402,7 +402,7 @@ fn client_kernel_identity_proof_attaches() -> TestResult {
     let n = name("id-ok");
     let (mut otx, orx) =
         Channel::create(&n, &pinned(IDENTITY)).map_err(|e| format!("create: {e}"))?;
-    let peer_opts = opts(8, 256, WaitPolicy::default()).identity(StaticSecret::from(IDENTITY));
+    let peer_opts = opts(8, 256, WaitPolicy::default()).identity(IdentityKey::from(IDENTITY));
     let (_ptx, mut prx) =
         Channel::attach(&n, &peer_opts).map_err(|e| format!("attach with the identity: {e}"))?;
     otx.send(b"proved").map_err(|e| format!("send: {e}"))?;
@@ -421,7 +421,7 @@ fn client_kernel_identity_proof_attaches() -> TestResult {
 fn client_kernel_wrong_identity_is_identity_rejected() -> TestResult {
     let n = name("id-bad");
     let _owner = Channel::create(&n, &pinned(IDENTITY)).map_err(|e| format!("create: {e}"))?;
-    let peer_opts = opts(8, 256, WaitPolicy::default()).identity(StaticSecret::from([0x22; 32]));
+    let peer_opts = opts(8, 256, WaitPolicy::default()).identity(IdentityKey::from([0x22; 32]));
     match Channel::attach(&n, &peer_opts) {
         Err(Error::IdentityRejected) => Ok(()),
         Err(e) => Err(format!("expected IdentityRejected, got {e:?}")),
@@ -475,7 +475,7 @@ fn client_kernel_try_send_before_attach_is_not_connected() -> TestResult {
     let (mut otx, _orx) = Channel::create(&n, &opts(8, 256, WaitPolicy::Block))
         .map_err(|e| format!("create: {e}"))?;
     let start = Instant::now();
-    let r = otx.try_send(0, b"nobody there");
+    let r = otx.try_send(b"nobody there").map_err(|e| e.into_error());
     check!(
         matches!(r, Err(Error::NotConnected)),
         "try_send before any peer attached: {r:?}"
@@ -488,7 +488,7 @@ fn client_kernel_try_send_before_attach_is_not_connected() -> TestResult {
     // Refused means not queued: the first peer sees only what follows.
     let (_ptx, mut prx) = Channel::attach(&n, &opts(8, 256, WaitPolicy::Block))
         .map_err(|e| format!("attach: {e}"))?;
-    otx.try_send(0, b"after attach")
+    otx.try_send(b"after attach")
         .map_err(|e| format!("try_send after attach: {e}"))?;
     let (p, seq, _) = recv_one(&mut prx)?;
     check!(p == b"after attach" && seq == 0, "peer got {p:?} seq {seq}");
@@ -500,7 +500,10 @@ fn client_kernel_try_send_on_full_store_is_full_and_loses_nothing() -> TestResul
     let start = Instant::now();
     let mut accepted: u64 = 0;
     loop {
-        match otx.try_send(0, &accepted.to_le_bytes()) {
+        match otx
+            .try_send(&accepted.to_le_bytes())
+            .map_err(|e| e.into_error())
+        {
             Ok(()) => accepted += 1,
             Err(Error::Full) => break,
             Err(e) => return Err(format!("try_send {accepted}: {e}")),
@@ -528,7 +531,7 @@ fn client_kernel_try_send_on_full_store_is_full_and_loses_nothing() -> TestResul
             "message {i}: got {p:?} seq {seq}"
         );
     }
-    otx.try_send(0, b"room again")
+    otx.try_send(b"room again")
         .map_err(|e| format!("try_send after the drain: {e}"))?;
     let (p, seq, _) = recv_one(&mut prx)?;
     check!(p == b"room again" && seq == accepted, "got {p:?} seq {seq}");

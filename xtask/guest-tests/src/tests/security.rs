@@ -7,7 +7,7 @@ use crate::check;
 use crate::harness::{expect_errno, Needs, Test, TestResult};
 use crate::sys::{self, ioctl_struct, Errno};
 use secure_ipc::keys;
-use secure_ipc::StaticSecret;
+use secure_ipc::IdentityKey;
 use secure_ipc_ring::abi;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -226,12 +226,12 @@ fn info_reports_security_features() -> TestResult {
     Ok(())
 }
 
-fn identity_channel(tag: &str, identity: &StaticSecret) -> Result<(String, Endpoint), String> {
+fn identity_channel(tag: &str, identity: &IdentityKey) -> Result<(String, Endpoint), String> {
     let name = kchan::unique_name(tag);
     let f = sys::open_device()?;
     let mut c = kchan::create_arg(&name, 4, 64);
     c.flags = abi::SIPC_POLICY_IDENTITY;
-    c.identity_pub = keys::public_key(&identity.to_bytes());
+    c.identity_pub = identity.public_key();
     ioctl_struct(&f, abi::SIPC_IOC_CREATE, &mut c).map_err(|e| format!("CREATE: {e}"))?;
     let owner = kchan::endpoint_from(f, &c)?;
     Ok((name, owner))
@@ -255,12 +255,12 @@ fn attach_with_proof(f: &File, name: &str, proof: [u8; 32]) -> Result<abi::Attac
     Ok(a)
 }
 
-fn prove(id: &StaticSecret, name: &str, ch: &abi::Challenge) -> [u8; 32] {
+fn prove(id: &IdentityKey, name: &str, ch: &abi::Challenge) -> [u8; 32] {
     keys::prove_identity(id, &kchan::name_buf(name), &ch.kernel_pub, &ch.nonce).0
 }
 
 fn identity_attach_with_correct_proof_is_accepted() -> TestResult {
-    let id = StaticSecret::from([7u8; 32]);
+    let id = IdentityKey::from([7u8; 32]);
     let (name, mut owner) = identity_channel("id-ok", &id)?;
     let f = sys::open_device()?;
     let ch = challenge(&f, &name).map_err(|e| format!("CHALLENGE: {e}"))?;
@@ -287,7 +287,7 @@ fn identity_attach_with_correct_proof_is_accepted() -> TestResult {
 }
 
 fn identity_attach_without_proof_is_ekeyrejected() -> TestResult {
-    let id = StaticSecret::from([8u8; 32]);
+    let id = IdentityKey::from([8u8; 32]);
     let (name, owner) = identity_channel("id-none", &id)?;
     let f = sys::open_device()?;
     let mut a = kchan::attach_arg(&name);
@@ -311,8 +311,8 @@ fn identity_attach_without_proof_is_ekeyrejected() -> TestResult {
 }
 
 fn identity_attach_with_wrong_key_is_ekeyrejected() -> TestResult {
-    let id = StaticSecret::from([9u8; 32]);
-    let wrong = StaticSecret::from([10u8; 32]);
+    let id = IdentityKey::from([9u8; 32]);
+    let wrong = IdentityKey::from([10u8; 32]);
     let (name, _owner) = identity_channel("id-wrong", &id)?;
     let f = sys::open_device()?;
     let ch = challenge(&f, &name).map_err(|e| format!("CHALLENGE: {e}"))?;
@@ -324,7 +324,7 @@ fn identity_attach_with_wrong_key_is_ekeyrejected() -> TestResult {
 }
 
 fn replayed_identity_proof_is_ekeyrejected() -> TestResult {
-    let id = StaticSecret::from([11u8; 32]);
+    let id = IdentityKey::from([11u8; 32]);
     let (name, _owner) = identity_channel("id-replay", &id)?;
     let f = sys::open_device()?;
     let ch = challenge(&f, &name).map_err(|e| format!("CHALLENGE: {e}"))?;
