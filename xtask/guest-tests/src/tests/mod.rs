@@ -32,6 +32,7 @@
 use crate::harness::Test;
 
 mod at_rest;
+mod client_api;
 mod client_kernel;
 mod datapath;
 mod device;
@@ -50,6 +51,7 @@ pub fn all() -> Vec<&'static Test> {
         security::TESTS,
         hostile::TESTS,
         client_kernel::TESTS,
+        client_api::TESTS,
         resources::TESTS,
         at_rest::TESTS,
         races::TESTS,
