@@ -21,6 +21,9 @@ pub struct Plan {
     pub ops: u64,
     pub seed: u64,
     pub children: u32,
+    /// The guest's console on this terminal (false: only in its log, as
+    /// when it runs in a lane beside other guests).
+    pub echo: bool,
 }
 
 /// The default plan of `cargo xtask test`: the KASAN kernel, a fixed seed.
@@ -99,7 +102,7 @@ pub fn run_plan(p: &Plan) -> Result<(), String> {
     };
     let initrd = vm::pack(&k, &guest)?;
     let timeout = Duration::from_secs(600 + p.ops / 10) * k.slowdown;
-    let o = vm::boot_with(&k, &initrd, "trinity", timeout, true, true)?;
+    let o = vm::boot_with(&k, &initrd, "trinity", timeout, p.echo, true)?;
     let trouble = vm::kernel_trouble(&o.log);
     if !trouble.is_empty() {
         return Err(format!(
@@ -144,6 +147,7 @@ pub fn run_cli(args: &[String]) -> Result<(), String> {
         ops,
         seed,
         children,
+        echo: true,
     };
     let mut it = args.iter();
     while let Some(x) = it.next() {
