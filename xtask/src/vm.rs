@@ -1161,9 +1161,13 @@ pub fn vm_test_with(a: &VmArgs, steps: &mut Steps, jobs: Vec<Job<'_>>) -> Result
     let lanes = lanes(kernels.len() + njobs);
     if lanes > 1 {
         eprintln!(
-            "==> {} kernels in {lanes} lanes (SIPC_VM_LANES); consoles go to their logs, \
-             each kernel's result is printed when it ends",
-            kernels.len()
+            "==> {} kernels{} in {lanes} lanes (SIPC_VM_LANES); consoles go to their logs, \
+             each result is printed when it ends",
+            kernels.len(),
+            match njobs {
+                0 => String::new(),
+                n => format!(" and {n} further guest run(s)"),
+            }
         );
     }
     std::thread::scope(|scope| {
