@@ -70,6 +70,8 @@ struct Proc {
     pool: Mutex<Vec<Fd>>,
     findings: Mutex<BTreeSet<String>>,
     ops: AtomicU64,
+    /// (operation, errno or 0 for success) -> count: what the run reached.
+    seen: Mutex<std::collections::BTreeMap<(&'static str, i32), u64>>,
     pidns: File,
     eventfd: File,
 }
@@ -209,6 +211,32 @@ impl Proc {
     }
 
     fn check(&self, op: &str, r: Result<i32, Errno>, allowed: &[&[i32]]) -> Option<i32> {
+        let key: &'static str = match op {
+            "CREATE" => "CREATE",
+            "CHALLENGE" => "CHALLENGE",
+            "ATTACH" => "ATTACH",
+            "SEND" => "SEND",
+            "RECV" => "RECV",
+            "RECV_WAIT" => "RECV_WAIT",
+            "SET_DOORBELL" => "SET_DOORBELL",
+            "PEER_CRED" => "PEER_CRED",
+            "STATS" => "STATS",
+            "REKEY" => "REKEY",
+            "INFO" => "INFO",
+            "write" => "write",
+            "read" => "read",
+            "mmap" => "mmap",
+            "mremap" => "mremap",
+            "mprotect" => "mprotect",
+            _ => "unknown ioctl",
+        };
+        let e = r.err().map_or(0, |Errno(e)| e);
+        *self
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((key, e))
+            .or_default() += 1;
         match r {
             Ok(v) => Some(v),
             Err(Errno(e)) => {
@@ -584,6 +612,7 @@ impl Proc {
                 &[&[EINVAL, ENOTCONN, EACCES, libc::EPERM]],
             );
         } else {
+            self.check("mmap", Ok(0), &[]);
             maps.push(Map {
                 addr: p as usize,
                 len,
@@ -809,6 +838,7 @@ fn fuzz_process(index: u64, seed: u64, until: Instant) -> Result<(BTreeSet<Strin
         pool: Mutex::new(Vec::new()),
         findings: Mutex::new(BTreeSet::new()),
         ops: AtomicU64::new(0),
+        seen: Mutex::new(Default::default()),
         pidns,
         eventfd: kchan::eventfd()?,
     };
@@ -819,6 +849,16 @@ fn fuzz_process(index: u64, seed: u64, until: Instant) -> Result<(BTreeSet<Strin
         }
     });
     p.pool.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    let seen = p.seen.lock().unwrap_or_else(|e| e.into_inner());
+    let line: Vec<String> = seen
+        .iter()
+        .map(|((op, e), n)| match e {
+            0 => format!("{op} ok {n}"),
+            e => format!("{op} {} {n}", sys::errno_name(*e)),
+        })
+        .collect();
+    println!("process {index}: {}", line.join(", "));
+    drop(seen);
     let f = p.findings.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok((f, p.ops.load(SeqCst)))
 }
