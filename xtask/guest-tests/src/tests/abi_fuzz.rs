@@ -545,11 +545,9 @@ impl Proc {
                 }
             }
             24 => {
-                // SAFETY: F_GETFL/F_SETFL on an fd this Arc keeps open.
-                unsafe {
-                    let fl = libc::fcntl(fd, libc::F_GETFL);
-                    libc::fcntl(fd, libc::F_SETFL, fl ^ libc::O_NONBLOCK);
-                }
+                // O_NONBLOCK is fixed at open (another thread's toggle
+                // could make a read/write below block for good).
+                kchan::poll1(&f, libc::POLLIN, 0);
             }
             _ => {
                 if r.below(8) == 0 {
@@ -863,6 +861,22 @@ fn fuzz_process(index: u64, seed: u64, until: Instant) -> Result<(BTreeSet<Strin
     Ok((f, p.ops.load(SeqCst)))
 }
 
+/// The kernel stacks of every thread of `pid` (where a hang sits).
+fn stacks(pid: i32) -> String {
+    let mut out = String::new();
+    if let Ok(d) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in d.flatten() {
+            let st = std::fs::read_to_string(t.path().join("stack")).unwrap_or_default();
+            out += &format!(
+                "[{}] {}",
+                t.file_name().to_string_lossy(),
+                st.replace('\n', " < ")
+            );
+        }
+    }
+    out
+}
+
 fn abi_fuzz_random_commands_keep_errnos_documented_and_kernel_clean() -> TestResult {
     let seed = seed();
     fault_handler();
@@ -896,8 +910,24 @@ fn abi_fuzz_random_commands_keep_errnos_documented_and_kernel_clean() -> TestRes
     println!("process 0: {n} operations");
     for (i, pid) in kids.into_iter().enumerate() {
         let mut st = 0;
+        let give_up = Instant::now() + Duration::from_secs(30);
         // SAFETY: reaps our own child.
-        unsafe { libc::waitpid(pid, &mut st, 0) };
+        while unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == 0 {
+            if Instant::now() > give_up {
+                findings.insert(format!(
+                    "process {} still running 30 s after its budget; kernel stacks: {}",
+                    i + 1,
+                    stacks(pid)
+                ));
+                // SAFETY: kills and reaps our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut st, 0);
+                }
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if !(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
             findings.insert(format!(
                 "process {} ended with status {st:#x} (see its lines above)",
