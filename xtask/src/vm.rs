@@ -735,11 +735,15 @@ fn host_root_args(cmd: &mut Command, k: &Kernel) {
 }
 
 fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, String) {
+    // A host-root guest runs other people's programs (trinity, a JVM,
+    // LXC), whose memory is not ours to bound: 2 GiB there, 1 GiB for the
+    // suites, whose own tests bound what they allocate.
+    let mem = if host_root { "2G" } else { "1G" };
     if k.arch == Arch::Arm64 {
         // No isa-debug-exit on arm64: the guest's status is read from its
         // "exit status" line, and poweroff (PSCI) ends QEMU.
         let mut cmd = Command::new("qemu-system-aarch64");
-        cmd.args(["-M", "virt", "-accel", "tcg", "-cpu", "max", "-m", "1G"])
+        cmd.args(["-M", "virt", "-accel", "tcg", "-cpu", "max", "-m", mem])
             .args(["-nodefaults", "-no-reboot", "-display", "none"])
             .args(["-smp", &smp.to_string()])
             .arg("-kernel")
@@ -765,7 +769,7 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, S
         "-cpu",
         cpu,
         "-m",
-        "1G",
+        mem,
         "-nodefaults",
         "-no-reboot",
     ])
