@@ -660,14 +660,14 @@ fn max_rates(a: &Rates, b: &Rates) -> Rates {
 /// Seal and open on one CPU, one process: `batch` sends and one flush
 /// (one SEND), then `batch` receives (one RECV), repeated. What the channel
 /// costs per message beyond its two cipher operations, without the
-/// parallelism of two CPUs (messages/s).
-fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
+/// parallelism of two CPUs: the wall-clock nanoseconds of its start and end.
+fn channel_span(size: usize, batch: usize, n: usize) -> Result<(u64, u64), String> {
     let name = unique_name("serial");
     let opts = channel_opts(size, WaitPolicy::BusyPoll);
     let (mut tx, _orx) = Channel::create(&name, &opts).map_err(|e| format!("create: {e}"))?;
     let (_ptx, mut rx) = Channel::attach(&name, &opts).map_err(|e| format!("attach: {e}"))?;
     let mut buf = vec![0u8; size];
-    let t = Instant::now();
+    let t0 = wall_ns();
     let mut i = 0;
     while i < n {
         let k = batch.min(n - i);
@@ -678,7 +678,78 @@ fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
         }
         i += k;
     }
-    Ok(n as f64 / t.elapsed().as_secs_f64())
+    Ok((t0, wall_ns()))
+}
+
+/// Nanoseconds of the wall clock (comparable between processes).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `channel_span` as a rate.
+fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
+    let (t0, t1) = channel_span(size, batch, n)?;
+    Ok(n as f64 / ((t1.saturating_sub(t0)).max(1) as f64 / 1e9))
+}
+
+/// Scaling (issue 17 item 2): `k` independent channels, each sealed and
+/// opened by one process pinned to its own CPU (0..k), started together;
+/// the aggregate rate is all their messages over the span from the first
+/// start to the last end (so an overlap shortfall counts against it).
+fn scaling_round(k: usize, size: usize, batch: usize, n: usize) -> Result<f64, String> {
+    let mut kids = Vec::new();
+    for cpu in 0..k {
+        kids.push(spawn(cpu, move || {
+            channel_span(size, batch, n).map(|(a, b)| vec![a, b])
+        })?);
+    }
+    let (mut first, mut last) = (u64::MAX, 0);
+    for (pid, r) in kids {
+        let rep = collect(pid, r);
+        if let Some(e) = rep.error {
+            return Err(e);
+        }
+        let &[a, b] = rep.values.as_slice() else {
+            return Err("short report".into());
+        };
+        first = first.min(a);
+        last = last.max(b);
+    }
+    Ok((k * n) as f64 / (last.saturating_sub(first).max(1) as f64 / 1e9))
+}
+
+/// The scaling table; returns (one channel, two channels) msg/s.
+fn scaling_section(scale: f64, errors: &mut Vec<String>) -> Option<(f64, f64)> {
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\n== scaling: k independent channels on k CPUs, 64 B batch 32, one process per channel"
+    );
+    if ncpu < 2 {
+        println!("(needs 2 CPUs, this guest has {ncpu})");
+        return None;
+    }
+    let n = ((40_000.0 * scale) as usize).max(2_000);
+    let rounds = if scale < 1.0 { 2 } else { 4 };
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        one.push(scaling_round(1, 64, 32, n));
+        two.push(scaling_round(2, 64, 32, n));
+    }
+    let (one, two) = (median_rate(one), median_rate(two));
+    println!("{:>2} | {:>12} | {:>8}", "k", "msgs/s total", "vs k=1");
+    for (k, r) in [(1, &one), (2, &two)] {
+        match r {
+            Ok(v) => println!("{k:>2} | {v:>12.0} | {:>8}", ratio(r, &one)),
+            Err(e) => {
+                println!("{k:>2} | {:>12} |", "n/a");
+                errors.push(format!("scaling k={k}: {e}"));
+            }
+        }
+    }
+    println!("({rounds} alternating rounds of {n} messages per channel; median; the k=2 rate is 2n over first start to last end)");
+    Some((one.ok()?, two.ok()?))
 }
 
 /// `channel_serial` in a child pinned to the producer's CPU.
@@ -885,6 +956,7 @@ fn main() {
     }
     println!("({rounds} alternating rounds per row; each rate is the median of its rounds)");
     let cost = costs_section(scale, &mut errors);
+    let scaling = scaling_section(scale, &mut errors);
 
     println!("\n== one-way latency, {LAT_SIZE} B ping-pong (half the round trip), microseconds");
     println!(
@@ -1030,6 +1102,12 @@ fn main() {
     rekey_stall_section(scale, &mut errors);
 
     println!("\n== ratios (targets from issue 4)");
+    if let Some((one, two)) = scaling {
+        println!(
+            "2 channels on 2 CPUs / 1 channel, 64 B batch 32:  {:>8}  (target >= 1.8x = 0.9 * 2, issue 17)",
+            format!("{:.2}x", two / one)
+        );
+    }
     if let Some(k) = cost {
         println!(
             "doorbells/msg, 64 B batch 32 (both endpoints):  {:>8.4}  (target <= 0.05, issue 17)",
