@@ -154,7 +154,9 @@ fn write_atomically(p: &Path, mode: u32, content: &str) -> Result<(), Fail> {
     let dir = p.parent().expect("our paths have a parent");
     let tmp = dir.join(format!(
         ".{}.sipc-tmp",
-        p.file_name().expect("our paths name a file").to_string_lossy()
+        p.file_name()
+            .expect("our paths name a file")
+            .to_string_lossy()
     ));
     let r = (|| {
         let mut f = fs::OpenOptions::new()
@@ -179,12 +181,10 @@ fn install(t: &Tree, gid: Option<u32>) -> Result<(), Fail> {
     check_waydroid(t)?;
     let gid = match gid.or_else(|| group_gid(t)) {
         Some(g) => g,
-        None => {
-            return Err(fail(format!(
-                "no '{GROUP}' group in {}: install the module first (kernel/install.sh), or pass --gid",
-                t.at("etc/group").display()
-            )))
-        }
+        None => return Err(fail(format!(
+            "no '{GROUP}' group in {}: install the module first (kernel/install.sh), or pass --gid",
+            t.at("etc/group").display()
+        ))),
     };
     let files = t.files(gid);
     // Check every file before writing any: a refusal changes nothing.
@@ -267,7 +267,10 @@ fn status(t: &Tree) -> Result<(), Fail> {
     if t.at(OVERLAY_VENDOR).is_dir() {
         println!("waydroid: initialized ({})", work.display());
     } else {
-        println!("waydroid: not initialized (no {})", t.at(OVERLAY_VENDOR).display());
+        println!(
+            "waydroid: not initialized (no {})",
+            t.at(OVERLAY_VENDOR).display()
+        );
         missing.push("waydroid");
     }
     match mount_overlays(t) {
@@ -364,7 +367,11 @@ fn status(t: &Tree) -> Result<(), Fail> {
             println!(
                 "host node {}: {ma}:{mi}{}",
                 node.display(),
-                if agrees { "" } else { " (stale: differs from sysfs)" }
+                if agrees {
+                    ""
+                } else {
+                    " (stale: differs from sysfs)"
+                }
             );
         }
         Ok(_) => println!("host node {}: not a character device", node.display()),
@@ -375,6 +382,9 @@ fn status(t: &Tree) -> Result<(), Fail> {
         println!("ready: the node is made at every container boot");
         Ok(())
     } else {
-        Err(fail(format!("waydroid setup incomplete: {}", missing.join(", "))))
+        Err(fail(format!(
+            "waydroid setup incomplete: {}",
+            missing.join(", ")
+        )))
     }
 }
