@@ -181,10 +181,12 @@ fn install(t: &Tree, gid: Option<u32>) -> Result<(), Fail> {
     check_waydroid(t)?;
     let gid = match gid.or_else(|| group_gid(t)) {
         Some(g) => g,
-        None => return Err(fail(format!(
+        None => {
+            return Err(fail(format!(
             "no '{GROUP}' group in {}: install the module first (kernel/install.sh), or pass --gid",
             t.at("etc/group").display()
-        ))),
+        )))
+        }
     };
     let files = t.files(gid);
     // Check every file before writing any: a refusal changes nothing.
