@@ -98,3 +98,59 @@ fn echo_service_without_channel_is_a_usage_error() {
     let out = echo_cmd().output().expect("run secure_ipc_echo");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn identity_create_makes_a_key_once_and_the_owner_can_pin_its_public_half() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(unique("key"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("echo.key");
+    let key_s = key.to_str().unwrap().to_string();
+    // No channel yet: the key is made, then the attach gives up.
+    let out = echo_cmd()
+        .args(["--channel", &unique("none"), "--backend", "userspace"])
+        .args(["--wait-ms", "0", "--identity-create", &key_s])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let secret = std::fs::read(&key).unwrap();
+    assert_eq!(secret.len(), 32);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let public: [u8; 32] = std::fs::read(dir.join("echo.key.pub"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let secret: [u8; 32] = secret.try_into().unwrap();
+    assert_eq!(
+        x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret)).to_bytes(),
+        public
+    );
+
+    // Second start: the same key, accepted by an owner pinning the public half.
+    let name = unique("pinned");
+    let policy = secure_ipc::PeerPolicy {
+        identity_pub: Some(public),
+        ..Default::default()
+    };
+    let opts = Options::new().backend(Backend::Userspace).policy(policy);
+    let (mut tx, mut rx) = Channel::create(&name, &opts).expect("create");
+    let mut child = echo_cmd()
+        .args(["--channel", &name, "--backend", "userspace", "--count", "1"])
+        .args(["--wait-ms", "10000", "--identity-create", &key_s])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    tx.send_with_type(7, b"hi").expect("send");
+    let msg = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("recv")
+        .expect("echo within 10 s");
+    assert_eq!(msg.payload(), b"hi");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read(&key).unwrap(), secret);
+    let _ = std::fs::remove_dir_all(&dir);
+}

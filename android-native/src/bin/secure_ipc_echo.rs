@@ -4,7 +4,8 @@
 //! a loopback a host daemon can use to check the path end to end.
 //!
 //! ```text
-//! secure_ipc_echo --channel NAME [--identity KEYFILE] [--psk KEYFILE]
+//! secure_ipc_echo --channel NAME [--identity KEYFILE | --identity-create KEYFILE]
+//!                 [--psk KEYFILE]
 //!                 [--backend auto|kernel|userspace] [--socket-dir DIR]
 //!                 [--count N] [--wait-ms MS]
 //! ```
@@ -12,6 +13,12 @@
 //! It waits up to `--wait-ms` (default: forever) for the owner to create the
 //! channel, echoes until the owner closes it (exit 0) or `--count` messages
 //! were echoed, and exits 1 with a message on any other error.
+//!
+//! `--identity-create KEYFILE` uses KEYFILE when it exists and otherwise
+//! makes a new key there first (0600, from getrandom) with its public half
+//! in KEYFILE.pub (0644) for the host daemon to pin: a key per device made
+//! at first boot (init/secure_ipc_echo.rc puts it under /data/vendor),
+//! instead of one baked into an image and the same on every device.
 
 use secure_ipc::{Backend, Channel, Error, IdentityKey, Options};
 use std::process::ExitCode;
@@ -24,7 +31,7 @@ struct Args {
     wait: Option<Duration>,
 }
 
-const USAGE: &str = "usage: secure_ipc_echo --channel NAME [--identity KEYFILE] [--psk KEYFILE] \
+const USAGE: &str = "usage: secure_ipc_echo --channel NAME [--identity KEYFILE | --identity-create KEYFILE] [--psk KEYFILE] \
 [--backend auto|kernel|userspace] [--socket-dir DIR] [--count N] [--wait-ms MS]";
 
 /// Reads a 32-byte raw key file.
@@ -36,6 +43,45 @@ fn key_file(path: &str) -> Result<[u8; 32], String> {
             b.len()
         )
     })
+}
+
+/// The key in `path`, made first (with `path.pub`) if there is none.
+fn key_file_or_create(path: &str) -> Result<[u8; 32], String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if std::path::Path::new(path).exists() {
+        return key_file(path);
+    }
+    let mut key = [0u8; 32];
+    // SAFETY: getrandom writes at most key.len() bytes into key.
+    let n = unsafe { libc::getrandom(key.as_mut_ptr().cast(), key.len(), 0) };
+    if n != key.len() as isize {
+        return Err(format!("getrandom: {}", std::io::Error::last_os_error()));
+    }
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(key));
+    let write = |p: &str, mode: u32, bytes: &[u8]| -> Result<(), String> {
+        let tmp = format!("{p}.tmp");
+        let r = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, p)
+        })();
+        r.map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            format!("{p}: {e}")
+        })
+    };
+    // The public half first: a crash between the two leaves no private key
+    // without its public file.
+    write(&format!("{path}.pub"), 0o644, public.as_bytes())?;
+    write(path, 0o600, &key)?;
+    Ok(key)
 }
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -51,6 +97,9 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         match flag.as_str() {
             "--channel" => channel = Some(value()?),
             "--identity" => opts = opts.identity(IdentityKey::from(key_file(&value()?)?)),
+            "--identity-create" => {
+                opts = opts.identity(IdentityKey::from(key_file_or_create(&value()?)?))
+            }
             "--psk" => opts = opts.psk(key_file(&value()?)?),
             "--socket-dir" => opts = opts.socket_dir(value()?),
             "--backend" => {

@@ -232,26 +232,42 @@ fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Re
         move || {
             let (mut tx, _rx) = Channel::create(&pn, &po).map_err(|e| format!("create: {e}"))?;
             let mut buf = vec![0u8; size];
+            let bells0 = tx.stats().map_err(|e| format!("stats: {e}"))?;
+            let calls = sys::SyscallCounter::start();
             let mut i = 0;
             while i < n {
                 let k = batch.min(n - i);
                 send_batch(&mut tx, &mut buf, i, k)?;
                 i += k;
             }
+            let calls = calls.and_then(|c| c.read()).map_or(u64::MAX, |v| v);
             // Stay until the consumer is done (closing would hang up).
             let _ = _rx;
             std::thread::sleep(Duration::from_millis(200));
-            Ok(vec![])
+            let bells = tx.stats().map_err(|e| format!("stats: {e}"))?;
+            Ok(vec![
+                calls,
+                bells.doorbells_signalled - bells0.doorbells_signalled,
+            ])
         },
         move || {
             let (_tx, mut rx) = attach_retry(&name, &opts)?;
+            let bells0 = rx.stats().map_err(|e| format!("stats: {e}"))?;
+            let calls = sys::SyscallCounter::start();
             let mut t0 = None;
             for i in 0..n {
                 let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
                 check_msg(m.payload(), size, i)?;
                 t0.get_or_insert_with(Instant::now);
             }
-            Ok(vec![t0.map_or(0, |t| t.elapsed().as_nanos() as u64)])
+            let ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
+            let calls = calls.and_then(|c| c.read()).map_or(u64::MAX, |v| v);
+            let bells = rx.stats().map_err(|e| format!("stats: {e}"))?;
+            Ok(vec![
+                ns,
+                calls,
+                bells.doorbells_signalled - bells0.doorbells_signalled,
+            ])
         },
     )
 }
@@ -644,14 +660,14 @@ fn max_rates(a: &Rates, b: &Rates) -> Rates {
 /// Seal and open on one CPU, one process: `batch` sends and one flush
 /// (one SEND), then `batch` receives (one RECV), repeated. What the channel
 /// costs per message beyond its two cipher operations, without the
-/// parallelism of two CPUs (messages/s).
-fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
+/// parallelism of two CPUs: the wall-clock nanoseconds of its start and end.
+fn channel_span(size: usize, batch: usize, n: usize) -> Result<(u64, u64), String> {
     let name = unique_name("serial");
     let opts = channel_opts(size, WaitPolicy::BusyPoll);
     let (mut tx, _orx) = Channel::create(&name, &opts).map_err(|e| format!("create: {e}"))?;
     let (_ptx, mut rx) = Channel::attach(&name, &opts).map_err(|e| format!("attach: {e}"))?;
     let mut buf = vec![0u8; size];
-    let t = Instant::now();
+    let t0 = wall_ns();
     let mut i = 0;
     while i < n {
         let k = batch.min(n - i);
@@ -662,7 +678,78 @@ fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
         }
         i += k;
     }
-    Ok(n as f64 / t.elapsed().as_secs_f64())
+    Ok((t0, wall_ns()))
+}
+
+/// Nanoseconds of the wall clock (comparable between processes).
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `channel_span` as a rate.
+fn channel_serial(size: usize, batch: usize, n: usize) -> Result<f64, String> {
+    let (t0, t1) = channel_span(size, batch, n)?;
+    Ok(n as f64 / ((t1.saturating_sub(t0)).max(1) as f64 / 1e9))
+}
+
+/// Scaling (issue 17 item 2): `k` independent channels, each sealed and
+/// opened by one process pinned to its own CPU (0..k), started together;
+/// the aggregate rate is all their messages over the span from the first
+/// start to the last end (so an overlap shortfall counts against it).
+fn scaling_round(k: usize, size: usize, batch: usize, n: usize) -> Result<f64, String> {
+    let mut kids = Vec::new();
+    for cpu in 0..k {
+        kids.push(spawn(cpu, move || {
+            channel_span(size, batch, n).map(|(a, b)| vec![a, b])
+        })?);
+    }
+    let (mut first, mut last) = (u64::MAX, 0);
+    for (pid, r) in kids {
+        let rep = collect(pid, r);
+        if let Some(e) = rep.error {
+            return Err(e);
+        }
+        let &[a, b] = rep.values.as_slice() else {
+            return Err("short report".into());
+        };
+        first = first.min(a);
+        last = last.max(b);
+    }
+    Ok((k * n) as f64 / (last.saturating_sub(first).max(1) as f64 / 1e9))
+}
+
+/// The scaling table; returns (one channel, two channels) msg/s.
+fn scaling_section(scale: f64, errors: &mut Vec<String>) -> Option<(f64, f64)> {
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "\n== scaling: k independent channels on k CPUs, 64 B batch 32, one process per channel"
+    );
+    if ncpu < 2 {
+        println!("(needs 2 CPUs, this guest has {ncpu})");
+        return None;
+    }
+    let n = ((40_000.0 * scale) as usize).max(2_000);
+    let rounds = if scale < 1.0 { 2 } else { 4 };
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        one.push(scaling_round(1, 64, 32, n));
+        two.push(scaling_round(2, 64, 32, n));
+    }
+    let (one, two) = (median_rate(one), median_rate(two));
+    println!("{:>2} | {:>12} | {:>8}", "k", "msgs/s total", "vs k=1");
+    for (k, r) in [(1, &one), (2, &two)] {
+        match r {
+            Ok(v) => println!("{k:>2} | {v:>12.0} | {:>8}", ratio(r, &one)),
+            Err(e) => {
+                println!("{k:>2} | {:>12} |", "n/a");
+                errors.push(format!("scaling k={k}: {e}"));
+            }
+        }
+    }
+    println!("({rounds} alternating rounds of {n} messages per channel; median; the k=2 rate is 2n over first start to last end)");
+    Some((one.ok()?, two.ok()?))
 }
 
 /// `channel_serial` in a child pinned to the producer's CPU.
@@ -704,6 +791,73 @@ fn median_rate(rounds: Vec<Result<f64, String>>) -> Result<f64, String> {
     } else {
         Ok((v[m - 1] + v[m]) / 2.0)
     }
+}
+
+/// What one message cost at full load, from a channel throughput run:
+/// system calls of the producer and of the consumer (a perf counter on
+/// raw_syscalls:sys_enter in each), doorbells the module signalled to
+/// either endpoint (the STATS ioctl before and after), per message.
+#[derive(Clone, Copy, Debug)]
+struct Costs {
+    prod_calls: f64,
+    cons_calls: f64,
+    doorbells: f64,
+}
+
+fn costs(p: &Report, c: &Report, n: usize) -> Result<Costs, String> {
+    if let Some(e) = p.error.as_ref().or(c.error.as_ref()) {
+        return Err(e.clone());
+    }
+    let (&[pc, pb], &[_, cc, cb]) = (p.values.as_slice(), c.values.as_slice()) else {
+        return Err("short report".into());
+    };
+    if pc == u64::MAX || cc == u64::MAX {
+        return Err("no syscall counter (perf_event_open on raw_syscalls:sys_enter)".into());
+    }
+    let n = n as f64;
+    Ok(Costs {
+        prod_calls: pc as f64 / n,
+        cons_calls: cc as f64 / n,
+        doorbells: (pb + cb) as f64 / n,
+    })
+}
+
+/// The per-message cost table (issue 17 item 5); returns the 64 B batch
+/// 32 figures for the ratios.
+fn costs_section(scale: f64, errors: &mut Vec<String>) -> Option<Costs> {
+    println!("\n== per-message costs at full load (channel throughput runs)");
+    println!(
+        "{:>6} {:>5} {:>7} | {:>10} | {:>10} {:>10} {:>10} | {:>10}",
+        "size", "batch", "msgs", "msgs/s", "prod sys", "cons sys", "sys total", "doorbells"
+    );
+    let mut out = None;
+    for (size, batch) in [(64, 1), (64, 32), (16384, 32)] {
+        let n = (count(size, scale) / 2).max(64);
+        let res = channel_throughput(size, batch, n)
+            .and_then(|(p, c)| Ok((rate(&c, n)?, costs(&p, &c, n)?)));
+        match res {
+            Ok((r, k)) => {
+                println!(
+                    "{size:>6} {batch:>5} {n:>7} | {r:>10.0} | {:>10.4} {:>10.4} {:>10.4} | {:>10.4}",
+                    k.prod_calls,
+                    k.cons_calls,
+                    k.prod_calls + k.cons_calls,
+                    k.doorbells
+                );
+                if (size, batch) == (64, 32) {
+                    out = Some(k);
+                }
+            }
+            Err(e) => {
+                println!("{size:>6} {batch:>5} {n:>7} | n/a");
+                errors.push(format!("costs {size} B batch {batch}: {e}"));
+            }
+        }
+    }
+    println!("(per message: system calls of each process over its send/receive loop, counted by a");
+    println!(" perf counter on raw_syscalls:sys_enter; doorbells the module signalled to the two");
+    println!(" endpoints, from the STATS ioctl before and after; one run per row)");
+    out
 }
 
 // ---------------------------------------------------------------- main
@@ -801,6 +955,8 @@ fn main() {
         }
     }
     println!("({rounds} alternating rounds per row; each rate is the median of its rounds)");
+    let cost = costs_section(scale, &mut errors);
+    let scaling = scaling_section(scale, &mut errors);
 
     println!("\n== one-way latency, {LAT_SIZE} B ping-pong (half the round trip), microseconds");
     println!(
@@ -946,6 +1102,26 @@ fn main() {
     rekey_stall_section(scale, &mut errors);
 
     println!("\n== ratios (targets from issue 4)");
+    if let Some((one, two)) = scaling {
+        println!(
+            "2 channels on 2 CPUs / 1 channel, 64 B batch 32:  {:>8}  (target >= 1.8x = 0.9 * 2, issue 17)",
+            format!("{:.2}x", two / one)
+        );
+    }
+    if let Some(k) = cost {
+        println!(
+            "doorbells/msg, 64 B batch 32 (both endpoints):  {:>8.4}  (target <= 0.05, issue 17)",
+            k.doorbells
+        );
+        println!(
+            "system calls/msg, 64 B batch 32, producer:      {:>8.4}  (target <= 1/32 = 0.0312, issue 17)",
+            k.prod_calls
+        );
+        println!(
+            "system calls/msg, 64 B batch 32, consumer:      {:>8.4}  (target <= 1/32 = 0.0312, issue 17)",
+            k.cons_calls
+        );
+    }
     let find_tp = |s: usize, b: usize| tp.iter().find(|t| t.0 == s && t.1 == b);
     if let Some((_, _, ch, so)) = find_tp(64, 32) {
         println!(

@@ -187,6 +187,39 @@ pub struct DemoContainer {
     pub backend: Backend,
 }
 
+/// What `sipc waydroid` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaydroidAction {
+    /// `install`: write the boot hook into Waydroid's vendor overlay.
+    Install,
+    /// `status`: what is present and what is missing.
+    Status,
+    /// `uninstall`: remove what `install` wrote.
+    Uninstall,
+}
+
+impl WaydroidAction {
+    fn name(self) -> &'static str {
+        match self {
+            WaydroidAction::Install => "install",
+            WaydroidAction::Status => "status",
+            WaydroidAction::Uninstall => "uninstall",
+        }
+    }
+}
+
+/// `sipc waydroid install|status|uninstall ...`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waydroid {
+    /// The action.
+    pub action: WaydroidAction,
+    /// `--root`: the file system root the paths are under (default `/`).
+    pub root: PathBuf,
+    /// `--gid` (install only): the node's group; default: the `secure-ipc`
+    /// group of ROOT/etc/group.
+    pub gid: Option<u32>,
+}
+
 /// A parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -208,6 +241,8 @@ pub enum Command {
     Demo(Demo),
     /// `__demo-container NAME SECONDS RATE BACKEND`.
     DemoContainer(DemoContainer),
+    /// `waydroid`.
+    Waydroid(Waydroid),
 }
 
 /// The hidden command of the demo's container process.
@@ -519,6 +554,33 @@ pub fn parse(argv: &[OsString]) -> Result<Command, Usage> {
             check_demo(d.seconds, d.rate)?;
             Ok(Command::Demo(d))
         }
+        "waydroid" => {
+            let o = Opts::parse(rest, &[&["root", "gid"]])?;
+            let action = match o.pos.as_slice() {
+                [a] => match a.to_str() {
+                    Some("install") => WaydroidAction::Install,
+                    Some("status") => WaydroidAction::Status,
+                    Some("uninstall") => WaydroidAction::Uninstall,
+                    _ => {
+                        return Err(usage(format!(
+                            "waydroid: '{}' is not install, status or uninstall",
+                            a.to_string_lossy()
+                        )))
+                    }
+                },
+                [] => return Err(usage("waydroid: missing install, status or uninstall")),
+                _ => return Err(usage("waydroid: too many arguments")),
+            };
+            let gid = o.str("gid")?.map(|_| o.num("gid", 0)).transpose()?;
+            if gid.is_some() && action != WaydroidAction::Install {
+                return Err(usage("waydroid: --gid is an install option"));
+            }
+            let root = o.path("root").unwrap_or_else(|| PathBuf::from("/"));
+            if root.as_os_str().is_empty() {
+                return Err(usage("waydroid: --root needs a directory"));
+            }
+            Ok(Command::Waydroid(Waydroid { action, root, gid }))
+        }
         DEMO_CONTAINER => match rest {
             [name, secs, rate, backend] => {
                 let d = DemoContainer {
@@ -666,6 +728,12 @@ impl Command {
                     .word(d.rate.to_string())
                     .word(backend_name(d.backend));
             }
+            Command::Waydroid(w) => {
+                a.word("waydroid")
+                    .word(w.action.name())
+                    .opt("root", &w.root)
+                    .opt_some("gid", w.gid.map(|g| g.to_string()));
+            }
         }
         a.0
     }
@@ -723,6 +791,19 @@ mod tests {
         round_trips(&["info"]);
         round_trips(&["version"]);
         round_trips(&["listen", "x", "--help"]);
+        round_trips(&["waydroid", "install", "--root", "/tmp/r", "--gid", "990"]);
+        round_trips(&["waydroid", "status"]);
+        round_trips(&["waydroid", "uninstall", "--root=/x"]);
+    }
+
+    #[test]
+    fn waydroid_root_defaults_to_slash() {
+        let Command::Waydroid(w) = round_trips(&["waydroid", "status"]) else {
+            panic!()
+        };
+        assert_eq!(w.action, WaydroidAction::Status);
+        assert_eq!(w.root, PathBuf::from("/"));
+        assert_eq!(w.gid, None);
     }
 
     #[test]
@@ -750,6 +831,12 @@ mod tests {
             &["demo", "--rate", "0"],
             &["demo", "--seconds", "18446744073709551615"],
             &["frobnicate"],
+            &["waydroid"],
+            &["waydroid", "reinstall"],
+            &["waydroid", "install", "status"],
+            &["waydroid", "status", "--gid", "990"],
+            &["waydroid", "install", "--gid", "x"],
+            &["waydroid", "install", "--root="],
             &[],
         ] {
             assert!(parse(&argv(a)).is_err(), "{a:?}");

@@ -18,6 +18,9 @@ COMMANDS:
     demo              stream 8 kHz IMU samples from this \"host\" into a \"container\"
                       process (new user+pid+mount namespaces) and show rate,
                       latency and loss
+    waydroid install|status|uninstall
+                      the boot hook that makes /dev/secure_ipc in a Waydroid
+                      container at every boot (docs/waydroid.md)
 
 OPTIONS (listen, connect):
     --frame lines|len32|raw:N   message framing on stdin/stdout (default lines):
@@ -45,6 +48,10 @@ OPTIONS (listen, connect):
 OPTIONS (bench):
     --size N (64)  --batch N (32)  --count N (1000000)  --backend B  --wait W
 
+OPTIONS (waydroid):
+    --root DIR (/)  the tree holding var/lib/waydroid, etc/group, sys/, dev/
+    --gid G         install: the node's group (default: the host's secure-ipc group)
+
 OPTIONS (demo):
     --seconds N (10, at most 3600)  --rate HZ (8000)  --backend userspace|kernel (userspace)
 
@@ -55,6 +62,7 @@ EXAMPLES:
     sipc listen sensors --uid 1000 --pidns $(pidof init)
     sipc bench --size 64 --batch 32 --backend userspace
     sipc stats cam0
+    sudo sipc waydroid install && sipc waydroid status
 
 EXIT CODES:
     0 ok   1 other error   2 bad usage   3 no such channel / exists / busy

@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod status;
 mod stream;
+mod waydroid;
 
 use secure_ipc::cli::args::{self, Command, Usage};
 use secure_ipc::cli::frame::FrameError;
@@ -89,6 +90,7 @@ fn real_main() -> Result<(), Fail> {
         Command::Bench(b) => bench::run(&b),
         Command::Demo(d) => demo::run(&d),
         Command::DemoContainer(d) => demo::container(&d),
+        Command::Waydroid(w) => waydroid::run(&w),
     }
 }
 
