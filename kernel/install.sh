@@ -146,8 +146,7 @@ fi
 	die "no build tree for kernel $kernel at /lib/modules/$kernel/build (Debian: apt-get install linux-headers-$kernel)"
 
 # --- Secure Boot, lockdown, signature enforcement: what the kernel will
-#     accept. Nothing on the host changes before the module is built, signed
-#     and its signer checked in a scratch DKMS tree.
+#     accept. Everything that can be checked before the host changes is.
 
 # "enabled", "disabled" or "none" (no EFI, or EFI without the variable).
 secure_boot() {
@@ -197,7 +196,10 @@ fi
 tmp=$(mktemp -d /tmp/secure-ipc-install.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
-# The certificate in DER (what mokutil reads), or failure.
+# A certificate serial or module sig_key as upper-case hex, no leading zeros.
+serial() { tr -d ':\n' | tr a-f A-F | sed 's/^0*//'; }
+
+# The certificate in DER, or failure.
 to_der() {
 	openssl x509 -in "$1" -outform DER -out "$2" 2>/dev/null ||
 		openssl x509 -inform DER -in "$1" -outform DER -out "$2" 2>/dev/null
@@ -220,51 +222,6 @@ if [ -n "$key" ]; then
 	sign_env="mok_signing_key=$key mok_certificate=$cert"
 fi
 
-# 1. Build and sign in a scratch DKMS tree.
-copy_sources "$tmp/src/$name-$version"
-# shellcheck disable=SC2086 # sign_env is empty or two words
-env $sign_env dkms add -m "$name" -v "$version" \
-	--dkmstree "$tmp/tree" --sourcetree "$tmp/src" >"$tmp/dkms.log" 2>&1 ||
-	die "dkms add failed: $(tail -n 20 "$tmp/dkms.log")"
-# shellcheck disable=SC2086
-env $sign_env dkms build -m "$name" -v "$version" -k "$kernel" \
-	--dkmstree "$tmp/tree" --sourcetree "$tmp/src" >"$tmp/dkms.log" 2>&1 ||
-	die "dkms build failed: $(tail -n 20 "$tmp/dkms.log")"
-built=$(find "$tmp/tree/$name/$version/$kernel" -name 'secure_ipc.ko*' | head -n 1)
-[ -n "$built" ] || die "dkms build left no secure_ipc.ko in $tmp/tree"
-if [ -z "$key" ]; then
-	key=$(sed -n 's/^Signing key: //p' "$tmp/dkms.log" | tail -n 1)
-	cert=$(sed -n 's/^Public certificate (MOK): //p' "$tmp/dkms.log" | tail -n 1)
-fi
-
-# 2. Check the signature: the module names the certificate's key.
-signer=$(modinfo -F signer "$built" 2>/dev/null || true)
-if [ -z "$signer" ]; then
-	[ "$need_sig" = no ] ||
-		die "dkms did not sign the module (no sign-file for $kernel?) and this kernel accepts only signed modules: $(grep -i sign "$tmp/dkms.log" || true)"
-	echo "install.sh: the module is unsigned (this kernel does not require signatures)"
-else
-	[ -f "$tmp/cert.der" ] || to_der "$cert" "$tmp/cert.der" ||
-		die "cannot read the signing certificate $cert"
-	serial() { tr -d ':\n' | tr a-f A-F | sed 's/^0*//'; }
-	want=$(openssl x509 -inform DER -in "$tmp/cert.der" -noout -serial | sed 's/^serial=//' | serial)
-	got=$(modinfo -F sig_key "$built" | serial)
-	[ "$want" = "$got" ] ||
-		die "the module's signature names key $got ($signer), not $cert (serial $want)"
-	echo "install.sh: module signed by '$signer' ($cert)"
-fi
-
-# 3. Will the kernel trust it? With Secure Boot on, Linux trusts the keys
-#    enrolled in shim's MOK list (its .machine/.platform keyrings).
-enroll=no
-if [ -n "$signer" ] && [ "$sb" = enabled ]; then
-	case "$(mokutil --test-key "$tmp/cert.der" 2>&1 || true)" in
-	*"is already enrolled"*) ;;
-	*"already in the enrollment request"*) enroll=pending ;;
-	*) enroll=yes ;;
-	esac
-fi
-
 # --- From here the host changes; a failure puts it back as it was.
 prev_kernels=""
 if registered; then
@@ -281,7 +238,7 @@ for f in "$udev_rule" "$modules_load" "$sysusers"; do
 done
 loaded=no
 
-# Undoes steps 4-6: back to the previous install of this version, or none.
+# Undoes steps 1-7: back to the previous install of this version, or none.
 rollback() {
 	changing=no
 	echo "install.sh: undoing the partial install" >&2
@@ -317,22 +274,78 @@ on_exit() {
 trap on_exit EXIT
 changing=yes
 
-# 4. Sources into /usr/src/<name>-<version>; DKMS registers, builds (signed
-#    as above) and installs for the chosen kernel. AUTOINSTALL in dkms.conf
+# 1. Sources into /usr/src/<name>-<version>; DKMS registers and builds it
+#    for the chosen kernel, signed as above. AUTOINSTALL in dkms.conf
 #    rebuilds it for kernels installed later, signed with DKMS's own key.
 if registered; then
 	dkms remove -m "$name" -v "$version" --all
 fi
 rm -rf "$src"
 copy_sources "$src"
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086 # sign_env is empty or two words
 env $sign_env dkms add -m "$name" -v "$version"
 # shellcheck disable=SC2086
-env $sign_env dkms build -m "$name" -v "$version" -k "$kernel"
+env $sign_env dkms build -m "$name" -v "$version" -k "$kernel" >"$tmp/dkms.log" 2>&1 || {
+	cat "$tmp/dkms.log" >&2
+	die "dkms build failed"
+}
+cat "$tmp/dkms.log"
+built=$(find "/var/lib/dkms/$name/$version/$kernel" -name 'secure_ipc.ko*' | head -n 1)
+[ -n "$built" ] || die "dkms build left no secure_ipc.ko under /var/lib/dkms/$name/$version/$kernel"
+if [ -z "$key" ]; then
+	key=$(sed -n 's/^Signing key: //p' "$tmp/dkms.log" | tail -n 1)
+	cert=$(sed -n 's/^Public certificate (MOK): //p' "$tmp/dkms.log" | tail -n 1)
+fi
+
+# 2. Check the signature before installing: the module names the key.
+signer=$(modinfo -F signer "$built" 2>/dev/null || true)
+want=""
+if [ -z "$signer" ]; then
+	[ "$need_sig" = no ] ||
+		die "dkms did not sign the module (no sign-file for $kernel?) and this kernel accepts only signed modules: $(grep -i sign "$tmp/dkms.log" || true)"
+	echo "install.sh: the module is unsigned (this kernel does not require signatures)"
+else
+	[ -f "$tmp/cert.der" ] || to_der "$cert" "$tmp/cert.der" ||
+		die "cannot read the signing certificate $cert"
+	want=$(openssl x509 -inform DER -in "$tmp/cert.der" -noout -serial | sed 's/^serial=//' | serial)
+	got=$(modinfo -F sig_key "$built" | serial)
+	[ "$want" = "$got" ] ||
+		die "the module's signature names key $got ($signer), not $cert (serial $want)"
+	echo "install.sh: module signed by '$signer' ($cert)"
+fi
+
+# 3. Will the kernel trust it? With Secure Boot on, Linux trusts for modules
+#    the keys built into it and the MOKs shim hands over (MokListRT, read
+#    into the .machine keyring), not the firmware's db (.platform keyring).
+enroll=no
+if [ -n "$signer" ] && [ "$sb" = enabled ]; then
+	# mokutil --test-key looks in db before the MOK list: "already in db"
+	# says nothing about MokListRT, which --list-enrolled shows.
+	fp=$(openssl x509 -inform DER -in "$tmp/cert.der" -noout -fingerprint -sha1 |
+		sed 's/.*=//' | tr -d ':' | tr A-F a-f)
+	fingerprints() { tr -d ':' | tr A-F a-f | grep -o '[0-9a-f]\{40\}'; }
+	case "$(mokutil --test-key "$tmp/cert.der" 2>&1 || true)" in
+	*"is already enrolled"*) enroll=no ;;
+	*"already in the enrollment request"*) enroll=pending ;;
+	*"is not enrolled"*) enroll=yes ;;
+	*)
+		if mokutil --list-enrolled 2>/dev/null | fingerprints | grep -qx "$fp"; then
+			enroll=no
+		else
+			enroll=yes
+		fi
+		;;
+	esac
+	echo "install.sh: mokutil: the key is $(
+		case $enroll in no) echo enrolled ;; pending) echo queued for enrollment ;; *) echo not enrolled ;; esac
+	)"
+fi
+
+# 4. Into /lib/modules; the installed file is the checked one.
 # shellcheck disable=SC2086
 env $sign_env dkms install -m "$name" -v "$version" -k "$kernel"
-if [ -n "$signer" ]; then
-	got=$(modinfo -k "$kernel" -F sig_key secure_ipc | tr -d ':\n' | tr a-f A-F | sed 's/^0*//')
+if [ -n "$want" ]; then
+	got=$(modinfo -k "$kernel" -F sig_key secure_ipc | serial)
 	[ "$got" = "$want" ] || die "the installed module is not signed by $cert (sig_key $got)"
 fi
 

@@ -45,6 +45,7 @@ fn register_matching(steps: &mut Steps, filter: &str) {
         crate::secureboot::STEP.into(),
         Box::new(crate::secureboot::run_test),
     ));
+    all.push((crate::lxc::STEP.into(), Box::new(crate::lxc::run_test)));
     all.push(("android: JVM tests".into(), Box::new(jvm_tests)));
     all.push((
         "android: JVM tests on the kernel backend (6.12, QEMU, host root over 9p)".into(),

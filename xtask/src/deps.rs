@@ -45,6 +45,8 @@ pub const PACKAGES: &[&str] = &[
     "mokutil",
     "openssl",
     "python3-venv",
+    // The LXC container step (lxc.rs).
+    "lxc",
 ];
 
 /// The Rust target of the guest binaries (static, runs in a busybox initramfs).

@@ -14,6 +14,7 @@ mod demo;
 mod deps;
 mod host;
 mod initramfs;
+mod lxc;
 mod sanitizer;
 mod secureboot;
 mod sid;
@@ -49,6 +50,7 @@ commands:
                      (20000) libFuzzer executions per target (installs nightly and cargo-fuzz)
   install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help);
                      exits with install.sh's status (3: reboot into MokManager to enroll the signing key)
+  lxc-test           only the LXC container step of `test` (Waydroid's LXC config, docs/verification.md)
   secure-boot-test   only the Secure Boot install step of `test` (OVMF guest, docs/secure-boot.md)
   bench [--kernel K] [--quick] [--tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
@@ -95,6 +97,11 @@ fn main() -> ExitCode {
             Ok(s) => return ExitCode::from(s.clamp(1, 255) as u8),
             Err(e) => Err(e),
         },
+        "lxc-test" => {
+            let mut steps = util::Steps::default();
+            steps.step(lxc::STEP, lxc::run_test);
+            steps.finish()
+        }
         "secure-boot-test" => {
             let mut steps = util::Steps::default();
             steps.step(secureboot::STEP, secureboot::run_test);

@@ -8,7 +8,7 @@
 //! platform key, KEK and db entry, so the firmware verifies and starts a
 //! copy of Debian's 6.12 kernel re-signed with it, and Secure Boot is on for
 //! real: Debian's kernel then locks itself down (integrity) and accepts only
-//! modules signed by a key it trusts. The test's key is also in `MokListRT`,
+//! modules signed by a key it trusts. A second test key is in `MokListRT`,
 //! the variable shim leaves for the kernel with the enrolled MOKs; Linux
 //! (security/integrity/platform_certs/load_uefi.c) reads it only when Secure
 //! Boot is on and puts its keys in the `.machine` keyring, which module
@@ -43,10 +43,10 @@ const OWNER: &str = "5ec1bc00-3c1e-4c0a-9b1e-5ec0b007ca11";
 /// Shim's vendor GUID, under which MokList and MokListRT live.
 const SHIM_GUID: &str = "605dab50-e046-4300-abb6-3dd810dd8b23";
 
-/// The test's keys: `enrolled` is PK, KEK, db and in MokListRT; `stranger`
-/// is known to nobody; `db_only` is in db only (Linux does not trust db keys
-/// for modules: they go to the .platform keyring).
-const KEYS: [&str; 3] = ["enrolled", "stranger", "db-only"];
+/// The test's keys: `platform` is PK, KEK and db and signs the kernel image
+/// (Linux does not trust db keys for modules: they go to the .platform
+/// keyring); `enrolled` is the one MOK, in MokList and MokListRT.
+const KEYS: [&str; 2] = ["platform", "enrolled"];
 
 fn openssl_key(dir: &Path, name: &str) -> Result<(), String> {
     let key = dir.join(format!("{name}.key"));
@@ -96,19 +96,20 @@ fn setup(k: &vm::Kernel) -> Result<Setup, String> {
         openssl_key(&dir, name)?;
     }
     let enrolled = dir.join("enrolled.pem");
+    let platform = dir.join("platform.pem");
 
     // Debian's image carries Debian's signature; the firmware here trusts
-    // only the test's key, so the copy is signed with that one instead.
+    // only the test's platform key, so the copy is signed with that one.
     let image = dir.join(format!("vmlinuz-{}.signed", k.version));
-    if !newer_than(&image, &k.image) || !newer_than(&image, &enrolled) {
+    if !newer_than(&image, &k.image) || !newer_than(&image, &platform) {
         let plain = dir.join(format!("vmlinuz-{}.plain", k.version));
         fs::copy(&k.image, &plain).map_err(|e| format!("{}: {e}", k.image.display()))?;
         run(Command::new("sbattach").arg("--remove").arg(&plain))?;
         run(Command::new("sbsign")
             .arg("--key")
-            .arg(dir.join("enrolled.key"))
+            .arg(dir.join("platform.key"))
             .arg("--cert")
-            .arg(&enrolled)
+            .arg(&platform)
             .arg("--output")
             .arg(&image)
             .arg(&plain))?;
@@ -116,7 +117,7 @@ fn setup(k: &vm::Kernel) -> Result<Setup, String> {
     }
 
     let vars = dir.join("OVMF_VARS_4M.sipc-test.fd");
-    if !newer_than(&vars, &enrolled) {
+    if !newer_than(&vars, &enrolled) || !newer_than(&vars, &platform) {
         let tool = virt_fw_vars()?;
         let step1 = dir.join("vars-step1.fd");
         let json = dir.join("vars-step1.json");
@@ -124,12 +125,10 @@ fn setup(k: &vm::Kernel) -> Result<Setup, String> {
             .args(["--input", OVMF_VARS, "--output"])
             .arg(&step1)
             .arg("--enroll-cert")
-            .arg(&enrolled)
+            .arg(&platform)
             .arg("--no-microsoft")
             .args(["--add-db", OWNER])
-            .arg(&enrolled)
-            .args(["--add-db", OWNER])
-            .arg(dir.join("db-only.pem"))
+            .arg(&platform)
             .args(["--add-mok", OWNER])
             .arg(&enrolled)
             .arg("--secure-boot")
@@ -206,7 +205,8 @@ pub fn run_test() -> Result<(), String> {
         mode: Mode::RunUnloaded(cmd),
         bins: Vec::new(),
         extra: None,
-        extra_modules: Vec::new(),
+        // mokutil reads the EFI variables through efivarfs.
+        extra_modules: vec!["efivarfs"],
         optional_modules: Vec::new(),
         extra_files: Vec::new(),
         host_root: Some(root()),

@@ -842,7 +842,8 @@ pub fn boot_with(
     // A guest that dies before /init's first line never ran anything of
     // ours (the module loads later): a TCG boot flake, e.g. an int3 Oops
     // while the kernel patches its own text at boot. One retry, said so.
-    if o.status.is_none() && !o.log.iter().any(|l| l.starts_with(GUEST_UP)) {
+    // (contains: the UEFI firmware's escape sequences precede it.)
+    if o.status.is_none() && !o.log.iter().any(|l| l.contains(GUEST_UP)) {
         eprintln!(
             "==> {}: the guest died before /init ran (not a test result); booting it once more. \
              First boot's log tail:\n{}",
@@ -915,6 +916,13 @@ fn boot_once(
     // isa-debug-exit: qemu exits with (status << 1) | 1; 0 means the guest
     // powered off or rebooted (panic=-1) without reporting.
     let status = match k.arch {
+        // Under Secure Boot the kernel locks itself down and /init cannot
+        // write /dev/port: the status comes from the log, as on arm64.
+        Arch::X86_64 if k.uefi.is_some() && !timed_out => log
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("SIPC-HARNESS: exit status "))
+            .and_then(|s| s.trim().parse().ok()),
         Arch::X86_64 => match status.code() {
             Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
             _ => None,
