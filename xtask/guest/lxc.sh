@@ -96,13 +96,13 @@ head -c $((msgs * size)) /dev/urandom >"$rootfs/data/to_host"
 # through a listener pinned to $3; sets st_host/st_ct and checks the data.
 stream() {
 	rm -f $P/from_container "$rootfs/data/from_host"
-	sipc listen "$1" --uid 0 --pidns "$3" --identity-pub "$pub" --frame "raw:$size" \
+	"$sipc_bin" listen "$1" --uid 0 --pidns "$3" --identity-pub "$pub" --frame "raw:$size" \
 		<$P/to_container >$P/from_container 2>$P/listen.err &
 	lpid=$!
 	# The channel exists once the listener runs: retry while "no such channel".
 	i=0
 	while :; do
-		inside "$2" "sipc connect $1 --identity-file /data/id.key --frame raw:$size </data/to_host >/data/from_host 2>/data/connect.err"
+		inside "$2" "/bin/sipc connect $1 --identity-file /data/id.key --frame raw:$size </data/to_host >/data/from_host 2>/data/connect.err" 2>$P/attach.err
 		st_ct=$?
 		[ "$st_ct" -eq 3 ] && [ $i -lt 50 ] || break
 		i=$((i + 1))
@@ -120,15 +120,22 @@ streamed_ok() {
 		cmp -s "$rootfs/data/to_host" $P/from_container
 }
 why() {
-	echo "container exit $st_ct ($(cat "$rootfs/data/connect.err" 2>/dev/null)), host exit $st_host ($(cat $P/listen.err)), received $(wc -c <$P/from_container 2>/dev/null)/$(wc -c <"$rootfs/data/from_host" 2>/dev/null) bytes of $((msgs * size))"
+	echo "container exit $st_ct ($(cat "$rootfs/data/connect.err" $P/attach.err 2>/dev/null)), host exit $st_host ($(cat $P/listen.err)), received $(wc -c <$P/from_container 2>/dev/null)/$(wc -c <"$rootfs/data/from_host" 2>/dev/null) bytes of $((msgs * size))"
 }
 
 # 1. Both containers start from Waydroid's config, the node is there.
-if start c1 && start c2 && inside c1 "test -c /dev/secure_ipc && ! test -e /dev/sda"; then
+if start c1 && start c2 &&
+	inside c1 "test -c /dev/secure_ipc && test -x /bin/sipc && test -f /data/to_host && ! test -e /usr"; then
 	ok containers_start_with_the_node
 else
-	bad containers_start_with_the_node "lxc-start or /dev/secure_ipc in c1"
-	cat "$P/c1.log" | tail -n 20
+	bad containers_start_with_the_node "lxc-start, or c1 lacks its root or /dev/secure_ipc"
+	tail -n 20 "$P/c1.log"
+	p1=$(init_pid c1)
+	echo "c1 init $p1; its root:"
+	ls -la "/proc/$p1/root/" "/proc/$p1/root/data"
+	cat "/proc/$p1/mountinfo"
+	inside c1 "ls -la / /data /dev; cat /proc/self/mountinfo" 2>&1
+	grep -i "rootfs\|mount\|pivot" "$P/c1.log" | head -n 30
 fi
 pid1=$(init_pid c1)
 pid2=$(init_pid c2)
@@ -141,12 +148,12 @@ fi
 
 # 2. A process in c2 (same uid 0, same identity key) is refused by a
 #    channel pinned to c1's pid namespace: exit 4, nothing delivered.
-sipc listen refuse --uid 0 --pidns "$pid1" --identity-pub "$pub" --frame "raw:$size" \
+"$sipc_bin" listen refuse --uid 0 --pidns "$pid1" --identity-pub "$pub" --frame "raw:$size" \
 	</dev/null >$P/refuse.out 2>$P/refuse.err &
 rpid=$!
 i=0
 while :; do
-	inside c2 "echo x | sipc connect refuse --identity-file /data/id.key 2>/data/refused.err"
+	inside c2 "echo x | /bin/sipc connect refuse --identity-file /data/id.key 2>/data/refused.err" 2>$P/attach.err
 	st=$?
 	[ "$st" -eq 3 ] && [ $i -lt 50 ] || break
 	i=$((i + 1))
@@ -157,7 +164,7 @@ wait "$rpid" 2>/dev/null
 if [ "$st" -eq 4 ] && [ ! -s $P/refuse.out ]; then
 	ok second_container_same_uid_is_refused
 else
-	bad second_container_same_uid_is_refused "sipc connect in c2 exited $st: $(cat "$rootfs/data/refused.err")"
+	bad second_container_same_uid_is_refused "sipc connect in c2 exited $st: $(cat "$rootfs/data/refused.err") $(cat $P/attach.err)"
 fi
 
 # 3. c1 streams 100 000 messages each way through the pinned channel.

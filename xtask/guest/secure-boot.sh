@@ -34,15 +34,22 @@ for n in enrolled platform; do
 	openssl x509 -in "$keys/$n.pem" -outform DER -out "/tmp/$n.der"
 done
 
-# Everything install.sh may touch, for "nothing changed" checks. DKMS's own
-# key (/var/lib/dkms/mok.*), which dkms generates on first use, is left out.
+# Everything install.sh may touch, for "nothing changed" checks: names and
+# contents (the overlay changes directories' sizes and times when it copies
+# them up). DKMS's own key (/var/lib/dkms/mok.*), which dkms generates on
+# first use, is left out.
 state() {
 	{
-		ls -la /usr/src
+		ls -A /usr/src
 		dkms status 2>&1
-		ls -la /etc/udev/rules.d /etc/modules-load.d /usr/lib/sysusers.d 2>&1
-		find "/lib/modules/$kver/updates" 2>&1
-		ls -la /var/lib/dkms | grep -v ' mok\.'
+		for d in /etc/udev/rules.d /etc/modules-load.d /usr/lib/sysusers.d; do
+			echo "$d:"
+			ls -A "$d" | while read -r f; do
+				echo "$f $(cksum <"$d/$f")"
+			done
+		done
+		find "/lib/modules/$kver/updates" 2>&1 | sort
+		ls -A /var/lib/dkms | grep -v '^mok\.'
 		grep -c secure_ipc /proc/modules
 	} 2>&1
 }
