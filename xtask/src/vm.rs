@@ -753,11 +753,15 @@ fn host_root_args(cmd: &mut Command, k: &Kernel) {
 }
 
 fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, String) {
+    // A host-root guest runs other people's programs (trinity, a JVM,
+    // LXC), whose memory is not ours to bound: 2 GiB there, 1 GiB for the
+    // suites, whose own tests bound what they allocate.
+    let mem = if host_root { "2G" } else { "1G" };
     if k.arch == Arch::Arm64 {
         // No isa-debug-exit on arm64: the guest's status is read from its
         // "exit status" line, and poweroff (PSCI) ends QEMU.
         let mut cmd = Command::new("qemu-system-aarch64");
-        cmd.args(["-M", "virt", "-accel", "tcg", "-cpu", "max", "-m", "1G"])
+        cmd.args(["-M", "virt", "-accel", "tcg", "-cpu", "max", "-m", mem])
             .args(["-nodefaults", "-no-reboot", "-display", "none"])
             .args(["-smp", &smp.to_string()])
             .arg("-kernel")
@@ -798,7 +802,7 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, S
         "-cpu",
         cpu,
         "-m",
-        "1G",
+        mem,
         "-nodefaults",
         "-no-reboot",
     ])
@@ -1051,6 +1055,33 @@ pub struct VmArgs {
     pub host_root: bool,
     /// Per-kernel timeout.
     pub timeout: Duration,
+    /// `cargo xtask test`'s plan: the kernels outside [`FULL_DEPTH`] run
+    /// their races at [`QUICK_RACE_PERCENT`] of the budget and the short
+    /// stream (see [`quick_plan`]).
+    pub quick_secondaries: bool,
+}
+
+/// The kernels whose races run their whole budget in `cargo xtask test`:
+/// the production kernel most users run and the two sanitizer builds of
+/// it, where a race shows as a report and not only as a wrong count.
+pub const FULL_DEPTH: &[&str] = &["6.12", "6.12-kasan", "6.12-kcsan"];
+/// The race budget of the other kernels (6.1, 7.2, arm64) in
+/// `cargo xtask test`; `cargo xtask vm-test` runs them whole.
+pub const QUICK_RACE_PERCENT: u32 = 30;
+
+/// The guest runner's `--env` settings of a kernel outside [`FULL_DEPTH`]:
+/// what the host's environment already sets (a replay, a soak) wins.
+fn quick_plan() -> Vec<String> {
+    let mut args = Vec::new();
+    for (k, v) in [
+        ("SIPC_GUEST_RACE_PERCENT", QUICK_RACE_PERCENT.to_string()),
+        ("SIPC_GUEST_STREAM_COUNT", "24000".to_string()),
+    ] {
+        if std::env::var_os(k).is_none() {
+            args.extend(["--env".to_string(), format!("{k}={v}")]);
+        }
+    }
+    args
 }
 
 /// Parses `[--kernel K] [--filter F] [--extra DIR] [--timeout SECS] [-- CMD...]`.
@@ -1062,6 +1093,7 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
         cmd: Vec::new(),
         host_root: false,
         timeout: Duration::from_secs(1200),
+        quick_secondaries: false,
     };
     let mut it = args.iter();
     while let Some(x) = it.next() {
@@ -1100,6 +1132,20 @@ pub fn parse_args(args: &[String], default_kernel: &str) -> Result<VmArgs, Strin
 /// `vm-test`: the guest test runner on each selected kernel; records one
 /// item per guest test plus per-kernel health checks into `steps`.
 pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
+    vm_test_with(a, steps, Vec::new())
+}
+
+/// A further guest run that takes a lane after the kernels' suites (e.g.
+/// trinity): its name as a step, and the run.
+pub struct Job<'a> {
+    pub name: String,
+    pub run: Box<dyn FnOnce() -> Result<(), String> + Send + 'a>,
+}
+
+/// [`vm_test`], with `jobs` queued behind the kernels on the same lanes
+/// (shortest last, so that the lanes end together). Each job's result is
+/// one step, printed when it ends.
+pub fn vm_test_with(a: &VmArgs, steps: &mut Steps, jobs: Vec<Job<'_>>) -> Result<(), String> {
     let kernels = find_kernels(&a.kernel)?;
     let t = Instant::now();
     // The module builds (kbuild, mostly serial) overlap the cargo build;
@@ -1135,21 +1181,38 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
     if let Some(f) = &a.filter {
         runner_args.extend(["--filter".to_string(), f.clone()]);
     }
-    let lanes = lanes(kernels.len());
     // Slowest first, so the lanes end together: the sanitizer kernels and
     // arm64 (their `slowdown`) before the production x86_64 kernels.
     let mut order: Vec<usize> = (0..kernels.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(kernels[i].slowdown));
-    let queue = std::sync::Mutex::new(order.into_iter());
+    let njobs = jobs.len();
+    let jobs: Vec<std::sync::Mutex<Option<Job<'_>>>> = jobs
+        .into_iter()
+        .map(|j| std::sync::Mutex::new(Some(j)))
+        .collect();
+    type Step = (String, Result<(), String>);
+    let job_results: Vec<std::sync::Mutex<Option<Step>>> =
+        (0..njobs).map(|_| std::sync::Mutex::new(None)).collect();
+    // Kernels are 0..n, jobs n..n+njobs.
+    let queue = std::sync::Mutex::new(
+        order
+            .into_iter()
+            .chain(kernels.len()..kernels.len() + njobs),
+    );
     let results: Vec<std::sync::Mutex<Option<Records>>> = kernels
         .iter()
         .map(|_| std::sync::Mutex::new(None))
         .collect();
+    let lanes = lanes(kernels.len() + njobs);
     if lanes > 1 {
         eprintln!(
-            "==> {} kernels in {lanes} lanes (SIPC_VM_LANES); consoles go to their logs, \
-             each kernel's result is printed when it ends",
-            kernels.len()
+            "==> {} kernels{} in {lanes} lanes (SIPC_VM_LANES); consoles go to their logs, \
+             each result is printed when it ends",
+            kernels.len(),
+            match njobs {
+                0 => String::new(),
+                n => format!(" and {n} further guest run(s)"),
+            }
         );
     }
     std::thread::scope(|scope| {
@@ -1158,6 +1221,25 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
                 let Some(i) = queue.lock().unwrap().next() else {
                     break;
                 };
+                if i >= kernels.len() {
+                    let j = jobs[i - kernels.len()].lock().unwrap().take();
+                    if let Some(j) = j {
+                        let t = Instant::now();
+                        let r = (j.run)();
+                        match &r {
+                            Ok(()) => {
+                                eprintln!("==> {}: ok ({:.1}s)", j.name, t.elapsed().as_secs_f64())
+                            }
+                            Err(e) => eprintln!(
+                                "==> {}: FAILED ({:.1}s): {e}",
+                                j.name,
+                                t.elapsed().as_secs_f64()
+                            ),
+                        }
+                        *job_results[i - kernels.len()].lock().unwrap() = Some((j.name, r));
+                    }
+                    continue;
+                }
                 let k = &kernels[i];
                 let b = bins
                     .iter()
@@ -1179,6 +1261,11 @@ pub fn vm_test(a: &VmArgs, steps: &mut Steps) -> Result<(), String> {
             }
             Some(Err(e)) => steps.record(&format!("{}: boot", k.version), Err(e)),
             None => steps.record(&format!("{}: boot", k.version), Err("not run".into())),
+        }
+    }
+    for r in job_results {
+        if let Some((name, r)) = r.into_inner().unwrap() {
+            steps.record(&name, r);
         }
     }
     Ok(())
@@ -1210,8 +1297,12 @@ fn test_one_kernel(
     let mut rec: Vec<(String, Result<(), String>)> = Vec::new();
     let v = &k.version;
     let t = Instant::now();
+    let mut runner_args = runner_args.to_vec();
+    if a.quick_secondaries && !FULL_DEPTH.contains(&k.series) {
+        runner_args.extend(quick_plan());
+    }
     let guest = Guest {
-        mode: Mode::Test(runner_args.to_vec()),
+        mode: Mode::Test(runner_args),
         bins,
         extra: a.extra.clone(),
         extra_modules: Vec::new(),

@@ -51,6 +51,28 @@ impl Test {
     }
 }
 
+/// The environment variable that scales every race's wall-time budget, in
+/// percent (default 100). `cargo xtask test` runs the races of the kernels
+/// that are not the primary or a sanitizer one at a share of their budget;
+/// a soak run by hand raises it (`SIPC_GUEST_RACE_PERCENT=1000`).
+pub const RACE_PERCENT_VAR: &str = "SIPC_GUEST_RACE_PERCENT";
+
+/// `budget` scaled by `SIPC_GUEST_RACE_PERCENT` (1 to 10000; anything else
+/// is 100, said once on stderr so a typo does not pass unnoticed).
+pub fn race_time(budget: std::time::Duration) -> std::time::Duration {
+    let percent = match std::env::var(RACE_PERCENT_VAR) {
+        Err(_) => 100,
+        Ok(v) => match v.trim().parse::<u32>() {
+            Ok(p) if (1..=10_000).contains(&p) => p,
+            _ => {
+                eprintln!("{RACE_PERCENT_VAR}={v}: not a percent in 1..=10000; using 100");
+                100
+            }
+        },
+    };
+    budget * percent / 100
+}
+
 /// Fails the test with a formatted message unless `cond` holds.
 #[macro_export]
 macro_rules! check {

@@ -24,7 +24,8 @@ use std::fs::File;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: sipc-guest-tests [--filter SUBSTRING] [--list] [--run-one NAME]";
+const USAGE: &str =
+    "usage: sipc-guest-tests [--filter SUBSTRING] [--env SIPC_GUEST_X=V]... [--list] [--run-one NAME]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,6 +34,23 @@ fn main() -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--filter" => filter = it.next().cloned(),
+            // Settings of the test plan that xtask chooses per kernel (the
+            // race budgets, the stream length); inherited by every test
+            // process. Only SIPC_GUEST_* names, so that nothing else of
+            // the environment can be changed by accident.
+            "--env" => {
+                let Some((k, v)) = it.next().and_then(|kv| kv.split_once('=')) else {
+                    eprintln!("{USAGE}");
+                    return ExitCode::from(2);
+                };
+                if !k.starts_with("SIPC_GUEST_") {
+                    eprintln!("--env {k}: only SIPC_GUEST_* settings");
+                    return ExitCode::from(2);
+                }
+                println!("plan: {k}={v}");
+                // SAFETY: still single-threaded; no test has started.
+                unsafe { std::env::set_var(k, v) };
+            }
             "--list" => {
                 for t in tests::all() {
                     println!("{}", t.name);

@@ -146,6 +146,19 @@
  *              while it waited for the owner's locks
  * ENOTCONN     (mmap) the file is not an endpoint yet
  * ===========  ===========================================================
+ *
+ * Outside the module, from the generic code in front of it (the ABI fuzzer
+ * in the guest tests accepts exactly these):
+ *
+ * - SET_DOORBELL: EBADF for an @eventfd that is not open (or negative but
+ *   not -1), EINVAL for one that is not an eventfd.
+ * - mmap of a file not opened O_RDWR: EACCES (a shared writable mapping
+ *   needs a writable file).
+ * - mprotect() adding PROT_EXEC to a ring mapping: EACCES (VM_MAYEXEC is
+ *   cleared); mremap() growing one: EFAULT (VM_DONTEXPAND).
+ * - MADV_DONTNEED (or any other zap) of a ring mapping removes its pages
+ *   from that mapping for good: the mapping has no fault handler, so the
+ *   next access is SIGBUS. munmap() it and mmap() the ring again.
  */
 
 /**

@@ -31,6 +31,7 @@
 
 use crate::harness::Test;
 
+mod abi_fuzz;
 mod at_rest;
 mod client_kernel;
 mod datapath;
@@ -54,6 +55,7 @@ pub fn all() -> Vec<&'static Test> {
         at_rest::TESTS,
         races::TESTS,
         race_pairs::TESTS,
+        abi_fuzz::TESTS,
     ]
     .into_iter()
     .flatten()

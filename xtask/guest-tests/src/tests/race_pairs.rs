@@ -583,11 +583,11 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
         owner_sends,
         stop: AtomicBool::new(false),
         deadline: Instant::now()
-            + if hangups {
+            + crate::harness::race_time(if hangups {
                 CLOSE_PAIR_BUDGET
             } else {
                 PAIR_BUDGET
-            },
+            }),
         tx_bytes,
         rx_bytes,
         peer_fd: AtomicI32::new(-1),

@@ -179,7 +179,7 @@ fn info() -> Result<abi::Info, String> {
 
 fn attach_racing_rekey_send_write_poll_on_the_same_fd_is_safe() -> TestResult {
     const ROUNDS: u32 = 20_000;
-    let budget = Duration::from_secs(25);
+    let budget = crate::harness::race_time(Duration::from_secs(25));
     // The seed moves each ATTACH by a few hundred cycles against the
     // racers, so that runs cover different windows.
     let seed = seed();
@@ -849,7 +849,7 @@ fn owner_close_racing_the_peers_data_path_unlists_at_once_and_hangs_up_cleanly()
     let seed = seed();
     let mut rng = Rng(seed | 1);
     let name = kchan::unique_name("ownclose");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + crate::harness::race_time(Duration::from_secs(10));
     let mut rounds = 0u32;
     let mut next_owner = Some(Endpoint::create(&name, 8, 64)?);
     while rounds < 300 && Instant::now() < deadline {
@@ -966,7 +966,7 @@ fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
     let armed = Arc::new(AtomicU64::new(u64::MAX));
     let taken = Arc::new(AtomicU64::new(u64::MAX));
     let stop = Arc::new(AtomicBool::new(false));
-    let deadline = Instant::now() + Duration::from_secs(25);
+    let deadline = Instant::now() + crate::harness::race_time(Duration::from_secs(25));
     let sender = {
         let (armed, taken, stop) = (armed.clone(), taken.clone(), stop.clone());
         let f = owner.file.clone();
@@ -1124,7 +1124,7 @@ fn random_operations_on_one_channel_from_many_threads_keep_counters_consistent()
     let busy = Arc::new(AtomicI32::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let counts: Arc<Vec<AtomicU64>> = Arc::new((0..OPS.len()).map(|_| AtomicU64::new(0)).collect());
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + crate::harness::race_time(Duration::from_secs(20));
     let mut threads = Vec::new();
     for t in 0..6u64 {
         let (owner, peer_fd, peer_slot, busy, stop, counts) = (
