@@ -41,6 +41,11 @@ fn register_matching(steps: &mut Steps, filter: &str) {
             Box::new(move || c_example_kernel(kernel)),
         ));
     }
+    all.push((
+        crate::secureboot::STEP.into(),
+        Box::new(crate::secureboot::run_test),
+    ));
+    all.push((crate::lxc::STEP.into(), Box::new(crate::lxc::run_test)));
     all.push(("android: JVM tests".into(), Box::new(jvm_tests)));
     all.push((
         "android: JVM tests on the kernel backend (6.12, QEMU, host root over 9p)".into(),
@@ -309,8 +314,14 @@ pub fn run_all(args: &[String]) -> Result<(), String> {
 
 /// `cargo xtask install [args]`: the DKMS install on this host (root only),
 /// by kernel/install.sh, which checks for root itself.
-pub fn install(args: &[String]) -> Result<(), String> {
-    run(Command::new(root().join("kernel/install.sh")).args(args))
+pub fn install(args: &[String]) -> Result<i32, String> {
+    let mut cmd = Command::new(root().join("kernel/install.sh"));
+    cmd.args(args);
+    eprintln!("+ {}", show(&cmd));
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", show(&cmd)))?;
+    Ok(status.code().unwrap_or(1))
 }
 
 /// Installs a Debian package when `prog` is missing (as `cargo xtask deps` does).

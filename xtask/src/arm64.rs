@@ -132,6 +132,7 @@ pub fn kernel() -> Result<Kernel, String> {
         modules: root.join("lib/modules").join(&version),
         config: root.join("boot").join(format!("config-{version}")),
         busybox: root.join("bin/busybox"),
+        uefi: None,
         version,
         arch: Arch::Arm64,
         builder: Builder::Host,

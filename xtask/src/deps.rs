@@ -37,6 +37,16 @@ pub const PACKAGES: &[&str] = &[
     // The arm64 guest (arm64.rs): cross compiler and QEMU.
     "gcc-aarch64-linux-gnu",
     "qemu-system-arm",
+    // The Secure Boot install test (secureboot.rs): DKMS, the firmware,
+    // image signing, mokutil, the venv for virt-firmware.
+    "dkms",
+    "ovmf",
+    "sbsigntool",
+    "mokutil",
+    "openssl",
+    "python3-venv",
+    // The LXC container step (lxc.rs).
+    "lxc",
 ];
 
 /// The Rust target of the guest binaries (static, runs in a busybox initramfs).

@@ -14,7 +14,9 @@ mod demo;
 mod deps;
 mod host;
 mod initramfs;
+mod lxc;
 mod sanitizer;
+mod secureboot;
 mod sid;
 mod trinity;
 mod util;
@@ -46,7 +48,10 @@ commands:
   android-test       only the Android/packaging steps of `test`
   fuzz [TARGET...]   only the fuzz step of `test`: replay the saved inputs, then SIPC_FUZZ_RUNS
                      (20000) libFuzzer executions per target (installs nightly and cargo-fuzz)
-  install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help)
+  install            DKMS install of the module + udev rule + group on this host (root; kernel/install.sh --help);
+                     exits with install.sh's status (3: reboot into MokManager to enroll the signing key)
+  lxc-test           only the LXC container step of `test` (Waydroid's LXC config, docs/verification.md)
+  secure-boot-test   only the Secure Boot install step of `test` (OVMF guest, docs/secure-boot.md)
   bench [--kernel K] [--quick] [--tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
   bench [--kernel K] [--quick] --against REV
@@ -87,7 +92,21 @@ fn main() -> ExitCode {
             .and_then(|a| vm::vm_shell(&a)),
         "android-test" => android::run_all(rest),
         "fuzz" => host::fuzz_only(rest),
-        "install" => android::install(rest),
+        "install" => match android::install(rest) {
+            Ok(0) => Ok(()),
+            Ok(s) => return ExitCode::from(s.clamp(1, 255) as u8),
+            Err(e) => Err(e),
+        },
+        "lxc-test" => {
+            let mut steps = util::Steps::default();
+            steps.step(lxc::STEP, lxc::run_test);
+            steps.finish()
+        }
+        "secure-boot-test" => {
+            let mut steps = util::Steps::default();
+            steps.step(secureboot::STEP, secureboot::run_test);
+            steps.finish()
+        }
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

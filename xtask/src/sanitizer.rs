@@ -222,6 +222,7 @@ pub fn kernel(series: &'static str) -> Result<Kernel, String> {
         slowdown: 4,
         arch: crate::vm::Arch::X86_64,
         busybox: PathBuf::from("/bin/busybox"),
+        uefi: None,
     })
 }
 

@@ -124,6 +124,7 @@ pub fn kernel() -> Result<Kernel, String> {
         slowdown: 1,
         arch: crate::vm::Arch::X86_64,
         busybox: PathBuf::from("/bin/busybox"),
+        uefi: None,
     })
 }
 

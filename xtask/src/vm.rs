@@ -41,6 +41,10 @@ pub struct Kernel {
     pub arch: Arch,
     /// The static busybox of that architecture.
     pub busybox: PathBuf,
+    /// x86_64 only: boot through this UEFI firmware (code, a vars file the
+    /// guest may write) with Secure Boot enforced, the EFI stub of `image`
+    /// instead of PVH (xtask/src/secureboot.rs).
+    pub uefi: Option<(PathBuf, PathBuf)>,
 }
 
 /// A guest architecture.
@@ -167,6 +171,7 @@ pub fn find_kernels(sel: &str) -> Result<Vec<Kernel>, String> {
             slowdown: 1,
             arch: Arch::X86_64,
             busybox: PathBuf::from("/bin/busybox"),
+            uefi: None,
             version: newest,
         });
     }
@@ -431,6 +436,9 @@ pub enum Mode {
     Test(Vec<String>),
     /// Loads the module, runs a shell command line in /extra.
     Run(Vec<String>),
+    /// [`Mode::Run`] without loading the module first (the command loads
+    /// it, or shows that the kernel refuses it).
+    RunUnloaded(Vec<String>),
     /// Loads the module, starts an interactive shell.
     Shell,
 }
@@ -547,7 +555,12 @@ poweroff -f
 pub const RC_RMMOD_FAILED: i32 = 3;
 
 fn run_script(mode: &Mode, host_root: Option<&Path>) -> String {
-    if let (Mode::Run(cmd), Some(dir)) = (mode, host_root) {
+    if let (Mode::Run(cmd) | Mode::RunUnloaded(cmd), Some(dir)) = (mode, host_root) {
+        let load = if matches!(mode, Mode::Run(_)) {
+            "load_sipc"
+        } else {
+            "true"
+        };
         let cmd: Vec<String> = cmd.iter().map(|a| sh_quote(a)).collect();
         let inner = format!(
             "cd {} && exec {}",
@@ -559,7 +572,7 @@ fn run_script(mode: &Mode, host_root: Option<&Path>) -> String {
             .map(|(k, v)| format!("{k}={} ", sh_quote(&v)))
             .collect();
         return format!(
-            "if load_sipc; then\n\tif mount_host_root; then\n\t\tchroot /newroot /usr/bin/env -i \
+            "if {load}; then\n\tif mount_host_root; then\n\t\tchroot /newroot /usr/bin/env -i \
              PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
              TMPDIR=/tmp LANG=C.UTF-8 {env}/bin/sh -c {}\n\t\trc=$?\n\telse\n\t\t\
              echo 'SIPC-HARNESS: FAILED: mounting the host root over 9p'\n\t\trc=5\n\tfi\nfi\n\
@@ -578,10 +591,15 @@ fn run_script(mode: &Mode, host_root: Option<&Path>) -> String {
                 .collect();
             format!("{env}sipc-guest-tests {}\nrc=$?\n", args.join(" "))
         }
-        Mode::Run(cmd) => {
+        Mode::Run(cmd) | Mode::RunUnloaded(cmd) => {
             let cmd: Vec<String> = cmd.iter().map(|a| sh_quote(a)).collect();
+            let load = if matches!(mode, Mode::Run(_)) {
+                "load_sipc"
+            } else {
+                "true"
+            };
             format!(
-                "if load_sipc; then\n\tcd /extra 2>/dev/null || cd /\n\t{}\n\trc=$?\n\tcd /\nfi\n",
+                "if {load}; then\n\tcd /extra 2>/dev/null || cd /\n\t{}\n\trc=$?\n\tcd /\nfi\n",
                 cmd.join(" ")
             )
         }
@@ -758,11 +776,26 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, S
         return (cmd, format!("TCG, -M virt -cpu max, {smp} CPUs"));
     }
     let (accel, cpu, accel_name) = accel();
-    let (image, how) = match extract_vmlinux(k) {
-        Some(p) => (p, "vmlinux/PVH"),
-        None => (k.image.clone(), "bzImage"),
-    };
     let mut cmd = Command::new("qemu-system-x86_64");
+    let (image, how) = if let Some((code, vars)) = &k.uefi {
+        // Secure Boot: edk2 keeps its authenticated variables in SMM, which
+        // needs q35 and a pflash that only SMM code may write.
+        cmd.args(["-machine", "q35,smm=on"])
+            .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                code.display()
+            ))
+            .arg("-drive")
+            .arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+        (k.image.clone(), "UEFI Secure Boot, EFI stub")
+    } else {
+        match extract_vmlinux(k) {
+            Some(p) => (p, "vmlinux/PVH"),
+            None => (k.image.clone(), "bzImage"),
+        }
+    };
     cmd.args([
         "-accel",
         accel,
@@ -813,7 +846,8 @@ pub fn boot_with(
     // A guest that dies before /init's first line never ran anything of
     // ours (the module loads later): a TCG boot flake, e.g. an int3 Oops
     // while the kernel patches its own text at boot. One retry, said so.
-    if o.status.is_none() && !o.log.iter().any(|l| l.starts_with(GUEST_UP)) {
+    // (contains: the UEFI firmware's escape sequences precede it.)
+    if o.status.is_none() && !o.log.iter().any(|l| l.contains(GUEST_UP)) {
         eprintln!(
             "==> {}: the guest died before /init ran (not a test result); booting it once more. \
              First boot's log tail:\n{}",
@@ -886,6 +920,13 @@ fn boot_once(
     // isa-debug-exit: qemu exits with (status << 1) | 1; 0 means the guest
     // powered off or rebooted (panic=-1) without reporting.
     let status = match k.arch {
+        // Under Secure Boot the kernel locks itself down and /init cannot
+        // write /dev/port: the status comes from the log, as on arm64.
+        Arch::X86_64 if k.uefi.is_some() && !timed_out => log
+            .iter()
+            .rev()
+            .find_map(|l| l.strip_prefix("SIPC-HARNESS: exit status "))
+            .and_then(|s| s.trim().parse().ok()),
         Arch::X86_64 => match status.code() {
             Some(c) if c & 1 == 1 && !timed_out => Some(c >> 1),
             _ => None,
