@@ -212,7 +212,14 @@ pub fn run_test() -> Result<(), String> {
         host_root: Some(root()),
     };
     let initrd = vm::pack(&k, &guest)?;
-    let o = vm::boot_with(&k, &initrd, "secure-boot", Duration::from_secs(1500), false, true)?;
+    let o = vm::boot_with(
+        &k,
+        &initrd,
+        "secure-boot",
+        Duration::from_secs(1500),
+        false,
+        true,
+    )?;
     let (ok, failed) = results(&o.log);
     let trouble = vm::kernel_trouble(&o.log);
     println!(

@@ -788,7 +788,10 @@ fn qemu_cmd(k: &Kernel, initrd: &Path, smp: u32, host_root: bool) -> (Command, S
                 code.display()
             ))
             .arg("-drive")
-            .arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
         (k.image.clone(), "UEFI Secure Boot, EFI stub")
     } else {
         match extract_vmlinux(k) {
