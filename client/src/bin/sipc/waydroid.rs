@@ -364,7 +364,9 @@ fn status(t: &Tree) -> Result<(), Fail> {
     let node = t.at("dev/secure_ipc");
     match fs::metadata(&node) {
         Ok(m) if m.file_type().is_char_device() => {
-            let (ma, mi) = (libc::major(m.rdev()), libc::minor(m.rdev()));
+            // c_uint in glibc and musl, c_int in bionic.
+            #[allow(clippy::unnecessary_cast)]
+            let (ma, mi) = (libc::major(m.rdev()) as u32, libc::minor(m.rdev()) as u32);
             let agrees = dev.map_or(true, |d| d == (ma, mi));
             println!(
                 "host node {}: {ma}:{mi}{}",
