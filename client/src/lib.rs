@@ -493,15 +493,7 @@ impl Sender {
     /// A handle that wakes this half's waiting calls from another thread
     /// ([`Shutdown`]). Every call returns a handle to the same switch.
     pub fn shutdown_handle(&mut self) -> Result<Shutdown, Error> {
-        let sig = match &self.shutdown {
-            Some(s) => s.clone(),
-            None => {
-                let s = shutdown::Signal::new()?;
-                self.shutdown = Some(s.clone());
-                s
-            }
-        };
-        Ok(Shutdown::new(sig))
+        shutdown_handle_of(&mut self.shutdown)
     }
 
     /// The peer has hung up: sends fail with [`Error::PeerClosed`].
@@ -771,15 +763,7 @@ impl Receiver {
     /// A handle that wakes this half's waiting calls from another thread
     /// ([`Shutdown`]). Every call returns a handle to the same switch.
     pub fn shutdown_handle(&mut self) -> Result<Shutdown, Error> {
-        let sig = match &self.shutdown {
-            Some(s) => s.clone(),
-            None => {
-                let s = shutdown::Signal::new()?;
-                self.shutdown = Some(s.clone());
-                s
-            }
-        };
-        Ok(Shutdown::new(sig))
+        shutdown_handle_of(&mut self.shutdown)
     }
 
     /// The peer has hung up. Messages it sent before may still be waiting:
@@ -867,4 +851,14 @@ pub fn monotonic_ns() -> u64 {
     // SAFETY: clock_gettime writes one timespec to the valid pointer we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The [`Shutdown`] of a half's switch, made on first use.
+fn shutdown_handle_of(
+    slot: &mut Option<std::sync::Arc<shutdown::Signal>>,
+) -> Result<Shutdown, Error> {
+    if let Some(s) = slot {
+        return Ok(Shutdown::new(s.clone()));
+    }
+    Ok(Shutdown::new(slot.insert(shutdown::Signal::new()?).clone()))
 }
