@@ -183,7 +183,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
         slot_size: opts.slot_size,
         peer_uid: p.uid.unwrap_or(0),
         peer_gid: p.gid.unwrap_or(0),
-        peer_pidns_fd: p.pidns.as_ref().map_or(0, |n| n.as_fd().as_raw_fd()),
+        peer_pidns_fd: p.pidns.as_ref().map_or(0, |n| n.as_raw_fd()),
         identity_pub: p.identity_pub.unwrap_or([0; 32]),
         psk: opts.psk.as_deref().copied().unwrap_or([0; 32]),
         rekey_records,

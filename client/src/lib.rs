@@ -27,6 +27,8 @@ mod options;
 pub mod record;
 mod shutdown;
 mod sys;
+#[cfg(feature = "tokio")]
+mod tokio_io;
 pub mod userspace;
 
 pub use error::{Error, SendError};
@@ -36,6 +38,8 @@ pub use options::{
     PidNamespace, Stats, WaitPolicy, DEFAULT_REKEY_BYTES, DEFAULT_REKEY_RECORDS,
 };
 pub use shutdown::Shutdown;
+#[cfg(feature = "tokio")]
+pub use tokio_io::{AsyncReceiver, AsyncSender};
 
 use backend::{Endpoint, MessageMeta, PeerState, RxBackend, TxBackend};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};

@@ -95,11 +95,18 @@ impl PidNamespace {
     pub fn ino(&self) -> u64 {
         self.ino
     }
+}
 
-    /// The descriptor, valid while `self` lives.
-    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        use std::os::fd::AsFd;
+/// The nsfs descriptor, valid while `self` (or a clone) lives.
+impl std::os::fd::AsFd for PidNamespace {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+}
+
+impl std::os::fd::AsRawFd for PidNamespace {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

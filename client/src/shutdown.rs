@@ -1,7 +1,7 @@
 //! Waking a blocked call from another thread: [`Shutdown`].
 
 use crate::sys;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -68,5 +68,20 @@ impl Shutdown {
     /// Whether [`Shutdown::shutdown`] was called.
     pub fn is_shutdown(&self) -> bool {
         self.signal.is_set()
+    }
+}
+
+/// The switch's eventfd: readable (for good) once [`Shutdown::shutdown`]
+/// was called, so an event loop can watch it beside the half's own fd.
+/// Reading it is not needed and does not reset the switch.
+impl AsFd for Shutdown {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.signal.efd.as_fd()
+    }
+}
+
+impl AsRawFd for Shutdown {
+    fn as_raw_fd(&self) -> RawFd {
+        self.signal.fd()
     }
 }

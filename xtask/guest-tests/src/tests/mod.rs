@@ -35,6 +35,7 @@ mod abi_fuzz;
 mod at_rest;
 mod client_api;
 mod client_kernel;
+mod client_tokio;
 mod datapath;
 mod device;
 mod hostile;
@@ -53,6 +54,7 @@ pub fn all() -> Vec<&'static Test> {
         hostile::TESTS,
         client_kernel::TESTS,
         client_api::TESTS,
+        client_tokio::TESTS,
         resources::TESTS,
         at_rest::TESTS,
         races::TESTS,
