@@ -8,8 +8,9 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
-/// The crate names of a Cargo.toml's `[dependencies]` table.
-fn cargo_deps(manifest: &str) -> Vec<String> {
+/// The crate names of a Cargo.toml's `[dependencies]` table, each with
+/// whether it is optional (pulled in only by a cargo feature).
+fn cargo_deps(manifest: &str) -> Vec<(String, bool)> {
     let text = fs::read_to_string(root().join(manifest)).unwrap();
     let mut in_deps = false;
     let mut deps = Vec::new();
@@ -21,25 +22,31 @@ fn cargo_deps(manifest: &str) -> Vec<String> {
         }
         if in_deps {
             if let Some((k, _)) = l.split_once('=') {
-                deps.push(k.trim().replace('-', "_"));
+                let optional = l.contains("optional = true");
+                deps.push((k.trim().replace('-', "_"), optional));
             }
         }
     }
     deps
 }
 
-/// The `rustlibs` of the Android.bp module named `name`.
-fn bp_rustlibs(bp: &str, name: &str) -> Vec<String> {
+/// The text of the Android.bp module named `name`.
+fn bp_module<'a>(bp: &'a str, name: &str) -> &'a str {
     let at = bp
         .find(&format!("name: \"{name}\""))
         .unwrap_or_else(|| panic!("no module {name}"));
     let rest = &bp[at..];
-    let end = rest.find("\n}").unwrap();
-    let module = &rest[..end];
-    let Some(libs) = module.find("rustlibs: [") else {
+    &rest[..rest.find("\n}").unwrap()]
+}
+
+/// The entries of the list property `prop` (`rustlibs`, `features`) of a
+/// module's text.
+fn bp_list(module: &str, prop: &str) -> Vec<String> {
+    let key = format!("{prop}: [");
+    let Some(libs) = module.find(&key) else {
         return Vec::new();
     };
-    let list = &module[libs + "rustlibs: [".len()..];
+    let list = &module[libs + key.len()..];
     let list = &list[..list.find(']').unwrap()];
     list.split(',')
         .map(|s| s.trim().trim_matches('"').to_string())
@@ -55,13 +62,21 @@ fn every_cargo_dependency_is_a_rustlib_of_its_soong_module() {
         ("libsecure_ipc", "client/Cargo.toml"),
         ("libsecure_ipc_jni", "android-native/Cargo.toml"),
     ] {
-        let libs = bp_rustlibs(&bp, module);
+        let text = bp_module(&bp, module);
+        let libs = bp_list(text, "rustlibs");
+        let features = bp_list(text, "features");
         let deps = cargo_deps(manifest);
         assert!(!deps.is_empty(), "{manifest}: no dependencies read");
-        for d in deps {
-            assert!(
+        for (d, optional) in deps {
+            // An optional dependency comes with the cargo feature of its
+            // name; the Soong module needs it only if it enables that.
+            let wanted = !optional || features.contains(&d);
+            assert_eq!(
                 libs.contains(&format!("lib{d}")),
-                "{module} lacks lib{d} ({manifest}); rustlibs: {libs:?}"
+                wanted,
+                "{module}: lib{d} ({manifest}, optional: {optional}) in rustlibs \
+                 must match whether the module builds it; rustlibs: {libs:?}, \
+                 features: {features:?}"
             );
         }
     }
