@@ -267,6 +267,9 @@ fn jvm_tests_kernel(kernel: &str) -> Result<(), String> {
         .chain([
             java.display().to_string(),
             "-Xcheck:jni".into(),
+            // A crash report goes to the console log, not to a file in
+            // the guest's throw-away overlay.
+            "-XX:+ErrorFileToStdout".into(),
             "-Dsipc.backend=KERNEL".into(),
             format!("-Djava.library.path={}", lib.display()),
             "-cp".into(),
@@ -403,6 +406,9 @@ fn dkms(tree: &Path, src: &Path, args: &[&str]) -> Result<(), String> {
 /// scratch DKMS tree under target/dkms/, then `dkms remove`. Checks that each
 /// build produced a module whose vermagic names that kernel.
 fn dkms_build() -> Result<(), String> {
+    // The kernels (and their headers) DKMS builds for; `android-test` on a
+    // fresh machine reaches this step first.
+    crate::deps::ensure()?;
     ensure_tool("dkms", "dkms")?;
     // dkms sources dkms.conf with bash and carries on after a syntax error.
     run(Command::new("bash").args(["-n", "kernel/dkms.conf"]))?;
