@@ -248,8 +248,10 @@ pub fn bell_take_one(fd: &OwnedFd) {
 
 /// Takes pending rings off a doorbell's sleeping end, never blocking: one
 /// `recvmmsg` of up to [`BELL_DRAIN_MAX`] packets (one system call, like
-/// the eventfd read it replaces).
-pub fn bell_drain(fd: &OwnedFd) {
+/// the eventfd read it replaces). Returns whether the ringing end is shut
+/// down or closed: such a doorbell stays readable forever and can never
+/// ring again, so the caller must treat it as the other side's hang-up.
+pub fn bell_drain(fd: &OwnedFd) -> bool {
     let mut bufs = [[0u8; 1]; BELL_DRAIN_MAX];
     let mut iovs: [libc::iovec; BELL_DRAIN_MAX] = std::array::from_fn(|_| libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -265,7 +267,7 @@ pub fn bell_drain(fd: &OwnedFd) {
     }
     // SAFETY: every header points at its own valid 1-byte buffer for the
     // duration of the call; errors (EAGAIN: nothing pending) are ignored.
-    unsafe {
+    let n = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
             msgs.as_mut_ptr(),
@@ -275,6 +277,15 @@ pub fn bell_drain(fd: &OwnedFd) {
             std::ptr::null_mut(),
         )
     };
+    // Descriptors a ringer attaches are never installed here: no control
+    // buffer is offered, so the kernel drops them with the packet.
+    //
+    // At end of file recvmmsg counts each empty read as a datagram of
+    // length 0, like a zero-length packet; rings are 1 byte, so only a
+    // zero-length last entry costs the poll that tells the two apart.
+    let last_empty = n > 0 && msgs[n as usize - 1].msg_len == 0;
+    n == 0
+        || (last_empty && poll(&[fd.as_raw_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup))
 }
 
 fn sock_opt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {

@@ -23,11 +23,24 @@ impl Link {
         self.gone.load(Ordering::Relaxed)
     }
 
+    /// Drains `bell` (see [`sys::bell_drain`]); a doorbell whose ringing end
+    /// is gone marks the link gone.
+    pub(super) fn drain(&self, bell: &OwnedFd) {
+        if sys::bell_drain(bell) {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Sleeps until `bell` rings, the socket hangs up, or `deadline`.
     pub(super) fn sleep(&self, bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), Error> {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let r = sys::poll(&[bell.as_raw_fd(), self.sock.as_raw_fd()], timeout)?;
-        if r[0].readable {
+        if r[0].hangup {
+            // The other side shut down or closed its end of our doorbell:
+            // it stays readable forever and never rings again, so waiting
+            // on it would spin. That is a hang-up.
+            self.gone.store(true, Ordering::Relaxed);
+        } else if r[0].readable {
             sys::bell_take_one(bell);
         }
         // Any event on the socket after the handshake is the end: the peer
@@ -123,7 +136,7 @@ impl TxSession {
                 // users must not see a stale ring as room).
                 if self.bell_armed {
                     self.bell_armed = false;
-                    sys::bell_drain(&self.my_room);
+                    self.link.drain(&self.my_room);
                 }
                 // Count each time the ring fills up, not each retry.
                 if !self.was_full {
@@ -253,7 +266,10 @@ impl TxSession {
         if self.link.check_hangup() {
             return Err(Error::PeerClosed);
         }
-        sys::bell_drain(&self.my_room);
+        self.link.drain(&self.my_room);
+        if self.link.gone.load(Ordering::Relaxed) {
+            return Err(Error::PeerClosed);
+        }
         let full = self.producer.prepare_wait_for_room(1).map_err(ring_error)?;
         self.bell_armed = full;
         Ok(full)
@@ -322,7 +338,7 @@ impl RxSession {
                 // Would block: clear the readiness fd (see TxSession::reserve).
                 if self.bell_armed {
                     self.bell_armed = false;
-                    sys::bell_drain(&self.my_data);
+                    self.link.drain(&self.my_data);
                 }
                 return Ok(None);
             }
@@ -416,7 +432,12 @@ impl RxSession {
         if self.queue_pos < self.queue.len() {
             return Ok(false);
         }
-        sys::bell_drain(&self.my_data);
+        self.link.drain(&self.my_data);
+        if self.link.gone.load(Ordering::Relaxed) {
+            // Not empty: the next try_recv reports the hang-up (after
+            // anything published before it).
+            return Ok(false);
+        }
         let empty = self.consumer.prepare_sleep().map_err(ring_error)?;
         self.bell_armed = empty;
         Ok(empty)
