@@ -497,6 +497,14 @@ pub fn connect(addr: &SockAddr<'_>) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Shuts a socket down both ways: any wait on it, in any thread or
+/// process holding it, ends with end of file.
+pub fn shutdown(fd: &OwnedFd) {
+    // SAFETY: plain syscall on a descriptor we hold; errors (not connected)
+    // leave nothing to end.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
 /// Accepts one connection (close-on-exec).
 pub fn accept(fd: &OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: null address pointers are allowed by accept4.

@@ -52,7 +52,7 @@ use secure_ipc_ring::{Consumer, PeekError, Producer, ProtocolError, ReserveError
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};

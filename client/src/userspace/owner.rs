@@ -3,9 +3,65 @@
 
 use super::*;
 
-/// Handshakes the listener serves at once; a connection beyond them is
-/// refused with `Busy` at once rather than queued behind them.
+/// Handshakes the listener serves at once. At the bound, a connection of a
+/// uid other than the one holding the most handshakes evicts that uid's
+/// oldest; a connection of that uid is refused with `Busy`. So one uid
+/// (or a few) that stall handshakes never lock out another.
 pub(super) const MAX_HANDSHAKES: usize = 32;
+
+/// The handshakes in flight, under `ChannelSetup::handshakes`' lock.
+///
+/// An entry is added by the listener when it admits a connection and
+/// removed either by its own thread (when it ends, or right before it
+/// claims the channel, after which it can no longer be evicted) or by the
+/// listener evicting it (then it shuts the socket down, which ends that
+/// thread's wait at once). Whoever removes the entry owns that decision:
+/// a thread that finds its entry gone was evicted and claims nothing.
+#[derive(Default)]
+pub(super) struct Handshakes {
+    next_id: u64,
+    /// (id, uid of the connecting process, the connection) oldest first.
+    live: Vec<(u64, u32, OwnedFd)>,
+}
+
+impl Handshakes {
+    /// Registers a handshake of `uid` on `sock`, evicting per
+    /// [`MAX_HANDSHAKES`]; `None`: refuse it with `Busy`.
+    fn admit(&mut self, uid: u32, sock: &OwnedFd) -> Option<u64> {
+        if self.live.len() >= MAX_HANDSHAKES {
+            let mut counts = std::collections::HashMap::<u32, usize>::new();
+            for (_, u, _) in &self.live {
+                *counts.entry(*u).or_default() += 1;
+            }
+            // The uid holding the most; of equals, the one whose
+            // handshake is oldest.
+            let top = self
+                .live
+                .iter()
+                .map(|(_, u, _)| *u)
+                .min_by_key(|u| std::cmp::Reverse(counts[u]))?;
+            // Evicting must even the count out, not shift it to `uid`.
+            if counts[&top] <= counts.get(&uid).copied().unwrap_or(0) + 1 {
+                return None;
+            }
+            let at = self.live.iter().position(|(_, u, _)| *u == top)?;
+            let (_, _, evicted) = self.live.remove(at);
+            sys::shutdown(&evicted);
+        }
+        let dup = sock.try_clone().ok()?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.live.push((id, uid, dup));
+        Some(id)
+    }
+
+    /// Removes handshake `id`; false if the listener evicted it.
+    fn remove(&mut self, id: u64) -> bool {
+        let before = self.live.len();
+        self.live.retain(|(i, _, _)| *i != id);
+        self.live.len() != before
+    }
+}
 
 /// A finished owner-side handshake: the session and the ACCEPT still to send.
 pub(super) struct Accepted {
@@ -24,8 +80,8 @@ pub(super) struct ChannelSetup {
     pub(super) policy: PeerPolicy,
     pub(super) pending: Weak<Pending>,
     pub(super) counters: Arc<Counters>,
-    /// Handshakes in flight (at most [`MAX_HANDSHAKES`]).
-    pub(super) active: AtomicUsize,
+    /// Handshakes in flight (at most [`MAX_HANDSHAKES`] not evicted).
+    pub(super) handshakes: Mutex<Handshakes>,
 }
 
 /// State the listener thread needs.
@@ -131,7 +187,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             opts: opts.clone(),
             pending: Arc::downgrade(&pending),
             counters: counters.clone(),
-            active: AtomicUsize::new(0),
+            handshakes: Mutex::new(Handshakes::default()),
         }),
         listen,
         stop,
@@ -163,11 +219,18 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 }
 
 /// Gives a handshake slot back when its thread ends, however it ends.
-pub(super) struct HandshakeSlot(pub(super) Arc<ChannelSetup>);
+pub(super) struct HandshakeSlot(pub(super) Arc<ChannelSetup>, pub(super) u64);
+
+impl HandshakeSlot {
+    /// Gives the slot back now; false if the listener evicted it.
+    pub(super) fn release(&self) -> bool {
+        self.0.handshakes.lock().is_ok_and(|mut h| h.remove(self.1))
+    }
+}
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.release();
     }
 }
 
@@ -207,18 +270,22 @@ impl Listener {
             refuse(&sock, Refusal::NotPermitted);
             return;
         }
-        if self.setup.active.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
-            self.setup.active.fetch_sub(1, Ordering::AcqRel);
+        let id = self
+            .setup
+            .handshakes
+            .lock()
+            .ok()
+            .and_then(|mut h| h.admit(uid, &sock));
+        let Some(id) = id else {
             refuse(&sock, Refusal::Busy);
             return;
-        }
-        let slot = HandshakeSlot(self.setup.clone());
+        };
+        let slot = HandshakeSlot(self.setup.clone(), id);
         let setup = self.setup.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sipc-hs-{}", setup.name))
             .spawn(move || {
-                let _slot = slot;
-                let _ = serve(&setup, &sock, peer, may_stats, may_attach);
+                let _ = serve(&setup, &sock, peer, may_stats, may_attach, &slot);
             });
         // A failed spawn drops the closure, its slot and the socket.
         let _ = spawned;
@@ -232,6 +299,7 @@ pub(super) fn serve(
     peer: SocketPeer,
     may_stats: bool,
     may_attach: bool,
+    slot: &HandshakeSlot,
 ) -> Result<(), Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     sys::send_packet(sock, Ready::new().bytes(), &[])?;
@@ -283,6 +351,11 @@ pub(super) fn serve(
             return Err(e);
         }
     };
+    // From here on the handshake cannot be evicted (an evicted one claims
+    // nothing: its socket is shut down, so it could never send ACCEPT).
+    if !slot.release() {
+        return Ok(());
+    }
     let Some(pending) = setup.pending.upgrade() else {
         return Ok(());
     };
@@ -467,4 +540,63 @@ pub(super) fn handshake(
         packet: accept,
         fds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (OwnedFd, OwnedFd) {
+        sys::bell_pair().expect("socketpair")
+    }
+
+    /// Whether the other end of `fd` was shut down (reads end of file).
+    fn shut(fd: &OwnedFd) -> bool {
+        sys::poll(&[fd.as_raw_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup)
+    }
+
+    #[test]
+    fn at_the_bound_the_uid_holding_most_handshakes_loses_its_oldest() {
+        let mut h = Handshakes::default();
+        let hog: Vec<_> = (0..MAX_HANDSHAKES).map(|_| conn()).collect();
+        let ids: Vec<_> = hog
+            .iter()
+            .map(|(s, _)| h.admit(7, s).expect("room"))
+            .collect();
+        // The hog's own next connection: refused.
+        let (extra, _e) = conn();
+        assert_eq!(h.admit(7, &extra), None);
+        assert!(hog.iter().all(|(_, far)| !shut(far)));
+        // Another uid: admitted, the hog's oldest shut down and gone.
+        let (legit, _l) = conn();
+        assert!(h.admit(8, &legit).is_some());
+        assert!(
+            shut(&hog[0].1),
+            "the oldest hog connection was not shut down"
+        );
+        assert!(hog[1..].iter().all(|(_, far)| !shut(far)));
+        assert!(
+            !h.remove(ids[0]),
+            "an evicted handshake still owned its slot"
+        );
+        assert!(h.remove(ids[1]));
+    }
+
+    #[test]
+    fn eviction_evens_counts_out_and_never_shifts_the_excess() {
+        let mut h = Handshakes::default();
+        let mut keep = Vec::new();
+        for i in 0..MAX_HANDSHAKES {
+            let c = conn();
+            h.admit(if i % 2 == 0 { 1 } else { 2 }, &c.0).expect("room");
+            keep.push(c);
+        }
+        // 16 and 16: uid 1 may not take one of uid 2's slots.
+        let (s, _f) = conn();
+        assert_eq!(h.admit(1, &s), None);
+        // A third uid evicts the oldest of the tied pair (uid 1's first).
+        assert!(h.admit(3, &s).is_some());
+        assert!(shut(&keep[0].1));
+        assert!(!shut(&keep[1].1));
+    }
 }
