@@ -127,6 +127,63 @@ pub(super) fn default_runtime_dir() -> Option<PathBuf> {
     owned_by_me(&dir, 0o077).then_some(dir)
 }
 
+/// Checks an explicit socket directory before the owner binds in it: the
+/// directory itself is a real directory (not a symlink) of this uid that
+/// nobody else can write, and every directory above it, as written and as
+/// resolved, belongs to root or this uid and is not writable by others
+/// unless sticky (so nobody else can rename it away or swap a component),
+/// and every symlink on the way belongs to root or this uid. Otherwise
+/// another uid could replace the socket file or point the path elsewhere.
+pub(super) fn check_socket_dir(dir: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = sys::geteuid();
+    let refuse = |what: String| {
+        Err(Error::Io(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "socket directory {}: {what}; use a directory of this user that no other \
+                 user can write (mode 0700), or the default",
+                dir.display()
+            ),
+        )))
+    };
+    let m = std::fs::symlink_metadata(dir).map_err(Error::Io)?;
+    if m.file_type().is_symlink() {
+        return refuse("is a symlink".into());
+    }
+    if !m.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if m.uid() != me {
+        return refuse(format!(
+            "belongs to uid {}, not to this uid ({me})",
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by others (mode {:o})",
+            m.permissions().mode() & 0o7777
+        ));
+    }
+    let abs = std::path::absolute(dir).map_err(Error::Io)?;
+    let canon = std::fs::canonicalize(dir).map_err(Error::Io)?;
+    for a in abs.ancestors().skip(1).chain(canon.ancestors().skip(1)) {
+        let m = std::fs::symlink_metadata(a).map_err(Error::Io)?;
+        if m.uid() != me && m.uid() != 0 {
+            return refuse(format!("{} belongs to uid {}", a.display(), m.uid()));
+        }
+        let sticky = m.mode() & 0o1000 != 0;
+        if m.is_dir() && m.mode() & 0o022 != 0 && !sticky {
+            return refuse(format!(
+                "{} is writable by others and not sticky",
+                a.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn rendezvous_addr<'a>(abs: &'a [u8], path: &'a Option<PathBuf>) -> SockAddr<'a> {
     match path {
         Some(p) => SockAddr::Path(p),
@@ -149,11 +206,29 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let name32 = encode_name(name)?;
     let geo = Geometry::new(opts.slots, opts.slot_size)?;
     let abs = abstract_name(name);
+    if let Some(d) = &opts.socket_dir {
+        check_socket_dir(d)?;
+    }
     let path = rendezvous_dir(opts).map(|d| socket_path(&d, name));
     let addr = rendezvous_addr(&abs, &path);
     let listen = match sys::listen(&addr) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+            // Something not a socket at the path (a file, a symlink): not
+            // ours to remove or to follow.
+            if let Some(p) = &path {
+                use std::os::unix::fs::FileTypeExt;
+                let t = std::fs::symlink_metadata(p).map_err(Error::Io)?.file_type();
+                if !t.is_socket() {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "{} exists and is not a socket; remove it or use another name",
+                            p.display()
+                        ),
+                    )));
+                }
+            }
             // A socket file left by an owner that died: reuse it if nobody listens.
             match (&path, sys::connect(&addr)) {
                 (Some(p), Err(ce)) if ce.raw_os_error() == Some(libc::ECONNREFUSED) => {
