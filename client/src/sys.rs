@@ -577,15 +577,20 @@ pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
 }
 
 /// A pidfd of the process that connected (or listened on) `fd`, pinned
-/// at connect time (`SO_PEERPIDFD`, Linux 6.5). `None` where the kernel
-/// lacks it or the process is gone.
-pub fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
-    let v = sock_opt_int(fd.as_raw_fd(), SO_PEERPIDFD).ok()?;
-    if v < 0 {
-        return None;
-    }
+/// at connect time (`SO_PEERPIDFD`, Linux 6.5). `Ok(None)` where the
+/// kernel lacks it (`ENOPROTOOPT`); an error where it has it but cannot
+/// give one, which before Linux 6.17 means the process has been reaped
+/// (`EINVAL`), so its pid may name another process by now. From 6.17 the
+/// pidfd of a reaped process is returned: see [`pidfd_alive`].
+pub fn peer_pidfd(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+    let v = match sock_opt_int(fd.as_raw_fd(), SO_PEERPIDFD) {
+        Ok(v) if v >= 0 => v,
+        Ok(_) => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     // SAFETY: the kernel installed a fresh descriptor for us.
-    Some(unsafe { OwnedFd::from_raw_fd(v) })
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(v) }))
 }
 
 /// `PIDFD_GET_PID_NAMESPACE` = `_IO(0xFF, 5)` (include/uapi/linux/pidfd.h, Linux 6.11).
@@ -601,18 +606,21 @@ fn ino_of(fd: &OwnedFd) -> io::Result<u64> {
     Ok(st.st_ino)
 }
 
-/// Whether the process behind `pidfd` is still alive (signal 0).
-fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+/// Whether the process behind `pidfd` is still alive (signal 0; a zombie
+/// counts: its pid is not free for reuse until it is reaped). Only ESRCH
+/// means gone: EPERM (a process of another uid we may not signal) is alive.
+pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
     // SAFETY: pidfd_send_signal with signal 0 only checks existence.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
             0,
             std::ptr::null::<libc::siginfo_t>(),
             0,
-        ) == 0
-    }
+        )
+    };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// The pid of the process behind `pidfd` in this process's pid namespace

@@ -1091,10 +1091,14 @@ fn attacher_refuses_a_squatter_on_the_socket_path() -> Result<(), String> {
 // Second pass (d): the connecting process is gone before the owner looks
 // ---------------------------------------------------------------------------
 
-/// Role: run a channel owner (default policy: this uid) on `SIPC_TEST_DIR`.
+/// Role: run a channel owner (default policy: this uid) on `SIPC_TEST_DIR`,
+/// or without it on the abstract name, admitting every uid.
 fn role_plain_owner(name: &str) -> Result<(), String> {
-    let dir = PathBuf::from(std::env::var("SIPC_TEST_DIR").map_err(|e| e.to_string())?);
-    let _ch = Channel::create(name, &opts().socket_dir(&dir)).map_err(|e| e.to_string())?;
+    let o = match std::env::var("SIPC_TEST_DIR") {
+        Ok(dir) => opts().socket_dir(dir),
+        Err(_) => opts().abstract_socket().policy(PeerPolicy::default()),
+    };
+    let _ch = Channel::create(name, &o).map_err(|e| e.to_string())?;
     println!("ready");
     std::thread::sleep(Duration::from_secs(60));
     Ok(())
@@ -1158,6 +1162,26 @@ fn owner_refuses_a_connection_whose_process_exited_before_the_check() -> Result<
     let opid = owner.id() as libc::pid_t;
     // SAFETY: signals a child this test started.
     unsafe { libc::kill(opid, libc::SIGSTOP) };
+    // The stop is asynchronous: wait until every thread of the owner is
+    // stopped, so its listener cannot look at the connection before the
+    // connecting process is gone.
+    let stopped = |pid: libc::pid_t| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .all(|t| {
+                std::fs::read_to_string(t.path().join("stat")).is_ok_and(|st| {
+                    st.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('T'))
+                })
+            })
+    };
+    let t = Instant::now();
+    while !stopped(opid) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let result = (|| {
         let mut sv = [0 as libc::c_int; 2];
         // SAFETY: socketpair writes two fds into the array.
@@ -1195,6 +1219,35 @@ fn owner_refuses_a_connection_whose_process_exited_before_the_check() -> Result<
         other => Err(format!(
             "a connection whose process exited before the check got {other}"
         )),
+    }
+}
+
+/// Guard of the check above: a live connector the owner may not signal
+/// (another uid: signal 0 gives EPERM, not ESRCH) is alive, and admitted.
+fn owner_of_another_uid_admits_a_live_connector_it_may_not_signal() -> Result<(), String> {
+    let name = uniq("eperm");
+    let mut owner = role_cmd("plain-owner", &name)
+        .uid(65534)
+        .gid(65534)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let r = match read_line_within(&mut owner, Duration::from_secs(10)) {
+        Ok(l) if l == "ready" => within(Duration::from_secs(10), "attach", {
+            let name = name.clone();
+            move || {
+                let o = opts().abstract_socket().owner_policy(OwnerPolicy {
+                    uid: Some(65534),
+                    identity_pub: None,
+                });
+                Channel::attach(&name, &o).map(|_| ())
+            }
+        }),
+        other => Err(format!("owner: {other:?}")),
+    };
+    kill(owner);
+    match r? {
+        Ok(()) => Ok(()),
+        Err(e) => Err(format!("attach to an owner of uid 65534: {e}")),
     }
 }
 
@@ -1349,6 +1402,10 @@ const TESTS: &[Test] = &[
     (
         "owner_refuses_a_connection_whose_process_exited_before_the_check",
         owner_refuses_a_connection_whose_process_exited_before_the_check,
+    ),
+    (
+        "owner_of_another_uid_admits_a_live_connector_it_may_not_signal",
+        owner_of_another_uid_admits_a_live_connector_it_may_not_signal,
     ),
     (
         "owner_drop_racing_an_attach_leaks_nothing_and_ends_cleanly",

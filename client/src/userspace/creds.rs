@@ -14,12 +14,26 @@ pub(super) struct SocketPeer {
     /// Whether the namespace inodes in `creds` are known race-free (from
     /// `SO_PEERPIDFD`); without them a pid-namespace policy refuses.
     pub(super) namespaces_known: bool,
+    /// The connecting process is gone (reaped), so the pid in `creds` may
+    /// name another process by now: the owner refuses such a connection
+    /// (fails closed). Only known where the kernel has `SO_PEERPIDFD`;
+    /// without it the connect-time uid/gid still hold and are used.
+    pub(super) connector_gone: bool,
 }
 
 pub(super) fn socket_peer(sock: &OwnedFd) -> Result<SocketPeer, Error> {
     let (pid, uid, gid) = sys::peer_cred(sock)?;
     let groups = sys::peer_groups(sock);
-    let ns = sys::peer_pidfd(sock).and_then(|pidfd| sys::pidfd_namespaces(&pidfd));
+    let pidfd = sys::peer_pidfd(sock);
+    let connector_gone = match &pidfd {
+        Ok(Some(p)) => !sys::pidfd_alive(p),
+        Ok(None) => false,
+        Err(_) => true,
+    };
+    let ns = match pidfd {
+        Ok(Some(p)) if !connector_gone => sys::pidfd_namespaces(&p),
+        _ => None,
+    };
     let (pidns_ino, userns_ino) = ns.unwrap_or((0, 0));
     Ok(SocketPeer {
         creds: PeerCredentials {
@@ -30,6 +44,7 @@ pub(super) fn socket_peer(sock: &OwnedFd) -> Result<SocketPeer, Error> {
         },
         groups,
         namespaces_known: ns.is_some(),
+        connector_gone,
     })
 }
 

@@ -338,6 +338,12 @@ impl Listener {
         let Ok(peer) = socket_peer(&sock) else {
             return;
         };
+        if peer.connector_gone {
+            // Credentials of a process that no longer exists: its pid may
+            // be another process's now. Nothing is decided on them.
+            refuse(&sock, Refusal::NotPermitted);
+            return;
+        }
         let uid = peer.creds.cred.uid;
         let may_stats = uid == sys::geteuid() || uid == 0;
         let may_attach = policy_allows(&self.setup.policy, &peer);
