@@ -78,11 +78,22 @@ pub(super) fn recv_plain(
     deadline: Instant,
 ) -> Result<usize, Error> {
     match sys::recv_plain_packet(sock, buf, deadline) {
-        Ok(0) => Err(proto("the other side closed the rendezvous socket")),
+        Ok(0) => Err(Error::PeerClosed),
         Ok(n) => Ok(n),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Error::TimedOut),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(Error::Protocol(e.to_string())),
-        Err(e) => Err(Error::Io(e)),
+        Err(e) => Err(link_error(e)),
+    }
+}
+
+/// The error of a failed receive or send on the rendezvous socket during
+/// the handshake. The other side closing it (end of file, or a reset: an
+/// owner dropped, or its listener closed, with our packet unread) is
+/// [`Error::PeerClosed`]: it went away, nothing was violated.
+pub(super) fn link_error(e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ECONNRESET) | Some(libc::EPIPE) | Some(libc::ENOTCONN) => Error::PeerClosed,
+        _ if e.kind() == io::ErrorKind::TimedOut => Error::TimedOut,
+        _ if e.kind() == io::ErrorKind::InvalidData => Error::Protocol(e.to_string()),
+        _ => Error::Io(e),
     }
 }
 

@@ -30,7 +30,9 @@ pub(crate) use peer::attach;
 pub use peer::query_stats;
 
 use counters::Counters;
-use creds::{policy_allows, random32, recv_plain, refusal_of, refuse, socket_peer, SocketPeer};
+use creds::{
+    link_error, policy_allows, random32, recv_plain, refusal_of, refuse, socket_peer, SocketPeer,
+};
 use halves::{Deposit, Pending, Readiness, RxState, TxState, UsRx, UsTx};
 use owner::connect_to;
 use session::{
