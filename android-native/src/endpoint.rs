@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// Longest single wait inside a blocking call: a concurrent
 /// [`Endpoint::close`] is noticed within this time.
@@ -161,12 +162,19 @@ pub enum Delivery<R> {
         /// Room the caller offered.
         room: usize,
     },
+    /// The callback could not take the message (the JNI bridge: the Java
+    /// array could not be allocated): keep it for the next receive; the
+    /// call returns `R` (which carries the callback's error).
+    Declined(R),
 }
 
 struct RxState {
     rx: Receiver,
-    /// A message a previous receive could not deliver (buffer too small).
-    held: Option<(MessageInfo, Vec<u8>)>,
+    /// A message a previous receive could not deliver (buffer too small,
+    /// or declined): the next receive delivers it first. Its slot was
+    /// released (a slot cannot stay taken across calls), so it is a copy,
+    /// wiped when it goes.
+    held: Option<(MessageInfo, Zeroizing<Vec<u8>>)>,
 }
 
 /// One endpoint of a channel (owner or peer).
@@ -312,6 +320,10 @@ impl Endpoint {
                     *held = Some((info, data));
                     Err(BridgeError::BufferTooSmall { len, room })
                 }
+                Delivery::Declined(r) => {
+                    *held = Some((info, data));
+                    Ok(Some(r))
+                }
             };
         }
         loop {
@@ -332,14 +344,21 @@ impl Endpoint {
                         uid: sender.uid,
                         gid: sender.gid,
                     };
+                    // `deliver` copies the payload out of the slot, which
+                    // is released only when `msg` drops, after it returned:
+                    // a message it could not take is kept (as a copy).
                     return match deliver(&info, msg.payload()) {
                         Delivery::Taken(r) => Ok(Some(r)),
                         Delivery::TooSmall { room } => {
-                            *held = Some((info, msg.payload().to_vec()));
+                            *held = Some((info, Zeroizing::new(msg.payload().to_vec())));
                             Err(BridgeError::BufferTooSmall {
                                 len: info.len,
                                 room,
                             })
+                        }
+                        Delivery::Declined(r) => {
+                            *held = Some((info, Zeroizing::new(msg.payload().to_vec())));
+                            Ok(Some(r))
                         }
                     };
                 }

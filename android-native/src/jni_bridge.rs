@@ -175,6 +175,17 @@ fn throw_failure(env: &mut Env<'_>, failure: &Failure) -> jni::errors::Result<()
         Ok(())
     };
     match failure {
+        // jni-rs catches the OutOfMemoryError of a failed allocation and
+        // reports NoMemory: throw one again, for the caller to handle as such.
+        Failure::Jni(jni::errors::Error::JniCall(jni::errors::JniError::NoMemory)) => {
+            let _ = env.throw_new(
+                jni_str!("java/lang/OutOfMemoryError"),
+                jni_str!(
+                    "no Java heap for the received message; it stays queued for the next receive"
+                ),
+            );
+            Ok(())
+        }
         Failure::Jni(_) => simple(env, jni_str!("java/lang/RuntimeException")),
         Failure::Bridge(BridgeError::Closed) => {
             simple(env, jni_str!("java/lang/IllegalStateException"))
@@ -519,12 +530,18 @@ pub fn receive<'local>(
         .with_env(|env| -> Result<JByteArray<'local>, Failure> {
             let ep = lookup(handle)?;
             check_meta(env, &meta)?;
-            let got = ep.receive(Wait::from_nanos(timeout_nanos), |info, payload| {
-                Delivery::Taken(
-                    write_meta(env, &meta, info)
-                        .and_then(|()| Ok(env.byte_array_from_slice(payload)?)),
-                )
-            })?;
+            // The array is allocated and filled while the message is still
+            // in its slot; if that fails (OutOfMemoryError), the message
+            // stays queued for the next receive.
+            let got = ep.receive(
+                Wait::from_nanos(timeout_nanos),
+                |info, payload| match write_meta(env, &meta, info)
+                    .and_then(|()| Ok(env.byte_array_from_slice(payload)?))
+                {
+                    Ok(arr) => Delivery::Taken(Ok(arr)),
+                    Err(e) => Delivery::Declined(Err(e)),
+                },
+            )?;
             match got {
                 Some(arr) => arr,
                 None => Ok(JByteArray::default()),
@@ -567,7 +584,10 @@ pub fn receive_direct<'local>(
                 unsafe {
                     std::ptr::copy_nonoverlapping(payload.as_ptr(), addr.add(off), payload.len())
                 };
-                Delivery::Taken(write_meta(env, &meta, info).map(|()| payload.len() as jint))
+                match write_meta(env, &meta, info) {
+                    Ok(()) => Delivery::Taken(Ok(payload.len() as jint)),
+                    Err(e) => Delivery::Declined(Err(e)),
+                }
             })?;
             match got {
                 Some(n) => n,
@@ -604,12 +624,14 @@ pub fn receive_array<'local>(
                 if payload.len() > room {
                     return Delivery::TooSmall { room };
                 }
-                Delivery::Taken(
-                    dst.set_region(env, off as jint, bytemuck::cast_slice(payload))
-                        .map_err(Failure::from)
-                        .and_then(|()| write_meta(env, &meta, info))
-                        .map(|()| payload.len() as jint),
-                )
+                match dst
+                    .set_region(env, off as jint, bytemuck::cast_slice(payload))
+                    .map_err(Failure::from)
+                    .and_then(|()| write_meta(env, &meta, info))
+                {
+                    Ok(()) => Delivery::Taken(Ok(payload.len() as jint)),
+                    Err(e) => Delivery::Declined(Err(e)),
+                }
             })?;
             match got {
                 Some(n) => n,

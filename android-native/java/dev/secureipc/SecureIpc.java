@@ -301,7 +301,12 @@ public final class SecureIpc implements AutoCloseable {
 
     // ---- receive ---------------------------------------------------------
 
-    /** Receives the next message, waiting as long as it takes. */
+    /**
+     * Receives the next message, waiting as long as it takes. The payload
+     * array is allocated while the message is still queued: if that throws
+     * OutOfMemoryError, the message stays queued and the next receive (of
+     * any form) returns it.
+     */
     public Message receive() throws SecureIpcException {
         return receiveArray(FOREVER);
     }
