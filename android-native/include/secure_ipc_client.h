@@ -36,14 +36,16 @@
  *   -EKEYREJECTED identity proof or pre-shared key refused
  *   -ENOTCONN     the owner has no peer yet
  *   -EPROTO       the other side broke the protocol
+ *   -ESHUTDOWN    sipc_shutdown() was called on the handle
  *   -EIO          an internal error (a bug: report it)
  *   other         an operating-system call failed with that errno (-EMFILE,
  *                 -ENOMEM, ...); listed per function as "OS errors"
  * sipc_strerror() describes a code.
  *
- * Threads: one thread may send while another receives on the same handle.
- * sipc_close() must not race with other calls on the same handle (like
- * close(2) on a file descriptor).
+ * Threads: one thread may send while another receives on the same handle;
+ * sipc_shutdown() may be called from any thread at any time. sipc_close()
+ * must not race with other calls on the same handle (like close(2) on a
+ * file descriptor): sipc_shutdown() first, join the threads, then close.
  */
 #ifndef SECURE_IPC_CLIENT_H
 #define SECURE_IPC_CLIENT_H
@@ -186,7 +188,7 @@ int sipc_attach(const char *name, const struct sipc_options *opts, sipc_channel 
  * the owner, until a peer attaches); 0: do not wait; > 0: wait at most that
  * long. Returns 0 (sent: queued for the peer), -EAGAIN (timeout 0, no room
  * or no peer yet), -ETIMEDOUT, -EPIPE, -EMSGSIZE, -EINVAL (NULL ch, NULL buf
- * with len > 0), -EPROTO, -EIO, OS errors. On every error nothing was sent.
+ * with len > 0), -ESHUTDOWN, -EPROTO, -EIO, OS errors. On every error nothing was sent.
  */
 int sipc_send(sipc_channel *ch, uint16_t type, const void *buf, size_t len, int timeout_ms);
 
@@ -199,18 +201,54 @@ int sipc_try_send(sipc_channel *ch, uint16_t type, const void *buf, size_t len);
  * the length, -EAGAIN (timeout 0, nothing there), -ETIMEDOUT, -EPIPE (the
  * peer closed and everything it sent was received), -EMSGSIZE (cap too
  * small: msg->length is the message's length; it stays queued), -EBADMSG,
- * -EINVAL (NULL ch, NULL buf with cap > 0), -EPROTO, -EIO, OS errors.
+ * -EINVAL (NULL ch, NULL buf with cap > 0), -ESHUTDOWN, -EPROTO, -EIO, OS
+ * errors.
  */
 int sipc_recv(sipc_channel *ch, void *buf, size_t cap, struct sipc_message *msg, int timeout_ms);
+
+/*
+ * Event loops (epoll, poll, select). Each half has a readiness fd, the same
+ * for the handle's whole life, owned by the library (do not close or read
+ * it): sipc_recv_fd() for receiving, sipc_send_fd() for sending (both
+ * report EPOLLIN). Readable means "try again" and may be spurious. The loop:
+ *
+ *   for (;;) {
+ *           while ((n = sipc_recv(ch, buf, cap, &msg, 0)) >= 0)
+ *                   handle(buf, n);
+ *           if (n != -EAGAIN)
+ *                   break;                  (-EPIPE: done; else an error)
+ *           if (sipc_arm_recv(ch) == 1)
+ *                   epoll_wait(...);        (0: something came meanwhile)
+ *   }
+ *
+ * sipc_arm_recv() / sipc_arm_send() return 1 when the call would still wait
+ * (the fd turns readable when that may have changed: sleep on it), 0 when
+ * it would not (receive / send now), or -EINVAL (NULL), -ESHUTDOWN, -EIO,
+ * OS errors. No wake-up is lost between a -EAGAIN and the arm.
+ * sipc_recv_fd() / sipc_send_fd() return the fd or -EINVAL (NULL).
+ */
+int sipc_recv_fd(const sipc_channel *ch);
+int sipc_send_fd(const sipc_channel *ch);
+int sipc_arm_recv(sipc_channel *ch);
+int sipc_arm_send(sipc_channel *ch);
+
+/*
+ * Wakes every call blocked on ch in another thread and makes it, and every
+ * later call but sipc_close(), return -ESHUTDOWN (a blocked call returns
+ * within about 50 ms). The handle stays valid: free it with sipc_close()
+ * once no thread uses it. Never blocks. Returns 0, or -EINVAL for NULL.
+ */
+int sipc_shutdown(sipc_channel *ch);
 
 /* Largest payload of one message (0 for a NULL ch). */
 size_t sipc_max_message_size(const sipc_channel *ch);
 
-/* The endpoint's counters. Returns 0, -EINVAL (NULL), -EIO, OS errors. */
+/* The endpoint's counters. Returns 0, -EINVAL (NULL), -ESHUTDOWN, -EIO, OS
+ * errors. */
 int sipc_stats(sipc_channel *ch, struct sipc_stats *out);
 
 /* Who the other endpoint is. Returns 0, -ENOTCONN (the owner has no peer
- * yet), -EINVAL (NULL), -EIO, OS errors. */
+ * yet), -EINVAL (NULL), -ESHUTDOWN, -EIO, OS errors. */
 int sipc_peer_credentials(sipc_channel *ch, struct sipc_peer *out);
 
 /* Closes the endpoint (the peer sees -EPIPE once it has drained) and frees

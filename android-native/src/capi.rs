@@ -525,6 +525,59 @@ pub unsafe extern "C" fn sipc_recv(
     })
 }
 
+/// `sipc_recv_fd`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_recv_fd(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(unsafe { endpoint(ch) }?.rx_fd()))
+}
+
+/// `sipc_send_fd`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_send_fd(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(unsafe { endpoint(ch) }?.tx_fd()))
+}
+
+/// `sipc_arm_recv`: 1 = sleep on the fd, 0 = receive now.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_arm_recv(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(c_int::from(unsafe { endpoint(ch) }?.arm_recv()?)))
+}
+
+/// `sipc_arm_send`: 1 = sleep on the fd, 0 = send now.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_arm_send(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(c_int::from(unsafe { endpoint(ch) }?.arm_send()?)))
+}
+
+/// `sipc_shutdown`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_shutdown(ch: *const Endpoint) -> c_int {
+    guard(|| {
+        // SAFETY: caller contract.
+        unsafe { endpoint(ch) }?.shutdown();
+        Ok(0)
+    })
+}
+
 /// `sipc_max_message_size`.
 ///
 /// # Safety
@@ -656,6 +709,7 @@ pub extern "C" fn sipc_strerror(err: c_int) -> *const c_char {
         libc::ENOTCONN => c"no peer has attached yet",
         libc::EPROTO => c"protocol error",
         libc::EBADF => c"the channel handle is closed",
+        libc::ESHUTDOWN => c"the channel was shut down (sipc_shutdown)",
         libc::EIO => c"I/O error (or an internal error)",
         _ => c"operating-system error (see errno)",
     };

@@ -190,6 +190,9 @@ fn throw_failure(env: &mut Env<'_>, failure: &Failure) -> jni::errors::Result<()
         Failure::Bridge(BridgeError::Closed) => {
             simple(env, jni_str!("java/lang/IllegalStateException"))
         }
+        Failure::Bridge(BridgeError::Shutdown) => {
+            simple(env, jni_str!("java/lang/IllegalStateException"))
+        }
         Failure::Bridge(BridgeError::Poisoned) => {
             simple(env, jni_str!("java/lang/IllegalStateException"))
         }
