@@ -287,8 +287,9 @@ fn jvm_tests_kernel(kernel: &str) -> Result<(), String> {
     }
 }
 
-/// Builds the JNI library and compiles the Java API and its tests; returns
-/// (the `java` launcher, the library's directory, the classes directory).
+/// Builds the JNI library and compiles the Java API, its example and its
+/// tests; returns (the `java` launcher, the library's directory, the
+/// classes directory).
 fn build_jvm_tests() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let lib = build_jni_library()?;
     let bin = jdk_bin()?;
@@ -299,6 +300,13 @@ fn build_jvm_tests() -> Result<(PathBuf, PathBuf, PathBuf), String> {
         .args(["-Xlint:all", "-Werror", "--release", "8", "-d"])
         .arg(&classes)
         .args(java_sources(&root().join("android-native/java"))?))?;
+    // The Java example, at the API's language level too; the tests run it.
+    run(Command::new(bin.join("javac"))
+        .args(["-Xlint:all", "-Werror", "--release", "8", "-cp"])
+        .arg(&classes)
+        .arg("-d")
+        .arg(&classes)
+        .args(java_sources(&root().join("android-native/examples/java"))?))?;
     run(Command::new(bin.join("javac"))
         .args(["-Xlint:all", "-Werror", "--release", "17", "-cp"])
         .arg(&classes)

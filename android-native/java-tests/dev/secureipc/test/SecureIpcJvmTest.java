@@ -591,6 +591,18 @@ public final class SecureIpcJvmTest {
                 "oom-during-receive", BACKEND.name());
     }
 
+    /**
+     * The Java round-trip example (android-native/examples/java) in a JVM
+     * of its own: 2000 requests answered in order, the service ended by the
+     * owner's close() with PeerClosedException.
+     */
+    static void exampleRoundTripRuns() throws Exception {
+        String out = runChild("dev.secureipc.example.RoundTrip", new ArrayList<>(), "2000", BACKEND.name());
+        check(out.contains("round trips 2000, answered in order 2000,"), "all answered in order:\n" + out);
+        check(out.contains("in order: yes"), out);
+        check(out.contains("service ended with PeerClosedException"), out);
+    }
+
     // ---- driver ----------------------------------------------------------
 
     public static void main(String[] args) throws Exception {
