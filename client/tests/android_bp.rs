@@ -529,3 +529,50 @@ fn x86_64_adds_only_the_crate_the_serial_backend_makes_unused() {
         .unwrap();
     assert!(dalek.cfgs.contains(&"curve25519_dalek_backend=\"serial\""));
 }
+
+#[test]
+fn every_module_a_module_uses_is_defined_in_the_file() {
+    let bp = fs::read_to_string(root().join("android-native/android/Android.bp")).unwrap();
+    // Module bodies only: comments (the app example) are not Soong input.
+    let code: String = bp
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let defined: Vec<String> = code
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("name: \""))
+        .map(|n| n.trim_end_matches("\",").to_string())
+        .collect();
+    let mut used = 0;
+    for module in code.split("\n}").filter(|m| m.contains("name: \"")) {
+        for prop in ["rustlibs", "proc_macros", "whole_static_libs", "defaults"] {
+            for dep in bp_list(module, prop) {
+                used += 1;
+                assert!(
+                    defined.contains(&dep),
+                    "{prop} entry {dep} is not a module of Android.bp; \
+                     Android 13's external/rust/crates is not used"
+                );
+            }
+        }
+    }
+    assert!(used > 50, "only {used} dependencies read");
+}
+
+#[test]
+fn the_echo_binary_has_each_crate_its_source_names() {
+    let bp = fs::read_to_string(root().join("android-native/android/Android.bp")).unwrap();
+    let libs = bp_list(bp_module(&bp, "secure_ipc_echo"), "rustlibs");
+    let src = fs::read_to_string(root().join("android-native/src/bin/secure_ipc_echo.rs")).unwrap();
+    for (d, _) in cargo_deps("android-native/Cargo.toml") {
+        let named = src.contains(&format!("{d}::"));
+        assert_eq!(
+            libs.contains(&dep_module(&d)),
+            named,
+            "secure_ipc_echo: {} in rustlibs must match whether the source uses {d}::; \
+             rustlibs: {libs:?}",
+            dep_module(&d)
+        );
+    }
+}
