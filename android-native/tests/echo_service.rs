@@ -217,3 +217,31 @@ fn identity_create_racing_starts_agree_on_one_key() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn identity_create_alone_makes_the_key_and_exits_0() {
+    // The first-boot `exec` of init/secure_ipc_echo.rc: no channel.
+    let dir = std::env::temp_dir().join(unique("alone"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("echo.key");
+    let out = echo_cmd()
+        .args(["--identity-create", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let secret: [u8; 32] = std::fs::read(&key).unwrap().try_into().unwrap();
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+    assert_eq!(
+        std::fs::read(dir.join("echo.key.pub")).unwrap(),
+        public.as_bytes()
+    );
+    // A second run keeps the key.
+    assert!(echo_cmd()
+        .args(["--identity-create", key.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(std::fs::read(&key).unwrap(), secret);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@
 //!                 [--psk KEYFILE]
 //!                 [--backend auto|kernel|userspace] [--socket-dir DIR]
 //!                 [--count N] [--wait-ms MS]
+//! secure_ipc_echo --identity-create KEYFILE
 //! ```
 //!
 //! It waits up to `--wait-ms` (default: forever) for the owner to create the
@@ -26,14 +27,16 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 struct Args {
-    channel: String,
+    /// None: only `--identity-create` was asked for (the first-boot exec).
+    channel: Option<String>,
     opts: Options,
     count: Option<u64>,
     wait: Option<Duration>,
 }
 
 const USAGE: &str = "usage: secure_ipc_echo --channel NAME [--identity KEYFILE | --identity-create KEYFILE] [--psk KEYFILE] \
-[--backend auto|kernel|userspace] [--socket-dir DIR] [--count N] [--wait-ms MS]";
+[--backend auto|kernel|userspace] [--socket-dir DIR] [--count N] [--wait-ms MS]
+       secure_ipc_echo --identity-create KEYFILE";
 
 /// Reads a 32-byte raw key file.
 fn key_file(path: &str) -> Result<[u8; 32], String> {
@@ -120,6 +123,7 @@ fn key_file_or_create(path: &str) -> Result<[u8; 32], String> {
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut channel = None;
+    let mut created = false;
     let mut opts = Options::new();
     let mut count = None;
     let mut wait = None;
@@ -141,6 +145,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map(|b| format!("{b:02x}"))
                     .collect();
                 eprintln!("secure_ipc_echo: {path}: identity public key {hex}");
+                created = true;
                 opts = opts.identity(IdentityKey::from(key))
             }
             "--psk" => opts = opts.psk(key_file(&value()?)?),
@@ -163,7 +168,9 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
-    let channel = channel.ok_or_else(|| format!("--channel is required\n{USAGE}"))?;
+    if channel.is_none() && !created {
+        return Err(format!("--channel is required\n{USAGE}"));
+    }
     Ok(Args {
         channel,
         opts,
@@ -173,17 +180,21 @@ fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn run(args: Args) -> Result<u64, String> {
+    let Some(channel) = args.channel else {
+        // `--identity-create KEYFILE` alone: the key is in place.
+        return Ok(0);
+    };
     // The owner (host daemon) may not have created the channel yet.
     let start = Instant::now();
     let mut backoff = Duration::from_millis(10);
     let (mut tx, mut rx) = loop {
-        match Channel::attach(&args.channel, &args.opts) {
+        match Channel::attach(&channel, &args.opts) {
             Ok(pair) => break pair,
             Err(Error::NoSuchChannel) if args.wait.is_none_or(|w| start.elapsed() < w) => {
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
-            Err(e) => return Err(format!("attach to `{}`: {e}", args.channel)),
+            Err(e) => return Err(format!("attach to `{channel}`: {e}")),
         }
     };
     let mut echoed = 0u64;
