@@ -19,6 +19,11 @@
 //! aligned element (`rtrb_aligned`, for payloads of 64 bytes and more), so
 //! the comparison does not hinge on that.
 //!
+//! `rtrb_len` moves what one ring message carries besides its bytes, its
+//! length: an element of a u32 length and the payload. The last table holds
+//! the two targets of issue 17 item 6 at 64 bytes: the ring >= 1.0x
+//! `rtrb_len` and >= 0.9x rtrb with bare `[u8; 64]` elements.
+//!
 //! `cargo bench -p secure-ipc-benches --bench ring`
 
 use criterion::{black_box, criterion_group, BenchmarkId, Criterion, Throughput};
@@ -134,19 +139,44 @@ fn publish(tx: &mut Producer<TxDesc>, wake_check: bool) {
     }
 }
 
-/// A payload type for rtrb: `[u8; S]` itself, or the same bytes in a
-/// cache-line aligned element.
+/// A payload type for rtrb: `[u8; S]` itself, the same bytes in a
+/// cache-line aligned element, or a length and the bytes.
 trait Payload<const S: usize>: Copy + Send + 'static {
     fn new(bytes: [u8; S]) -> Self;
-    fn bytes(&self) -> &[u8; S];
+    /// The message's bytes as the consumer sees them.
+    fn bytes(&self) -> &[u8];
 }
 
 impl<const S: usize> Payload<S> for [u8; S] {
     fn new(bytes: [u8; S]) -> Self {
         bytes
     }
-    fn bytes(&self) -> &[u8; S] {
+    fn bytes(&self) -> &[u8] {
         self
+    }
+}
+
+/// What one ring message carries that a bare payload does not: its length
+/// (issue 17 item 6: rtrb "moving the same information", an element of a
+/// u32 length plus the payload; 68 bytes for a 64-byte payload). The
+/// consumer reads the length and takes that many bytes, as the ring's
+/// consumer does with the descriptor's `len`.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct WithLen<const S: usize> {
+    len: u32,
+    bytes: [u8; S],
+}
+
+impl<const S: usize> Payload<S> for WithLen<S> {
+    fn new(bytes: [u8; S]) -> Self {
+        Self {
+            len: S as u32,
+            bytes,
+        }
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..(self.len as usize).min(S)]
     }
 }
 
@@ -160,7 +190,7 @@ impl<const S: usize> Payload<S> for LineAligned<S> {
     fn new(bytes: [u8; S]) -> Self {
         Self(bytes)
     }
-    fn bytes(&self) -> &[u8; S] {
+    fn bytes(&self) -> &[u8] {
         &self.0
     }
 }
@@ -220,7 +250,8 @@ fn run_rtrb<const S: usize, P: Payload<S>>(n: u64, batch: usize) -> Duration {
             let chunk = rx.read_chunk(k).unwrap();
             let (a, b) = chunk.as_slices();
             for v in a.iter().chain(b) {
-                buf.copy_from_slice(v.bytes());
+                let p = v.bytes();
+                buf[..p.len()].copy_from_slice(p);
                 black_box(&buf);
             }
             chunk.commit_all();
@@ -281,6 +312,9 @@ fn group<const S: usize>(c: &mut Criterion, label: &str) {
         });
         g.bench_function(BenchmarkId::from_parameter("rtrb"), |b| {
             b.iter_custom(|iters| run_rtrb::<S, [u8; S]>(iters, batch as usize))
+        });
+        g.bench_function(BenchmarkId::from_parameter("rtrb_len"), |b| {
+            b.iter_custom(|iters| run_rtrb::<S, WithLen<S>>(iters, batch as usize))
         });
         g.bench_function(BenchmarkId::from_parameter("crossbeam_ArrayQueue"), |b| {
             b.iter_custom(run_crossbeam::<S>)
@@ -378,6 +412,63 @@ fn summary_row<const S: usize>(label: &str, n: u64) {
     }
 }
 
+/// Issue 17 item 6: the ring moving 64-byte messages against rtrb moving
+/// the same information (`WithLen<64>`, target >= 1.0x) and bare 64-byte
+/// elements (`[u8; 64]`, target >= 0.9x), two pinned threads; `ROUNDS`
+/// rounds in rotated order, medians of the per-round ratios.
+fn item6_rows(n: u64) {
+    const ROUNDS: usize = 21;
+    let run = |which: usize, batch: u32| -> f64 {
+        let t = match which {
+            0 => run_ring::<64>(n, batch, false),
+            1 => run_ring::<64>(n, batch, true),
+            2 => run_rtrb::<64, WithLen<64>>(n, batch as usize),
+            _ => run_rtrb::<64, [u8; 64]>(n, batch as usize),
+        };
+        n as f64 / t.as_secs_f64()
+    };
+    println!(
+        "\nIssue 17 item 6 targets, 64-byte payloads, two pinned threads (Mmsg/s and ratios, medians of {ROUNDS} rounds):\n"
+    );
+    println!(
+        "| batch | ring | ring+wakeup | rtrb_len (u32 + 64 B) | rtrb (64 B) | ring/rtrb_len (>= 1.0x) | ring/rtrb (>= 0.9x) | ring+wakeup/rtrb_len | ring+wakeup/rtrb |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for batch in [1u32, 32] {
+        let mut rates = vec![Vec::new(); 4];
+        let (mut to_len, mut to_bare, mut w_len, mut w_bare) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let mut r = [0.0; 4];
+            for k in 0..4 {
+                let which = (round + k) % 4;
+                r[which] = run(which, batch);
+            }
+            for (i, v) in r.iter().enumerate() {
+                rates[i].push(*v);
+            }
+            to_len.push(r[0] / r[2]);
+            to_bare.push(r[0] / r[3]);
+            w_len.push(r[1] / r[2]);
+            w_bare.push(r[1] / r[3]);
+        }
+        let cells: Vec<String> = rates
+            .into_iter()
+            .map(|v| format!("{:.2}", median(v) / 1e6))
+            .collect();
+        let (l, b) = (median(to_len), median(to_bare));
+        let verdict = |x: f64, t: f64| if x >= t { "met" } else { "missed" };
+        println!(
+            "| {batch} | {} | {l:.2}x {} | {b:.2}x {} | {:.2}x | {:.2}x |",
+            cells.join(" | "),
+            verdict(l, 1.0),
+            verdict(b, 0.9),
+            median(w_len),
+            median(w_bare),
+        );
+    }
+}
+
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
@@ -390,4 +481,5 @@ fn main() {
     summary_row::<8>("8 B", 200_000);
     summary_row::<64>("64 B", 200_000);
     summary_row::<4096>("4 KiB", 20_000);
+    item6_rows(200_000);
 }

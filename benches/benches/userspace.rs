@@ -124,12 +124,12 @@ fn sipc_pingpong(c: &mut Chan, n: usize) -> Vec<u64> {
                 let m = rx.recv().expect("echo recv");
                 buf.copy_from_slice(m.payload());
                 drop(m);
-                ptx.send(&buf).expect("echo send");
+                ptx.send(buf).expect("echo send");
             }
         });
         for _ in 0..n {
             let t = Instant::now();
-            tx.send(&ping).expect("ping");
+            tx.send(ping).expect("ping");
             let m = prx.recv().expect("pong");
             black_box(m.payload());
             drop(m);

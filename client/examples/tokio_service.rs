@@ -47,7 +47,7 @@ pub async fn serve(mut rx: AsyncReceiver, listener: TcpListener) -> Result<u64, 
 pub fn produce(name: &str, opts: &Options, n: u64) -> Result<(), Error> {
     let (mut tx, _rx) = Channel::attach(name, opts)?;
     for i in 0..n {
-        tx.send(&i.to_le_bytes())?;
+        tx.send(i.to_le_bytes())?;
         if i % 256 == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -108,6 +108,20 @@ pub(crate) trait TxBackend: Send {
     fn ready_for_one(&mut self) -> Result<bool, Error> {
         Ok(true)
     }
+    /// Waits until [`TxBackend::ready_for_one`] would be true, until
+    /// `deadline` (`Err(TimedOut)`) or `cancel` (`Err(Shutdown)`); an owner
+    /// with no peer yet waits for one. What a blocking or bounded send
+    /// checks before it queues its message, so that a message it accepts
+    /// moves on without another call (kernel: is sealed) and one it gives
+    /// back was never queued. The userspace backend's ring is the channel
+    /// itself: nothing to wait for beyond a slot.
+    fn wait_ready_for_one(
+        &mut self,
+        _deadline: Option<Instant>,
+        _cancel: Option<&Signal>,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
     /// `flush` for a sender being dropped: publishes what it can without
     /// ever waiting (a stalled or absent peer must not hang a drop).
     fn flush_closing(&mut self) -> Result<usize, Error> {

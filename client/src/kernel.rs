@@ -489,16 +489,54 @@ impl KernelTx {
         Ok(n)
     }
 
+    /// The [O9] line shows the sealed store full: a SEND now would seal
+    /// nothing. Only this half's SEND takes room and the kernel publishes
+    /// `store_cons` as it frees room, so the hint can only over-state
+    /// fullness for a moment; poll(POLLOUT) stays the authority.
+    fn store_full_hint(&self) -> bool {
+        let st = self.prod.kernel_status();
+        st.store_entries != 0
+            && st.store_prod.wrapping_sub(st.store_cons) >= st.store_entries
+            && !st.peer_closed()
+    }
+
+    /// Waits until the store is no longer full: spins on the [O9] hint
+    /// first under `SpinThenBlock` (no system call while the consumer
+    /// catches up), then sleeps in `wait_out`.
+    fn wait_store_room(
+        &self,
+        deadline: Option<Instant>,
+        cancel: Option<&Signal>,
+    ) -> Result<(), Error> {
+        if let WaitPolicy::SpinThenBlock { spins } = self.wait {
+            for _ in 0..spins {
+                if !self.store_full_hint() {
+                    return Ok(());
+                }
+                std::hint::spin_loop();
+            }
+        }
+        self.wait_out(deadline, cancel)
+    }
+
     /// SEND until the kernel has taken everything published: waits while
     /// the sealed store is full and while no peer has attached yet, until
     /// `deadline` or `cancel`; what is left stays published in TX for the
     /// next SEND.
+    ///
+    /// A SEND into a store that is already full costs a system call and
+    /// seals nothing (STATS `store_full`); a producer that outpaces its
+    /// consumer met one per wait (docs/performance.md). So it waits for
+    /// room first when the [O9] line shows the store full.
     fn push_all(
         &mut self,
         deadline: Option<Instant>,
         cancel: Option<&Signal>,
     ) -> Result<(), Error> {
         loop {
+            if self.store_full_hint() {
+                self.wait_store_room(deadline, cancel)?;
+            }
             match self.send_once() {
                 Ok(_) | Err(Error::NotConnected) => {}
                 Err(e) => return Err(e),
@@ -509,7 +547,11 @@ impl KernelTx {
             if deadline.is_some_and(|d| Instant::now() >= d) || cancel.is_some_and(|c| c.is_set()) {
                 return Ok(());
             }
-            self.wait_out(deadline, cancel)?;
+            // A full store: the wait at the top of the loop. Otherwise (no
+            // peer yet, or room freed since) the old wait for POLLOUT.
+            if !self.store_full_hint() {
+                self.wait_out(deadline, cancel)?;
+            }
         }
     }
 }
@@ -595,6 +637,38 @@ impl TxBackend for KernelTx {
         // can only under-state it: a yes stays true until our next SEND.
         let st = self.prod.kernel_status();
         Ok(st.store_prod.wrapping_sub(st.store_cons) < st.store_entries)
+    }
+
+    fn wait_ready_for_one(
+        &mut self,
+        deadline: Option<Instant>,
+        cancel: Option<&Signal>,
+    ) -> Result<(), Error> {
+        loop {
+            // No system call while TX is drained and the [O9] line shows a
+            // free sealed record (it can only under-state room, see
+            // ready_for_one): the streaming fast path.
+            if self.prod.pending() == 0 && self.drained()? {
+                let st = self.prod.kernel_status();
+                if st.store_entries != 0
+                    && st.store_prod.wrapping_sub(st.store_cons) < st.store_entries
+                {
+                    return Ok(());
+                }
+            }
+            match self.ready_for_one() {
+                Ok(true) => return Ok(()),
+                Ok(false) | Err(Error::NotConnected) => {}
+                Err(e) => return Err(e),
+            }
+            if cancel.is_some_and(|c| c.is_set()) {
+                return Err(Error::Shutdown);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Error::TimedOut);
+            }
+            self.wait_out(deadline, cancel)?;
+        }
     }
 
     fn flush_closing(&mut self) -> Result<usize, Error> {

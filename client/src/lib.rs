@@ -249,14 +249,17 @@ impl std::fmt::Debug for Sender {
 }
 
 impl Sender {
-    /// Sends one message of type 0, waiting while the channel is full.
-    pub fn send(&mut self, payload: &[u8]) -> Result<(), Error> {
+    /// Sends one message of type 0, waiting while the channel is full (and,
+    /// for an owner, until its first peer attaches). It takes what
+    /// [`Sender::try_send`] takes; an `Err` means the message was not
+    /// queued ([`Error::Shutdown`] when a [`Shutdown`] ended the wait).
+    pub fn send<P: AsRef<[u8]>>(&mut self, payload: P) -> Result<(), Error> {
         self.send_with_type(0, payload)
     }
 
     /// Sends one message of type `ty`, waiting while the channel is full.
-    pub fn send_with_type(&mut self, ty: u16, payload: &[u8]) -> Result<(), Error> {
-        self.send_within(ty, payload, Patience::Forever)
+    pub fn send_with_type<P: AsRef<[u8]>>(&mut self, ty: u16, payload: P) -> Result<(), Error> {
+        self.send_within(ty, payload.as_ref(), Patience::Forever)
     }
 
     /// Sends one message of type 0 without waiting. `Err` hands the payload
@@ -333,11 +336,20 @@ impl Sender {
         }
     }
 
-    /// Queues one message, waiting for a slot per `patience`, then
-    /// publishes. An error before the commit means nothing was queued; once
-    /// committed, a publishing wait that ends (deadline, shutdown) leaves
-    /// the message published for the kernel's next SEND, which is `Ok`.
+    /// Waits per `patience` until the channel takes one message without
+    /// waiting (kernel: TX drained into the sealed store, a free record
+    /// there), then queues it and publishes. So an `Err` means the message
+    /// was not queued (handed back by the bounded calls), and an `Ok` one
+    /// needs no further call to move on: on the kernel backend it is
+    /// sealed before this returns, never left in TX for a SEND that a
+    /// sender which stops sending would never make.
     fn send_within(&mut self, ty: u16, payload: &[u8], patience: Patience) -> Result<(), Error> {
+        self.check_len(payload.len())?;
+        if !matches!(patience, Patience::Now) {
+            let cancel = self.shutdown.clone();
+            self.tx
+                .wait_ready_for_one(patience.deadline(), cancel.as_deref())?;
+        }
         self.queue(ty, payload, patience)?;
         self.queued = 0;
         let cancel = self.shutdown.clone();
@@ -518,7 +530,10 @@ impl Sender {
     pub fn close(mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now().checked_add(timeout);
         self.queued = 0;
-        match self.tx.flush() {
+        // Publishing waits for sealed-store room too: no longer than the
+        // timeout (a stalled peer must not hold close past it).
+        let cancel = self.shutdown.clone();
+        match self.tx.flush_by(deadline, cancel.as_deref()) {
             Ok(_) | Err(Error::PeerClosed) | Err(Error::NotConnected) => {}
             Err(e) => return Err(e),
         }

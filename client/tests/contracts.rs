@@ -65,7 +65,7 @@ fn epoll_loop_receives_everything_without_spinning() {
     let sender = std::thread::spawn(move || {
         for b in 0..BURSTS {
             for i in 0..PER_BURST {
-                otx.send(&(b * PER_BURST + i).to_le_bytes()).expect("send");
+                otx.send((b * PER_BURST + i).to_le_bytes()).expect("send");
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -201,7 +201,7 @@ fn recv_timeout_of_thirty_days_sleeps_and_wakes() {
 fn close_reports_the_messages_a_stalled_peer_never_took() {
     let ((mut otx, _orx), (_ptx, _prx)) = pair("close-stall", opts().slots(8));
     for i in 0..3u8 {
-        otx.send(&[i]).expect("send");
+        otx.send([i]).expect("send");
     }
     let t = Instant::now();
     match otx.close(Duration::from_millis(200)) {
@@ -234,7 +234,7 @@ fn close_returns_ok_once_the_peer_took_everything() {
 fn close_after_the_peer_hung_up_reports_the_loss_at_once() {
     let ((mut otx, _orx), (ptx, prx)) = pair("close-gone", opts().slots(8));
     for i in 0..5u8 {
-        otx.send(&[i]).expect("send");
+        otx.send([i]).expect("send");
     }
     drop((ptx, prx));
     let t = Instant::now();

@@ -528,7 +528,7 @@ fn concurrent_attachers_get_one_session_and_busy_for_the_rest() -> Result<(), St
                 winners.len()
             ));
         }
-        otx.send(&[round as u8]).map_err(|e| e.to_string())?;
+        otx.send([round as u8]).map_err(|e| e.to_string())?;
         let (_ptx, mut prx) = winners.pop().ok_or("no winner")?;
         let m = prx
             .recv_timeout(Duration::from_secs(5))

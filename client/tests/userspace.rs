@@ -550,7 +550,7 @@ fn full_ring_reports_full_and_blocking_send_resumes() -> Result<(), String> {
         Ok(got)
     });
     for i in 4..8u8 {
-        otx.send(&[i])
+        otx.send([i])
             .map_err(|e| format!("blocking send {i}: {e}"))?;
     }
     let got = reader.join().map_err(|_| "reader panicked")??;
@@ -569,7 +569,7 @@ fn message_larger_than_a_slot_is_refused() -> Result<(), String> {
     if max != 128 - 56 {
         return Err(format!("max_message_size {max}"));
     }
-    match otx.send(&vec![0u8; max + 1]) {
+    match otx.send(vec![0u8; max + 1]) {
         Err(Error::MessageTooLarge { len, max: m }) if len == max + 1 && m == max => Ok(()),
         other => Err(format!("oversized send: {other:?}")),
     }
@@ -596,7 +596,7 @@ fn keys_ratchet_every_n_records_without_loss() -> Result<(), String> {
         Ok(last_epoch)
     });
     for i in 0..100u32 {
-        otx.send(&i.to_le_bytes()).map_err(|e| e.to_string())?;
+        otx.send(i.to_le_bytes()).map_err(|e| e.to_string())?;
     }
     let e = reader.join().map_err(|_| "reader panicked")??;
     let st = otx.stats().map_err(|e| e.to_string())?;
@@ -763,7 +763,7 @@ fn armed_receiver_stops_asking_for_doorbells_once_it_has_data() -> Result<(), St
     }
     let before = doorbells(&otx)?;
     for i in 0..10u8 {
-        otx.send(&[i]).map_err(|e| format!("send {i}: {e}"))?;
+        otx.send([i]).map_err(|e| format!("send {i}: {e}"))?;
         let m = prx.recv().map_err(|e| format!("recv {i}: {e}"))?;
         if m.payload() != [i] {
             return Err(format!("message {i}: {:?}", m.payload()));

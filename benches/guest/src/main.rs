@@ -423,7 +423,7 @@ fn latency(kind: LatKind, iters: usize, warmup: usize) -> Result<(Report, Report
                     for i in 0..total {
                         pattern(&mut buf, i);
                         let t = Instant::now();
-                        tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                        tx.send(buf).map_err(|e| format!("send {i}: {e}"))?;
                         let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
                         check_msg(m.payload(), LAT_SIZE, i)?;
                         drop(m);
@@ -438,7 +438,7 @@ fn latency(kind: LatKind, iters: usize, warmup: usize) -> Result<(Report, Report
                         let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
                         buf.copy_from_slice(m.payload());
                         drop(m);
-                        tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                        tx.send(buf).map_err(|e| format!("send {i}: {e}"))?;
                     }
                     // Let the pinger read the last reply before hanging up.
                     std::thread::sleep(Duration::from_millis(100));
@@ -1371,7 +1371,7 @@ fn rekey_stall(mode: RekeyMode, rounds: usize) -> Result<(Report, Report), Strin
                 }
                 pattern(&mut buf, i);
                 let t = Instant::now();
-                tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                tx.send(buf).map_err(|e| format!("send {i}: {e}"))?;
                 let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
                 check_msg(m.payload(), LAT_SIZE, i)?;
                 // The reply crosses too only when both directions rekey.
@@ -1412,7 +1412,7 @@ fn rekey_stall(mode: RekeyMode, rounds: usize) -> Result<(Report, Report), Strin
                 }
                 buf.copy_from_slice(m.payload());
                 drop(m);
-                tx.send(&buf).map_err(|e| format!("send {i}: {e}"))?;
+                tx.send(buf).map_err(|e| format!("send {i}: {e}"))?;
             }
             // Let the pinger read the last reply before hanging up.
             std::thread::sleep(Duration::from_millis(100));

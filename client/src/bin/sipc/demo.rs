@@ -195,7 +195,7 @@ pub fn run(a: &Demo) -> Result<(), Fail> {
         if due > now {
             std::thread::sleep(due - now);
         }
-        tx.send_with_type(IMU_TYPE, &ImuSample::synth(seq, rate).encode())?;
+        tx.send_with_type(IMU_TYPE, ImuSample::synth(seq, rate).encode())?;
     }
     // Hang up the whole endpoint: on the kernel backend both halves share
     // one file, and the container sees PeerClosed only once it is closed.

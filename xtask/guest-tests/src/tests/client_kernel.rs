@@ -96,6 +96,10 @@ pub const TESTS: &[Test] = &[
         "client_kernel_sender_drop_without_peer_returns",
         client_kernel_sender_drop_without_peer_returns,
     ),
+    Test::new(
+        "client_kernel_flush_into_full_store_waits_before_sending",
+        client_kernel_flush_into_full_store_waits_before_sending,
+    ),
 ];
 
 fn opts(slots: u32, slot_size: u32, wait: WaitPolicy) -> Options {
@@ -197,7 +201,7 @@ fn client_kernel_second_peer_is_busy() -> TestResult {
 
 fn client_kernel_oversized_message_is_rejected() -> TestResult {
     let ((mut otx, _), _peer) = pair("big", &opts(8, 256, WaitPolicy::default()))?;
-    match otx.send(&[0u8; 257]) {
+    match otx.send([0u8; 257]) {
         Err(Error::MessageTooLarge { len: 257, max: 256 }) => Ok(()),
         r => Err(format!("expected MessageTooLarge {{257, 256}}, got {r:?}")),
     }
@@ -308,7 +312,7 @@ fn client_kernel_busy_consumer_gets_no_doorbells() -> TestResult {
     const N: u64 = 2_000;
     let sender = std::thread::spawn(move || -> Result<(), String> {
         for i in 0..N {
-            otx.send(&i.to_le_bytes())
+            otx.send(i.to_le_bytes())
                 .map_err(|e| format!("send {i}: {e}"))?;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -357,7 +361,7 @@ fn client_kernel_sender_waits_for_peer_to_attach() -> TestResult {
 fn client_kernel_peer_close_drains_then_peer_closed() -> TestResult {
     let ((mut otx, orx), (ptx, mut prx)) = pair("hup", &opts(8, 256, WaitPolicy::default()))?;
     for i in 0u8..5 {
-        otx.send(&[i]).map_err(|e| format!("send {i}: {e}"))?;
+        otx.send([i]).map_err(|e| format!("send {i}: {e}"))?;
     }
     drop(otx);
     drop(orx);
@@ -555,5 +559,57 @@ fn client_kernel_sender_drop_without_peer_returns() -> TestResult {
     }
     dropper.join().map_err(|_| "drop panicked")?;
     drop(orx);
+    Ok(())
+}
+
+/// Issue 17 item 5: a flush that finds the sealed store full waits for room
+/// before its SEND, instead of making a SEND that seals nothing (counted as
+/// STATS `store_full`) and then waiting: one system call less per wait of
+/// a producer that outpaces its consumer.
+fn client_kernel_flush_into_full_store_waits_before_sending() -> TestResult {
+    const SLOTS: u64 = 4;
+    let ((mut otx, _orx), (_ptx, mut prx)) = pair("full-wait", &opts(4, 64, WaitPolicy::Block))?;
+    for i in 0..SLOTS {
+        otx.send(i.to_le_bytes())
+            .map_err(|e| format!("send {i}: {e}"))?;
+    }
+    let before = otx.stats().map_err(|e| format!("stats: {e}"))?;
+    check!(
+        before.sealed_msgs == SLOTS,
+        "sealed {} of {SLOTS}",
+        before.sealed_msgs
+    );
+    // The consumer drains everything, later: one RECV frees the whole store.
+    let consumer = std::thread::spawn(move || -> Result<(), String> {
+        std::thread::sleep(Duration::from_millis(300));
+        for i in 0..2 * SLOTS {
+            let (p, seq, _) = recv_one(&mut prx)?;
+            check!(
+                p == i.to_le_bytes() && seq == i,
+                "message {i}: got {p:?} seq {seq}"
+            );
+        }
+        Ok(())
+    });
+    for i in SLOTS..2 * SLOTS {
+        otx.send_batched(0, &i.to_le_bytes())
+            .map_err(|e| format!("send_batched {i}: {e}"))?;
+    }
+    otx.flush().map_err(|e| format!("flush: {e}"))?;
+    consumer
+        .join()
+        .map_err(|_| "the consumer panicked".to_string())??;
+    let after = otx.stats().map_err(|e| format!("stats: {e}"))?;
+    check!(
+        after.sealed_msgs == 2 * SLOTS,
+        "sealed {} of {}",
+        after.sealed_msgs,
+        2 * SLOTS
+    );
+    check!(
+        after.full_events == before.full_events,
+        "the flush made {} SEND(s) into the full store that sealed nothing",
+        after.full_events - before.full_events
+    );
     Ok(())
 }
