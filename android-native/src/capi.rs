@@ -44,7 +44,19 @@ pub struct SipcOptions {
     identity_secret: [u8; 32],
     psk: [u8; 32],
     socket_dir: *const c_char,
+    // ---- SIPC_OPTIONS_SIZE_VER1 ----
+    rekey_records: u64,
+    rekey_bytes: u64,
 }
+
+/// Size of the first published `struct sipc_options` (up to `socket_dir`):
+/// the smallest a caller may pass.
+pub const SIPC_OPTIONS_SIZE_VER0: usize = 152;
+/// With `rekey_records` and `rekey_bytes`: this library's struct.
+pub const SIPC_OPTIONS_SIZE_VER1: usize = 168;
+/// Largest `size` read at all; beyond it, `E2BIG` without reading (the
+/// cap the kernel puts on its extensible structs: one page).
+const SIPC_OPTIONS_SIZE_MAX: usize = 4096;
 
 /// `struct sipc_message`.
 #[repr(C)]
@@ -74,6 +86,13 @@ pub struct SipcStats {
     rx_fill: u32,
 }
 
+impl SipcStats {
+    /// Key ratchets so far (for tests of the options' rekey fields).
+    pub fn rekeys(&self) -> u64 {
+        self.rekeys
+    }
+}
+
 /// `struct sipc_peer`.
 #[repr(C)]
 pub struct SipcPeer {
@@ -89,7 +108,8 @@ pub struct SipcPeer {
 // example asserts the same numbers with the C compiler's view.
 #[cfg(target_pointer_width = "64")]
 const _: () = {
-    assert!(size_of::<SipcOptions>() == 152);
+    assert!(size_of::<SipcOptions>() == SIPC_OPTIONS_SIZE_VER1);
+    assert!(offset_of!(SipcOptions, rekey_records) == SIPC_OPTIONS_SIZE_VER0);
     assert!(offset_of!(SipcOptions, peer_pidns_fd) == 40);
     assert!(offset_of!(SipcOptions, peer_identity_pub) == 48);
     assert!(offset_of!(SipcOptions, socket_dir) == 144);
@@ -187,6 +207,13 @@ fn options_from(
     if let Some(dir) = socket_dir {
         opts = opts.socket_dir(dir);
     }
+    // 0 (what an older, smaller struct reads as): the library's default.
+    if o.rekey_records != 0 {
+        opts = opts.rekey_records(o.rekey_records);
+    }
+    if o.rekey_bytes != 0 {
+        opts = opts.rekey_bytes(o.rekey_bytes);
+    }
     Ok((opts, wait))
 }
 
@@ -208,7 +235,63 @@ fn defaults() -> SipcOptions {
         identity_secret: [0; 32],
         psk: [0; 32],
         socket_dir: std::ptr::null(),
+        rekey_records: 0,
+        rekey_bytes: 0,
     }
+}
+
+/// `E2BIG` as the channel error the bridge reports.
+fn too_big() -> BridgeError {
+    BridgeError::Channel(secure_ipc::Error::Io(std::io::Error::from_raw_os_error(
+        libc::E2BIG,
+    )))
+}
+
+/// Reads the caller's `struct sipc_options` of `opts->size` bytes the way
+/// the kernel's `copy_struct_from_user()` reads an extensible ioctl struct:
+/// smaller than [`SIPC_OPTIONS_SIZE_VER0`] is `EINVAL`; an older, smaller
+/// struct is read as far as it goes and the fields past it are zero (each
+/// field's zero is the behaviour of the version without it); a newer,
+/// larger one is accepted if every byte past this library's struct is
+/// zero (fields it does not know, unused), else `E2BIG`, as is a size over
+/// one page.
+///
+/// # Safety
+/// `opts` is non-NULL and points to `opts->size` readable bytes.
+unsafe fn read_options(opts: *const SipcOptions) -> Result<SipcOptions, BridgeError> {
+    // SAFETY: non-NULL; the caller's struct starts with its u32 size.
+    let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
+    if size < SIPC_OPTIONS_SIZE_VER0 {
+        return Err(invalid(
+            "sipc_options.size is smaller than the first version of the struct \
+             (initialise it with sipc_options_init)",
+        ));
+    }
+    if size > SIPC_OPTIONS_SIZE_MAX {
+        return Err(too_big());
+    }
+    let ours = size_of::<SipcOptions>();
+    if size > ours {
+        // SAFETY: the caller's struct is `size` readable bytes.
+        let tail = unsafe { std::slice::from_raw_parts(opts.cast::<u8>().add(ours), size - ours) };
+        if tail.iter().any(|&b| b != 0) {
+            return Err(too_big());
+        }
+    }
+    let mut o = std::mem::MaybeUninit::<SipcOptions>::zeroed();
+    // SAFETY: min(size, ours) bytes are readable at `opts` (caller
+    // contract) and writable in `o`, which is a distinct local; all-zero
+    // bytes are a valid SipcOptions (integers, arrays, a NULL pointer), so
+    // `o` is initialised whatever prefix the copy overwrote.
+    let o = unsafe {
+        std::ptr::copy_nonoverlapping(
+            opts.cast::<u8>(),
+            o.as_mut_ptr().cast::<u8>(),
+            size.min(ours),
+        );
+        o.assume_init()
+    };
+    Ok(o)
 }
 
 /// Reads the name and options of create/attach and opens the endpoint.
@@ -233,28 +316,8 @@ unsafe fn open(
         let o = CallerOptions(if opts.is_null() {
             defaults()
         } else {
-            // SAFETY: non-NULL; the caller's struct starts with its u32 size.
-            let size = unsafe { opts.cast::<u32>().read_unaligned() } as usize;
-            if size < size_of::<SipcOptions>() {
-                return Err(invalid(
-                    "sipc_options.size is smaller than this library's struct",
-                ));
-            }
-            // A newer caller's extra fields must be zero (unknown = unused).
-            // SAFETY: the caller's struct is `size` readable bytes.
-            let tail = unsafe {
-                std::slice::from_raw_parts(
-                    opts.cast::<u8>().add(size_of::<SipcOptions>()),
-                    size - size_of::<SipcOptions>(),
-                )
-            };
-            if tail.iter().any(|&b| b != 0) {
-                return Err(BridgeError::Channel(secure_ipc::Error::Io(
-                    std::io::Error::from_raw_os_error(libc::E2BIG),
-                )));
-            }
-            // SAFETY: at least size_of::<SipcOptions>() readable bytes, checked above.
-            unsafe { opts.read_unaligned() }
+            // SAFETY: non-NULL, `opts->size` readable bytes (caller contract).
+            unsafe { read_options(opts) }?
         });
         let o = &o.0;
         let socket_dir = if o.socket_dir.is_null() {
@@ -285,16 +348,47 @@ unsafe fn endpoint<'a>(ch: *const Endpoint) -> Result<&'a Endpoint, BridgeError>
     unsafe { ch.as_ref() }.ok_or_else(|| invalid("NULL channel"))
 }
 
-/// `sipc_options_init`.
+/// `sipc_options_init_sized`: the defaults for a caller's struct of `size`
+/// bytes (its `sizeof`), never writing past it.
 ///
 /// # Safety
-/// `opts` is NULL or points to a writable `struct sipc_options`.
+/// `opts` is NULL or points to `size` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_options_init_sized(opts: *mut SipcOptions, size: usize) -> c_int {
+    if opts.is_null() || size < SIPC_OPTIONS_SIZE_VER0 {
+        return -libc::EINVAL;
+    }
+    if size > SIPC_OPTIONS_SIZE_MAX {
+        return -libc::E2BIG;
+    }
+    let mut d = defaults();
+    d.size = size as u32;
+    let ours = size_of::<SipcOptions>();
+    // SAFETY: `opts` has `size` writable bytes (caller contract); `d` is a
+    // distinct local of `ours` bytes. A newer caller's fields past ours are
+    // zeroed: unknown to this library, so unused, which is what zero means.
+    unsafe {
+        let dst = opts.cast::<u8>();
+        std::ptr::copy_nonoverlapping((&raw const d).cast::<u8>(), dst, size.min(ours));
+        if size > ours {
+            std::ptr::write_bytes(dst.add(ours), 0, size - ours);
+        }
+    }
+    0
+}
+
+/// `sipc_options_init`, the symbol binaries built against the first header
+/// call (which had no `_sized` form): it writes the first version's
+/// [`SIPC_OPTIONS_SIZE_VER0`] bytes, all such a struct holds. The current
+/// header maps `sipc_options_init(o)` to `sipc_options_init_sized(o,
+/// sizeof(*o))` instead.
+///
+/// # Safety
+/// `opts` is NULL or points to [`SIPC_OPTIONS_SIZE_VER0`] writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn sipc_options_init(opts: *mut SipcOptions) {
-    if !opts.is_null() {
-        // SAFETY: non-NULL and writable (caller contract).
-        unsafe { opts.write_unaligned(defaults()) };
-    }
+    // SAFETY: forwarded caller contract, for VER0 bytes.
+    let _ = unsafe { sipc_options_init_sized(opts, SIPC_OPTIONS_SIZE_VER0) };
 }
 
 /// `sipc_create`.
@@ -431,6 +525,59 @@ pub unsafe extern "C" fn sipc_recv(
     })
 }
 
+/// `sipc_recv_fd`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_recv_fd(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(unsafe { endpoint(ch) }?.rx_fd()))
+}
+
+/// `sipc_send_fd`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_send_fd(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(unsafe { endpoint(ch) }?.tx_fd()))
+}
+
+/// `sipc_arm_recv`: 1 = sleep on the fd, 0 = receive now.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_arm_recv(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(c_int::from(unsafe { endpoint(ch) }?.arm_recv()?)))
+}
+
+/// `sipc_arm_send`: 1 = sleep on the fd, 0 = send now.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_arm_send(ch: *const Endpoint) -> c_int {
+    // SAFETY: caller contract.
+    guard(|| Ok(c_int::from(unsafe { endpoint(ch) }?.arm_send()?)))
+}
+
+/// `sipc_shutdown`.
+///
+/// # Safety
+/// `ch` is NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sipc_shutdown(ch: *const Endpoint) -> c_int {
+    guard(|| {
+        // SAFETY: caller contract.
+        unsafe { endpoint(ch) }?.shutdown();
+        Ok(0)
+    })
+}
+
 /// `sipc_max_message_size`.
 ///
 /// # Safety
@@ -554,11 +701,15 @@ pub extern "C" fn sipc_strerror(err: c_int) -> *const c_char {
             c"/dev/secure_ipc is not available (load secure_ipc.ko or use the userspace backend)"
         }
         libc::EINVAL => c"invalid argument (channel name, geometry or options)",
-        libc::E2BIG => c"sipc_options has non-zero fields this library does not know",
+        libc::E2BIG => {
+            c"sipc_options is larger than 4096 bytes or has non-zero fields this library does not know"
+        }
+        libc::EPERM => c"the owner is not the uid or identity this attacher requires",
         libc::EKEYREJECTED => c"identity proof or pre-shared key rejected",
         libc::ENOTCONN => c"no peer has attached yet",
         libc::EPROTO => c"protocol error",
         libc::EBADF => c"the channel handle is closed",
+        libc::ESHUTDOWN => c"the channel was shut down (sipc_shutdown)",
         libc::EIO => c"I/O error (or an internal error)",
         _ => c"operating-system error (see errno)",
     };

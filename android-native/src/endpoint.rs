@@ -5,9 +5,11 @@
 
 use secure_ipc::{Channel, Error, Options, PeerCredentials, Receiver, Sender, Stats, WaitPolicy};
 use std::fmt;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
 
 /// Longest single wait inside a blocking call: a concurrent
 /// [`Endpoint::close`] is noticed within this time.
@@ -29,6 +31,8 @@ pub enum BridgeError {
     Channel(Error),
     /// This endpoint was closed (by this process) before or during the call.
     Closed,
+    /// [`Endpoint::shutdown`] was called before or during the call.
+    Shutdown,
     /// The caller passed something unusable (bad offsets, wrong key length...).
     InvalidArgument(String),
     /// The receive buffer cannot hold the next message, which stays queued.
@@ -47,6 +51,10 @@ impl fmt::Display for BridgeError {
         match self {
             BridgeError::Channel(e) => write!(f, "{e}"),
             BridgeError::Closed => write!(f, "the channel endpoint is closed"),
+            BridgeError::Shutdown => write!(
+                f,
+                "the endpoint was shut down (sipc_shutdown); close it to free it"
+            ),
             BridgeError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
             BridgeError::BufferTooSmall { len, room } => write!(
                 f,
@@ -75,6 +83,7 @@ impl BridgeError {
         match self {
             BridgeError::Channel(e) => e.errno(),
             BridgeError::Closed => libc::EBADF,
+            BridgeError::Shutdown => libc::ESHUTDOWN,
             BridgeError::InvalidArgument(_) => libc::EINVAL,
             BridgeError::BufferTooSmall { .. } => libc::EMSGSIZE,
             BridgeError::Poisoned => libc::EIO,
@@ -161,12 +170,19 @@ pub enum Delivery<R> {
         /// Room the caller offered.
         room: usize,
     },
+    /// The callback could not take the message (the JNI bridge: the Java
+    /// array could not be allocated): keep it for the next receive; the
+    /// call returns `R` (which carries the callback's error).
+    Declined(R),
 }
 
 struct RxState {
     rx: Receiver,
-    /// A message a previous receive could not deliver (buffer too small).
-    held: Option<(MessageInfo, Vec<u8>)>,
+    /// A message a previous receive could not deliver (buffer too small,
+    /// or declined): the next receive delivers it first. Its slot was
+    /// released (a slot cannot stay taken across calls), so it is a copy,
+    /// wiped when it goes.
+    held: Option<(MessageInfo, Zeroizing<Vec<u8>>)>,
 }
 
 /// One endpoint of a channel (owner or peer).
@@ -176,7 +192,11 @@ pub struct Endpoint {
     tx: Mutex<Sender>,
     rx: Mutex<RxState>,
     closing: AtomicBool,
+    shut_down: AtomicBool,
     max_message_size: usize,
+    /// The halves' readiness fds (the same for their whole life).
+    rx_fd: RawFd,
+    tx_fd: RawFd,
 }
 
 impl fmt::Debug for Endpoint {
@@ -210,9 +230,12 @@ impl Endpoint {
                 WaitPolicy::SpinThenBlock { spins } => spins,
             },
             max_message_size: tx.max_message_size(),
+            rx_fd: rx.as_raw_fd(),
+            tx_fd: tx.as_raw_fd(),
             tx: Mutex::new(tx),
             rx: Mutex::new(RxState { rx, held: None }),
             closing: AtomicBool::new(false),
+            shut_down: AtomicBool::new(false),
         }
     }
 
@@ -245,11 +268,60 @@ impl Endpoint {
         self.closing.load(Ordering::Acquire)
     }
 
+    /// Makes every running and later call fail with
+    /// [`BridgeError::Shutdown`] (within one wait slice for those waiting);
+    /// unlike [`Endpoint::close`] the endpoint stays valid for other threads
+    /// until it is freed. Never blocks.
+    pub fn shutdown(&self) {
+        // Release pairs with the Acquire in check_open().
+        self.shut_down.store(true, Ordering::Release);
+    }
+
     fn check_open(&self) -> Result<(), BridgeError> {
         if self.is_closing() {
             Err(BridgeError::Closed)
+        // Acquire pairs with the Release in shutdown().
+        } else if self.shut_down.load(Ordering::Acquire) {
+            Err(BridgeError::Shutdown)
         } else {
             Ok(())
+        }
+    }
+
+    /// The receiving half's readiness fd (docs/client-api.md, Readiness).
+    pub fn rx_fd(&self) -> RawFd {
+        self.rx_fd
+    }
+
+    /// The sending half's readiness fd.
+    pub fn tx_fd(&self) -> RawFd {
+        self.tx_fd
+    }
+
+    /// `Ok(true)`: nothing to receive, sleep on [`Endpoint::rx_fd`] (armed);
+    /// `Ok(false)`: a message (or the hang-up) is there, receive now.
+    pub fn arm_recv(&self) -> Result<bool, BridgeError> {
+        self.check_open()?;
+        let mut guard = lock(&self.rx)?;
+        if guard.held.is_some() {
+            return Ok(false);
+        }
+        match guard.rx.arm() {
+            Ok(sleep) => Ok(sleep),
+            Err(Error::NotConnected) => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `Ok(true)`: no room, sleep on [`Endpoint::tx_fd`] (armed); `Ok(false)`:
+    /// a send would not wait (or would fail at once), send now.
+    pub fn arm_send(&self) -> Result<bool, BridgeError> {
+        self.check_open()?;
+        match lock(&self.tx)?.arm() {
+            Ok(sleep) => Ok(sleep),
+            // An owner before its first peer: the fd turns readable on attach.
+            Err(Error::NotConnected) => Ok(true),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -312,6 +384,10 @@ impl Endpoint {
                     *held = Some((info, data));
                     Err(BridgeError::BufferTooSmall { len, room })
                 }
+                Delivery::Declined(r) => {
+                    *held = Some((info, data));
+                    Ok(Some(r))
+                }
             };
         }
         loop {
@@ -332,14 +408,21 @@ impl Endpoint {
                         uid: sender.uid,
                         gid: sender.gid,
                     };
+                    // `deliver` copies the payload out of the slot, which
+                    // is released only when `msg` drops, after it returned:
+                    // a message it could not take is kept (as a copy).
                     return match deliver(&info, msg.payload()) {
                         Delivery::Taken(r) => Ok(Some(r)),
                         Delivery::TooSmall { room } => {
-                            *held = Some((info, msg.payload().to_vec()));
+                            *held = Some((info, Zeroizing::new(msg.payload().to_vec())));
                             Err(BridgeError::BufferTooSmall {
                                 len: info.len,
                                 room,
                             })
+                        }
+                        Delivery::Declined(r) => {
+                            *held = Some((info, Zeroizing::new(msg.payload().to_vec())));
+                            Ok(Some(r))
                         }
                     };
                 }

@@ -19,10 +19,18 @@
 //! nothing (IllegalStateException) instead of freed memory; `close` removes
 //! the key (a second close finds nothing and does nothing) and the endpoint
 //! is freed, exactly once, when the last call still using it returns.
+//!
+//! Every native taking a handle also takes `owner`, the Java `SecureIpc`
+//! of that handle, unused here: as a native's argument it stays reachable
+//! until the native returns, so its cleaner cannot close the handle under
+//! a running call (NativeBridge.java says why this and not
+//! `Reference.reachabilityFence`).
 
 use crate::endpoint::{live_endpoints, BridgeError, Delivery, Endpoint, MessageInfo, Wait};
 use jni::errors::ErrorPolicy;
-use jni::objects::{JByteArray, JByteBuffer, JClass, JLongArray, JString, JThrowable, JValue};
+use jni::objects::{
+    JByteArray, JByteBuffer, JClass, JLongArray, JObject, JString, JThrowable, JValue,
+};
 use jni::strings::{JNIStr, JNIString};
 use jni::sys::{jboolean, jint, jlong};
 use jni::{jni_mangle, jni_sig, jni_str, Env, EnvUnowned};
@@ -167,8 +175,22 @@ fn throw_failure(env: &mut Env<'_>, failure: &Failure) -> jni::errors::Result<()
         Ok(())
     };
     match failure {
+        // jni-rs catches the OutOfMemoryError of a failed allocation and
+        // reports NoMemory: throw one again, for the caller to handle as such.
+        Failure::Jni(jni::errors::Error::JniCall(jni::errors::JniError::NoMemory)) => {
+            let _ = env.throw_new(
+                jni_str!("java/lang/OutOfMemoryError"),
+                jni_str!(
+                    "no Java heap for the received message; it stays queued for the next receive"
+                ),
+            );
+            Ok(())
+        }
         Failure::Jni(_) => simple(env, jni_str!("java/lang/RuntimeException")),
         Failure::Bridge(BridgeError::Closed) => {
+            simple(env, jni_str!("java/lang/IllegalStateException"))
+        }
+        Failure::Bridge(BridgeError::Shutdown) => {
             simple(env, jni_str!("java/lang/IllegalStateException"))
         }
         Failure::Bridge(BridgeError::Poisoned) => {
@@ -399,13 +421,14 @@ pub fn open<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native boolean send(long h, int type, byte[] data, int off, int
+/// `static native boolean send(Object owner, long h, int type, byte[] data, int off, int
 /// len, long timeoutNanos)`: false if the timeout ran out.
 #[allow(clippy::too_many_arguments)]
 #[jni_mangle("dev.secureipc.NativeBridge")]
 pub fn send<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     ty: jint,
     data: JByteArray<'local>,
@@ -446,7 +469,7 @@ pub fn send<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native boolean sendDirect(long h, int type, ByteBuffer buf, int
+/// `static native boolean sendDirect(Object owner, long h, int type, ByteBuffer buf, int
 /// off, int len, long timeoutNanos)`: sends straight from a direct buffer's
 /// memory (no copy in the bridge).
 #[allow(clippy::too_many_arguments)]
@@ -454,6 +477,7 @@ pub fn send<'local>(
 pub fn send_direct<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     ty: jint,
     buf: JByteBuffer<'local>,
@@ -494,12 +518,13 @@ fn direct_buffer(env: &Env<'_>, buf: &JByteBuffer<'_>) -> Result<(*mut u8, usize
     Ok((addr, cap))
 }
 
-/// `static native byte[] receive(long h, long timeoutNanos, long[] meta)`:
+/// `static native byte[] receive(Object owner, long h, long timeoutNanos, long[] meta)`:
 /// the payload (meta filled), or null if the timeout ran out.
 #[jni_mangle("dev.secureipc.NativeBridge")]
 pub fn receive<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     timeout_nanos: jlong,
     meta: JLongArray<'local>,
@@ -508,12 +533,18 @@ pub fn receive<'local>(
         .with_env(|env| -> Result<JByteArray<'local>, Failure> {
             let ep = lookup(handle)?;
             check_meta(env, &meta)?;
-            let got = ep.receive(Wait::from_nanos(timeout_nanos), |info, payload| {
-                Delivery::Taken(
-                    write_meta(env, &meta, info)
-                        .and_then(|()| Ok(env.byte_array_from_slice(payload)?)),
-                )
-            })?;
+            // The array is allocated and filled while the message is still
+            // in its slot; if that fails (OutOfMemoryError), the message
+            // stays queued for the next receive.
+            let got = ep.receive(
+                Wait::from_nanos(timeout_nanos),
+                |info, payload| match write_meta(env, &meta, info)
+                    .and_then(|()| Ok(env.byte_array_from_slice(payload)?))
+                {
+                    Ok(arr) => Delivery::Taken(Ok(arr)),
+                    Err(e) => Delivery::Declined(Err(e)),
+                },
+            )?;
             match got {
                 Some(arr) => arr,
                 None => Ok(JByteArray::default()),
@@ -522,7 +553,7 @@ pub fn receive<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native int receiveDirect(long h, ByteBuffer buf, int off, int
+/// `static native int receiveDirect(Object owner, long h, ByteBuffer buf, int off, int
 /// room, long timeoutNanos, long[] meta)`: copies the payload into a direct
 /// buffer at `off` and returns its length, or -1 if the timeout ran out. A
 /// message longer than `room` stays queued (MessageTooLargeException).
@@ -531,6 +562,7 @@ pub fn receive<'local>(
 pub fn receive_direct<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     buf: JByteBuffer<'local>,
     off: jint,
@@ -555,7 +587,10 @@ pub fn receive_direct<'local>(
                 unsafe {
                     std::ptr::copy_nonoverlapping(payload.as_ptr(), addr.add(off), payload.len())
                 };
-                Delivery::Taken(write_meta(env, &meta, info).map(|()| payload.len() as jint))
+                match write_meta(env, &meta, info) {
+                    Ok(()) => Delivery::Taken(Ok(payload.len() as jint)),
+                    Err(e) => Delivery::Declined(Err(e)),
+                }
             })?;
             match got {
                 Some(n) => n,
@@ -565,13 +600,14 @@ pub fn receive_direct<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native int receiveArray(long h, byte[] dst, int off, int room,
+/// `static native int receiveArray(Object owner, long h, byte[] dst, int off, int room,
 /// long timeoutNanos, long[] meta)`: as `receiveDirect`, into a Java array.
 #[allow(clippy::too_many_arguments)]
 #[jni_mangle("dev.secureipc.NativeBridge")]
 pub fn receive_array<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
     dst: JByteArray<'local>,
     off: jint,
@@ -591,12 +627,14 @@ pub fn receive_array<'local>(
                 if payload.len() > room {
                     return Delivery::TooSmall { room };
                 }
-                Delivery::Taken(
-                    dst.set_region(env, off as jint, bytemuck::cast_slice(payload))
-                        .map_err(Failure::from)
-                        .and_then(|()| write_meta(env, &meta, info))
-                        .map(|()| payload.len() as jint),
-                )
+                match dst
+                    .set_region(env, off as jint, bytemuck::cast_slice(payload))
+                    .map_err(Failure::from)
+                    .and_then(|()| write_meta(env, &meta, info))
+                {
+                    Ok(()) => Delivery::Taken(Ok(payload.len() as jint)),
+                    Err(e) => Delivery::Declined(Err(e)),
+                }
             })?;
             match got {
                 Some(n) => n,
@@ -606,11 +644,12 @@ pub fn receive_array<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native int maxMessageSize(long h)`.
+/// `static native int maxMessageSize(Object owner, long h)`.
 #[jni_mangle("dev.secureipc.NativeBridge")]
 pub fn max_message_size<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
 ) -> jint {
     unowned_env
@@ -620,12 +659,13 @@ pub fn max_message_size<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native long[] stats(long h)`: the counters in the order of
+/// `static native long[] stats(Object owner, long h)`: the counters in the order of
 /// `dev.secureipc.Stats`.
 #[jni_mangle("dev.secureipc.NativeBridge")]
 pub fn stats<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
 ) -> JLongArray<'local> {
     unowned_env
@@ -640,12 +680,14 @@ pub fn stats<'local>(
         .resolve::<ThrowJava>()
 }
 
-/// `static native long[] peerCredentials(long h)`: pid, uid, gid, pid
+/// `static native long[] peerCredentials(Object owner,
+/// long h)`: pid, uid, gid, pid
 /// namespace inode, user namespace inode, identity verified (0/1).
 #[jni_mangle("dev.secureipc.NativeBridge")]
 pub fn peer_credentials<'local>(
     mut unowned_env: EnvUnowned<'local>,
     _class: JClass<'local>,
+    _owner: JObject<'local>,
     handle: jlong,
 ) -> JLongArray<'local> {
     unowned_env

@@ -154,3 +154,94 @@ fn identity_create_makes_a_key_once_and_the_owner_can_pin_its_public_half() {
     assert_eq!(std::fs::read(&key).unwrap(), secret);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn identity_create_racing_starts_agree_on_one_key() {
+    // Two starts of the service crossing the first-boot creation (init
+    // restarting it, a second instance): every one must end up using the
+    // key on disk, and the .pub must be its public half. Rounds, since the
+    // window is small.
+    for round in 0..20 {
+        let dir = std::env::temp_dir().join(unique(&format!("race{round}")));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("echo.key");
+        let key_s = key.to_str().unwrap().to_string();
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                echo_cmd()
+                    .args(["--channel", &unique("none"), "--backend", "userspace"])
+                    .args(["--wait-ms", "0", "--identity-create", &key_s])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let secret: Vec<u8> = {
+            let outs: Vec<_> = children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect();
+            let secret: [u8; 32] = std::fs::read(&key).unwrap().try_into().unwrap();
+            let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+            let hex: String = public
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(
+                std::fs::read(dir.join("echo.key.pub")).unwrap(),
+                public.as_bytes(),
+                "round {round}: echo.key.pub is not the public half of echo.key"
+            );
+            for o in outs {
+                let err = String::from_utf8_lossy(&o.stderr);
+                // Exit 1: the attach to the missing channel gave up, after
+                // the key was settled.
+                assert_eq!(o.status.code(), Some(1), "round {round}: {err}");
+                assert!(
+                    err.contains(&format!("identity public key {hex}")),
+                    "round {round}: a start used another key than the one on disk: {err}"
+                );
+            }
+            secret.to_vec()
+        };
+        assert_eq!(secret.len(), 32);
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "echo.key" && n != "echo.key.pub")
+            .collect();
+        assert!(leftovers.is_empty(), "round {round}: left {leftovers:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn identity_create_alone_makes_the_key_and_exits_0() {
+    // The first-boot `exec` of init/secure_ipc_echo.rc: no channel.
+    let dir = std::env::temp_dir().join(unique("alone"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("echo.key");
+    let out = echo_cmd()
+        .args(["--identity-create", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let secret: [u8; 32] = std::fs::read(&key).unwrap().try_into().unwrap();
+    let public = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(secret));
+    assert_eq!(
+        std::fs::read(dir.join("echo.key.pub")).unwrap(),
+        public.as_bytes()
+    );
+    // A second run keeps the key.
+    assert!(echo_cmd()
+        .args(["--identity-create", key.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(std::fs::read(&key).unwrap(), secret);
+    let _ = std::fs::remove_dir_all(&dir);
+}

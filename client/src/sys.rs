@@ -248,8 +248,10 @@ pub fn bell_take_one(fd: &OwnedFd) {
 
 /// Takes pending rings off a doorbell's sleeping end, never blocking: one
 /// `recvmmsg` of up to [`BELL_DRAIN_MAX`] packets (one system call, like
-/// the eventfd read it replaces).
-pub fn bell_drain(fd: &OwnedFd) {
+/// the eventfd read it replaces). Returns whether the ringing end is shut
+/// down or closed: such a doorbell stays readable forever and can never
+/// ring again, so the caller must treat it as the other side's hang-up.
+pub fn bell_drain(fd: &OwnedFd) -> bool {
     let mut bufs = [[0u8; 1]; BELL_DRAIN_MAX];
     let mut iovs: [libc::iovec; BELL_DRAIN_MAX] = std::array::from_fn(|_| libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -265,7 +267,7 @@ pub fn bell_drain(fd: &OwnedFd) {
     }
     // SAFETY: every header points at its own valid 1-byte buffer for the
     // duration of the call; errors (EAGAIN: nothing pending) are ignored.
-    unsafe {
+    let n = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
             msgs.as_mut_ptr(),
@@ -275,6 +277,15 @@ pub fn bell_drain(fd: &OwnedFd) {
             std::ptr::null_mut(),
         )
     };
+    // Descriptors a ringer attaches are never installed here: no control
+    // buffer is offered, so the kernel drops them with the packet.
+    //
+    // At end of file recvmmsg counts each empty read as a datagram of
+    // length 0, like a zero-length packet; rings are 1 byte, so only a
+    // zero-length last entry costs the poll that tells the two apart.
+    let last_empty = n > 0 && msgs[n as usize - 1].msg_len == 0;
+    n == 0
+        || (last_empty && poll(&[fd.as_raw_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup))
 }
 
 fn sock_opt_int(fd: RawFd, opt: libc::c_int) -> io::Result<libc::c_int> {
@@ -486,6 +497,14 @@ pub fn connect(addr: &SockAddr<'_>) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Shuts a socket down both ways: any wait on it, in any thread or
+/// process holding it, ends with end of file.
+pub fn shutdown(fd: &OwnedFd) {
+    // SAFETY: plain syscall on a descriptor we hold; errors (not connected)
+    // leave nothing to end.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
 /// Accepts one connection (close-on-exec).
 pub fn accept(fd: &OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: null address pointers are allowed by accept4.
@@ -558,15 +577,20 @@ pub fn peer_groups(fd: &OwnedFd) -> Option<Vec<u32>> {
 }
 
 /// A pidfd of the process that connected (or listened on) `fd`, pinned
-/// at connect time (`SO_PEERPIDFD`, Linux 6.5). `None` where the kernel
-/// lacks it or the process is gone.
-pub fn peer_pidfd(fd: &OwnedFd) -> Option<OwnedFd> {
-    let v = sock_opt_int(fd.as_raw_fd(), SO_PEERPIDFD).ok()?;
-    if v < 0 {
-        return None;
-    }
+/// at connect time (`SO_PEERPIDFD`, Linux 6.5). `Ok(None)` where the
+/// kernel lacks it (`ENOPROTOOPT`); an error where it has it but cannot
+/// give one, which before Linux 6.17 means the process has been reaped
+/// (`EINVAL`), so its pid may name another process by now. From 6.17 the
+/// pidfd of a reaped process is returned: see [`pidfd_alive`].
+pub fn peer_pidfd(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+    let v = match sock_opt_int(fd.as_raw_fd(), SO_PEERPIDFD) {
+        Ok(v) if v >= 0 => v,
+        Ok(_) => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     // SAFETY: the kernel installed a fresh descriptor for us.
-    Some(unsafe { OwnedFd::from_raw_fd(v) })
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(v) }))
 }
 
 /// `PIDFD_GET_PID_NAMESPACE` = `_IO(0xFF, 5)` (include/uapi/linux/pidfd.h, Linux 6.11).
@@ -582,18 +606,21 @@ fn ino_of(fd: &OwnedFd) -> io::Result<u64> {
     Ok(st.st_ino)
 }
 
-/// Whether the process behind `pidfd` is still alive (signal 0).
-fn pidfd_alive(pidfd: &OwnedFd) -> bool {
+/// Whether the process behind `pidfd` is still alive (signal 0; a zombie
+/// counts: its pid is not free for reuse until it is reaped). Only ESRCH
+/// means gone: EPERM (a process of another uid we may not signal) is alive.
+pub fn pidfd_alive(pidfd: &OwnedFd) -> bool {
     // SAFETY: pidfd_send_signal with signal 0 only checks existence.
-    unsafe {
+    let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             pidfd.as_raw_fd(),
             0,
             std::ptr::null::<libc::siginfo_t>(),
             0,
-        ) == 0
-    }
+        )
+    };
+    r == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// The pid of the process behind `pidfd` in this process's pid namespace

@@ -134,32 +134,37 @@ fn run_harness(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// Compiles android-native/examples/c/sipc_example.c against
-/// secure_ipc_client.h and the built .so, and runs its two-process demo on
-/// the userspace backend.
+/// Compiles the C examples in android-native/examples/c against
+/// secure_ipc_client.h and the built .so, and runs their demos on the
+/// userspace backend: sipc_example.c (two processes, the error paths) and
+/// sipc_epoll.c (an epoll loop over the readiness calls, sipc_shutdown).
 fn c_example() -> Result<(), String> {
     let lib = build_jni_library()?;
     let out_dir = root().join("target/android");
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let exe = out_dir.join("sipc_example");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    run(Command::new(cc)
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-pedantic",
-            "-O2",
-        ])
-        .arg("-Iandroid-native/include")
-        .arg("android-native/examples/c/sipc_example.c")
-        .arg(format!("-L{}", lib.display()))
-        .arg("-lsecure_ipc_jni")
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .arg("-o")
-        .arg(&exe))?;
-    run_harness(Command::new(&exe).args(["demo", "userspace"]))
+    for example in ["sipc_example", "sipc_epoll"] {
+        let exe = out_dir.join(example);
+        run(Command::new(&cc)
+            .args([
+                "-std=c11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-O2",
+                "-pthread",
+            ])
+            .arg("-Iandroid-native/include")
+            .arg(format!("android-native/examples/c/{example}.c"))
+            .arg(format!("-L{}", lib.display()))
+            .arg("-lsecure_ipc_jni")
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .arg("-o")
+            .arg(&exe))?;
+        run_harness(Command::new(&exe).args(["demo", "userspace"]))?;
+    }
+    Ok(())
 }
 
 /// The C example linked statically (glibc) against libsecure_ipc_jni.a, for
@@ -267,6 +272,9 @@ fn jvm_tests_kernel(kernel: &str) -> Result<(), String> {
         .chain([
             java.display().to_string(),
             "-Xcheck:jni".into(),
+            // A crash report goes to the console log, not to a file in
+            // the guest's throw-away overlay.
+            "-XX:+ErrorFileToStdout".into(),
             "-Dsipc.backend=KERNEL".into(),
             format!("-Djava.library.path={}", lib.display()),
             "-cp".into(),
@@ -282,8 +290,9 @@ fn jvm_tests_kernel(kernel: &str) -> Result<(), String> {
     }
 }
 
-/// Builds the JNI library and compiles the Java API and its tests; returns
-/// (the `java` launcher, the library's directory, the classes directory).
+/// Builds the JNI library and compiles the Java API, its example and its
+/// tests; returns (the `java` launcher, the library's directory, the
+/// classes directory).
 fn build_jvm_tests() -> Result<(PathBuf, PathBuf, PathBuf), String> {
     let lib = build_jni_library()?;
     let bin = jdk_bin()?;
@@ -294,6 +303,13 @@ fn build_jvm_tests() -> Result<(PathBuf, PathBuf, PathBuf), String> {
         .args(["-Xlint:all", "-Werror", "--release", "8", "-d"])
         .arg(&classes)
         .args(java_sources(&root().join("android-native/java"))?))?;
+    // The Java example, at the API's language level too; the tests run it.
+    run(Command::new(bin.join("javac"))
+        .args(["-Xlint:all", "-Werror", "--release", "8", "-cp"])
+        .arg(&classes)
+        .arg("-d")
+        .arg(&classes)
+        .args(java_sources(&root().join("android-native/examples/java"))?))?;
     run(Command::new(bin.join("javac"))
         .args(["-Xlint:all", "-Werror", "--release", "17", "-cp"])
         .arg(&classes)
@@ -403,6 +419,9 @@ fn dkms(tree: &Path, src: &Path, args: &[&str]) -> Result<(), String> {
 /// scratch DKMS tree under target/dkms/, then `dkms remove`. Checks that each
 /// build produced a module whose vermagic names that kernel.
 fn dkms_build() -> Result<(), String> {
+    // The kernels (and their headers) DKMS builds for; `android-test` on a
+    // fresh machine reaches this step first.
+    crate::deps::ensure()?;
     ensure_tool("dkms", "dkms")?;
     // dkms sources dkms.conf with bash and carries on after a syntax error.
     run(Command::new("bash").args(["-n", "kernel/dkms.conf"]))?;

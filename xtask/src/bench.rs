@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// Where the baseline module lands in the guest.
 pub const BASELINE_KO: &str = "/lib/sipc/opt/secure_ipc_base.ko";
+/// Binder's module in Debian's kernels (drivers/android/binder_linux.ko).
+const BINDER_MODULE: &str = "binder_linux";
 /// Where /init loads the current module from (xtask/src/vm.rs).
 const CURRENT_KO: &str = "/lib/sipc/secure_ipc.ko";
 
@@ -62,6 +64,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if tcrypt {
         bench_args.extend(["--tcrypt".into(), "/lib/sipc/opt/tcrypt.ko".into()]);
     }
+    // Binder beside the channel (issue 17): the kernel's own binder_linux,
+    // loaded by the bench with devices=binder (Debian builds it without
+    // binderfs, so /dev/binder is a misc device that devtmpfs shows).
+    let mut optional = Vec::new();
+    if tcrypt {
+        optional.push("tcrypt");
+    }
+    if against.is_none() {
+        optional.push(BINDER_MODULE);
+        bench_args.extend([
+            "--binder".into(),
+            format!("/lib/sipc/opt/{BINDER_MODULE}.ko"),
+        ]);
+    }
     let baseline = against.as_deref().map(baseline_sources).transpose()?;
     let bins = vm::build_guest_bins("sipc-guest-bench", "release", &["sipc-guest-bench"])?;
     let mut failed = 0;
@@ -94,7 +110,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             bins: bins.clone(),
             extra: None,
             extra_modules: crate::initramfs::BENCH_MODULES.to_vec(),
-            optional_modules: if tcrypt { vec!["tcrypt"] } else { vec![] },
+            optional_modules: optional.clone(),
             extra_files,
             host_root: None,
         };

@@ -553,7 +553,12 @@ if [ -e /sys/kernel/debug/kmemleak ]; then
 	cat /sys/kernel/debug/kmemleak
 	echo "SIPC-HARNESS: kmemleak scanned"
 fi
-[ "$rc" -le 127 ] || rc=127
+# The port carries 7 bits; a status of 128 and more (a signal) is
+# printed whole first.
+if [ "$rc" -gt 127 ]; then
+	echo "SIPC-HARNESS: the command's status was $rc (reported as 127)"
+	rc=127
+fi
 echo "SIPC-HARNESS: exit status $rc"
 printf "\\$(printf %03o "$rc")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
 poweroff -f
@@ -1466,6 +1471,16 @@ pub fn vm_run(a: &VmArgs) -> Result<i32, String> {
                     k.version,
                     o.elapsed.as_secs_f64()
                 );
+                // The console is in a log file that a CI run does not keep:
+                // a failure shows what the command printed last.
+                if s != 0 {
+                    eprintln!(
+                        "{}: the last lines of {}:\n{}",
+                        k.version,
+                        o.log_path.display(),
+                        tail(&o.log, 40)
+                    );
+                }
                 if last == 0 {
                     last = s;
                 }

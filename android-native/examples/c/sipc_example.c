@@ -33,7 +33,8 @@
 #include "secure_ipc_client.h"
 
 /* The library's Rust side asserts the same layout. */
-_Static_assert(sizeof(struct sipc_options) == 152, "struct sipc_options layout");
+_Static_assert(sizeof(struct sipc_options) == SIPC_OPTIONS_SIZE_VER1, "struct sipc_options layout");
+_Static_assert(offsetof(struct sipc_options, rekey_records) == SIPC_OPTIONS_SIZE_VER0, "VER0 prefix");
 _Static_assert(sizeof(struct sipc_message) == 40, "struct sipc_message layout");
 _Static_assert(sizeof(struct sipc_stats) == 64, "struct sipc_stats layout");
 _Static_assert(sizeof(struct sipc_peer) == 32, "struct sipc_peer layout");

@@ -9,8 +9,11 @@
 //!     record format of both backends (same nonce and AAD construction,
 //!     the client crate's own `record::Sealer`/`Opener`); batch 32 uses
 //!     sendmmsg/recvmmsg;
+//!   - Binder (`binder.rs`): oneway transactions to the context manager,
+//!     one per ioctl as libbinder sends them (so batch 1 in every row);
 //! * one-way latency (half the round trip) of 64 B ping-pong, blocking and
-//!   busy-polling, for both, plus a bare eventfd ping-pong;
+//!   busy-polling, for both, plus a bare eventfd ping-pong and a Binder
+//!   two-way transaction;
 //! * the crypto limit: the kernel's own gcm(aes) rate at the same sizes,
 //!   measured from user space through AF_ALG (one sendmsg + one read per
 //!   operation, so a lower bound of the in-kernel rate), and, with
@@ -27,6 +30,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
 mod against;
+mod binder;
 mod sys;
 
 use aes_gcm::aead::AeadInPlace;
@@ -248,6 +252,7 @@ fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Re
             Ok(vec![
                 calls,
                 bells.doorbells_signalled - bells0.doorbells_signalled,
+                bells.full_events - bells0.full_events,
             ])
         },
         move || {
@@ -377,6 +382,7 @@ enum LatKind {
     SocketBlock,
     SocketBusy,
     Eventfd,
+    Binder,
 }
 
 impl LatKind {
@@ -387,6 +393,7 @@ impl LatKind {
             LatKind::SocketBlock => "socket+AES-GCM, blocking",
             LatKind::SocketBusy => "socket+AES-GCM, busy-poll",
             LatKind::Eventfd => "bare eventfd, blocking",
+            LatKind::Binder => "Binder two-way, blocking",
         }
     }
 }
@@ -482,6 +489,16 @@ fn latency(kind: LatKind, iters: usize, warmup: usize) -> Result<(Report, Report
                     Ok(vec![])
                 },
             )
+        }
+        LatKind::Binder => {
+            let (ping, pong) = binder::call_latency(LAT_SIZE, total)?;
+            Ok((
+                Report {
+                    values: keep(ping.values),
+                    ..ping
+                },
+                pong,
+            ))
         }
         LatKind::Eventfd => {
             let ping = sys::eventfd().map_err(|e| format!("eventfd: {e}"))?;
@@ -802,13 +819,16 @@ struct Costs {
     prod_calls: f64,
     cons_calls: f64,
     doorbells: f64,
+    /// The producer's SENDs that stopped at a full sealed store (STATS
+    /// `store_full`).
+    store_full: f64,
 }
 
 fn costs(p: &Report, c: &Report, n: usize) -> Result<Costs, String> {
     if let Some(e) = p.error.as_ref().or(c.error.as_ref()) {
         return Err(e.clone());
     }
-    let (&[pc, pb], &[_, cc, cb]) = (p.values.as_slice(), c.values.as_slice()) else {
+    let (&[pc, pb, pf], &[_, cc, cb]) = (p.values.as_slice(), c.values.as_slice()) else {
         return Err("short report".into());
     };
     if pc == u64::MAX || cc == u64::MAX {
@@ -819,6 +839,7 @@ fn costs(p: &Report, c: &Report, n: usize) -> Result<Costs, String> {
         prod_calls: pc as f64 / n,
         cons_calls: cc as f64 / n,
         doorbells: (pb + cb) as f64 / n,
+        store_full: pf as f64 / n,
     })
 }
 
@@ -827,8 +848,16 @@ fn costs(p: &Report, c: &Report, n: usize) -> Result<Costs, String> {
 fn costs_section(scale: f64, errors: &mut Vec<String>) -> Option<Costs> {
     println!("\n== per-message costs at full load (channel throughput runs)");
     println!(
-        "{:>6} {:>5} {:>7} | {:>10} | {:>10} {:>10} {:>10} | {:>10}",
-        "size", "batch", "msgs", "msgs/s", "prod sys", "cons sys", "sys total", "doorbells"
+        "{:>6} {:>5} {:>7} | {:>10} | {:>10} {:>10} {:>10} | {:>10} | {:>10}",
+        "size",
+        "batch",
+        "msgs",
+        "msgs/s",
+        "prod sys",
+        "cons sys",
+        "sys total",
+        "doorbells",
+        "store full"
     );
     let mut out = None;
     for (size, batch) in [(64, 1), (64, 32), (16384, 32)] {
@@ -838,11 +867,12 @@ fn costs_section(scale: f64, errors: &mut Vec<String>) -> Option<Costs> {
         match res {
             Ok((r, k)) => {
                 println!(
-                    "{size:>6} {batch:>5} {n:>7} | {r:>10.0} | {:>10.4} {:>10.4} {:>10.4} | {:>10.4}",
+                    "{size:>6} {batch:>5} {n:>7} | {r:>10.0} | {:>10.4} {:>10.4} {:>10.4} | {:>10.4} | {:>10.4}",
                     k.prod_calls,
                     k.cons_calls,
                     k.prod_calls + k.cons_calls,
-                    k.doorbells
+                    k.doorbells,
+                    k.store_full
                 );
                 if (size, batch) == (64, 32) {
                     out = Some(k);
@@ -856,7 +886,11 @@ fn costs_section(scale: f64, errors: &mut Vec<String>) -> Option<Costs> {
     }
     println!("(per message: system calls of each process over its send/receive loop, counted by a");
     println!(" perf counter on raw_syscalls:sys_enter; doorbells the module signalled to the two");
-    println!(" endpoints, from the STATS ioctl before and after; one run per row)");
+    println!(
+        " endpoints, from the STATS ioctl before and after; store full: the producer's SENDs that"
+    );
+    println!(" stopped at a full sealed store (STATS store_full), each followed by a poll and another SEND;");
+    println!(" one run per row)");
     out
 }
 
@@ -899,6 +933,19 @@ fn main() {
         std::process::exit(against::run(&args, scale));
     }
     let mut errors = Vec::new();
+    if let Some(ko) = args
+        .iter()
+        .position(|a| a == "--binder")
+        .and_then(|i| args.get(i + 1))
+    {
+        match sys::load_module_with(ko, c"devices=binder") {
+            Ok(()) => println!(
+                "Binder: {ko} loaded with devices=binder ({})",
+                binder::DEVICE.to_string_lossy()
+            ),
+            Err(e) => errors.push(format!("insmod {ko} devices=binder: {e}")),
+        }
+    }
     // tcrypt and the one-CPU channel run next to each other, before the
     // throughput section and again after it.
     let serial_n = ((20_000.0 * scale) as usize).max(2_000);
@@ -911,8 +958,8 @@ fn main() {
         "\n== throughput (messages/s, MB/s of payload), one producer and one consumer process"
     );
     println!(
-        "{:>6} {:>5} {:>7} | {:>10} {:>8} | {:>10} {:>8} | {:>6} | cpus (prod/cons)",
-        "size", "batch", "msgs", "channel", "MB/s", "sock+gcm", "MB/s", "ratio"
+        "{:>6} {:>5} {:>7} | {:>10} {:>8} | {:>10} {:>8} | {:>6} | {:>10} {:>8} {:>7} | {:>6} | cpus (prod/cons)",
+        "size", "batch", "msgs", "channel", "MB/s", "sock+gcm", "MB/s", "ratio", "Binder", "MB/s", "full", "ch/bi"
     );
     // Rounds alternate the two mechanisms (and, for latency, all five), so
     // that a change of load on the host during the run hits both sides of
@@ -922,8 +969,10 @@ fn main() {
     for size in SIZES {
         for batch in BATCHES {
             let n = (count(size, scale) / rounds).max(64);
-            let (mut chv, mut sov) = (Vec::new(), Vec::new());
-            let (mut chc, mut soc) = (String::from("-"), String::from("-"));
+            let (mut chv, mut sov, mut biv) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut chc, mut soc, mut bic) =
+                (String::from("-"), String::from("-"), String::from("-"));
+            let mut bi_full = 0;
             for _ in 0..rounds {
                 chv.push(throughput_round(
                     channel_throughput(size, batch, n),
@@ -935,26 +984,39 @@ fn main() {
                     n,
                     &mut soc,
                 ));
+                let bi = binder::oneway_throughput(size, n);
+                if let Ok((p, _)) = &bi {
+                    bi_full += p.values.first().copied().unwrap_or(0);
+                }
+                biv.push(throughput_round(bi, n, &mut bic));
             }
-            let (chr, sor) = (median_rate(chv), median_rate(sov));
-            for (what, r) in [("channel", &chr), ("socket", &sor)] {
+            let (chr, sor, bir) = (median_rate(chv), median_rate(sov), median_rate(biv));
+            for (what, r) in [("channel", &chr), ("socket", &sor), ("Binder", &bir)] {
                 if let Err(e) = r {
                     errors.push(format!("throughput {what} {size} B batch {batch}: {e}"));
                 }
             }
             println!(
-                "{:>6} {:>5} {:>7} | {} | {} | {:>6} | channel {chc}, socket {soc}",
+                "{:>6} {:>5} {:>7} | {} | {} | {:>6} | {} {bi_full:>7} | {:>6} | channel {chc}, socket {soc}, Binder {bic}",
                 size,
                 batch,
                 n * rounds,
                 fmt_rate(&chr, size),
                 fmt_rate(&sor, size),
-                ratio(&chr, &sor)
+                ratio(&chr, &sor),
+                fmt_rate(&bir, size),
+                ratio(&chr, &bir)
             );
-            tp.push((size, batch, chr, sor));
+            tp.push((size, batch, chr, sor, bir));
         }
     }
-    println!("({rounds} alternating rounds per row; each rate is the median of its rounds)");
+    println!("({rounds} alternating rounds per row (channel, socket, Binder); each rate is the median of its rounds.");
+    println!(" Binder: oneway transactions to the context manager, one per BINDER_WRITE_READ in every row (libbinder");
+    println!(" sends no batches); full: tries refused with BR_FAILED_REPLY over the rounds because the receiver's async");
+    println!(
+        " space (half its {} KiB mapping) was full, each retried)",
+        binder::MAP_BYTES >> 10
+    );
     let cost = costs_section(scale, &mut errors);
     let scaling = scaling_section(scale, &mut errors);
 
@@ -970,6 +1032,7 @@ fn main() {
         LatKind::SocketBlock,
         LatKind::SocketBusy,
         LatKind::Eventfd,
+        LatKind::Binder,
     ];
     let mut pooled: Vec<Result<(Vec<u64>, String), String>> = kinds
         .iter()
@@ -1121,27 +1184,51 @@ fn main() {
             "system calls/msg, 64 B batch 32, consumer:      {:>8.4}  (target <= 1/32 = 0.0312, issue 17)",
             k.cons_calls
         );
+        println!(
+            "store-full SENDs/msg, 64 B batch 32, producer:  {:>8.4}  (each costs a poll and a SEND more)",
+            k.store_full
+        );
     }
     let find_tp = |s: usize, b: usize| tp.iter().find(|t| t.0 == s && t.1 == b);
-    if let Some((_, _, ch, so)) = find_tp(64, 32) {
+    if let Some((_, _, ch, _, bi)) = find_tp(64, 32) {
+        println!(
+            "channel 64 B batch 32 / Binder oneway 64 B msgs/s: {:>8}  (target >= 3x, issue 17)",
+            ratio(ch, bi)
+        );
+    }
+    if let Some((_, _, ch, _, bi)) = find_tp(16384, 32) {
+        println!(
+            "channel 16 KiB batch 32 / Binder oneway 16 KiB msgs/s: {:>8}  (target >= 1x, issue 17)",
+            ratio(ch, bi)
+        );
+    }
+    for size in SIZES {
+        if let Some((_, _, ch, _, bi)) = find_tp(size, 1) {
+            println!(
+                "channel / Binder oneway, {size} B batch 1 msgs/s: {:>8}",
+                ratio(ch, bi)
+            );
+        }
+    }
+    if let Some((_, _, ch, so, _)) = find_tp(64, 32) {
         println!(
             "channel / socket+gcm, 64 B batch 32 msgs/s:   {:>8}  (target >= 2x)",
             ratio(ch, so)
         );
     }
-    if let Some((_, _, ch, so)) = find_tp(16384, 32) {
+    if let Some((_, _, ch, so, _)) = find_tp(16384, 32) {
         println!(
             "channel / socket+gcm, 16 KiB batch 32 msgs/s: {:>8}  (target >= 1x)",
             ratio(ch, so)
         );
     }
-    if let Some((_, _, ch, so)) = find_tp(16384, 1) {
+    if let Some((_, _, ch, so, _)) = find_tp(16384, 1) {
         println!(
             "channel / socket+gcm, 16 KiB batch 1 msgs/s:  {:>8}",
             ratio(ch, so)
         );
     }
-    if let (Some((_, _, ch, _)), Some((_, a, t))) =
+    if let (Some((_, _, ch, _, _)), Some((_, a, t))) =
         (find_tp(64, 32), kern.iter().find(|k| k.0 == 64))
     {
         println!(
@@ -1167,6 +1254,24 @@ fn main() {
         println!(
             "channel blocking p50 / bare eventfd p50:      {:>8}  (target <= 1.5x)",
             ratio(&cb, &ev)
+        );
+    }
+    if let (Some(cb), Some(bi)) = (
+        lat_of(|k| matches!(k, LatKind::ChannelBlock)),
+        lat_of(|k| matches!(k, LatKind::Binder)),
+    ) {
+        println!(
+            "channel blocking p50 / Binder two-way p50:    {:>8}  (target <= 1x, issue 17)",
+            ratio(&cb, &bi)
+        );
+    }
+    if let (Some(cb), Some(bi)) = (
+        lat_of(|k| matches!(k, LatKind::ChannelBusy)),
+        lat_of(|k| matches!(k, LatKind::Binder)),
+    ) {
+        println!(
+            "channel busy-poll p50 / Binder two-way p50:   {:>8}  (target <= 0.5x, issue 17)",
+            ratio(&cb, &bi)
         );
     }
     if let (Some(cb), Some(sb)) = (

@@ -1,5 +1,6 @@
-//! The benchmark's only unsafe code: fork, sockets, eventfd, AF_ALG, CPU
-//! affinity. Every function returns `io::Result` with the errno.
+//! The benchmark's unsafe code besides Binder's ioctls (binder.rs): fork,
+//! sockets, eventfd, AF_ALG, CPU affinity, modules. Every function
+//! returns `io::Result` with the errno.
 
 use std::io::{Error, Result};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -298,10 +299,16 @@ pub fn af_alg_encrypt(
 /// Loads the kernel module file at `path` without parameters
 /// (finit_module(2)).
 pub fn load_module(path: &str) -> Result<()> {
+    load_module_with(path, c"")
+}
+
+/// Loads the kernel module file at `path` with `params`
+/// ("name=value ...", finit_module(2)).
+pub fn load_module_with(path: &str, params: &std::ffi::CStr) -> Result<()> {
     let f = std::fs::File::open(path)?;
-    // SAFETY: `f` is an open descriptor and the parameter string is a
-    // NUL-terminated empty C string; the kernel reads nothing else.
-    let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
+    // SAFETY: `f` is an open descriptor and `params` a NUL-terminated C
+    // string; the kernel reads nothing else.
+    let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
     if r < 0 {
         Err(Error::last_os_error())
     } else {

@@ -14,12 +14,26 @@ pub(super) struct SocketPeer {
     /// Whether the namespace inodes in `creds` are known race-free (from
     /// `SO_PEERPIDFD`); without them a pid-namespace policy refuses.
     pub(super) namespaces_known: bool,
+    /// The connecting process is gone (reaped), so the pid in `creds` may
+    /// name another process by now: the owner refuses such a connection
+    /// (fails closed). Only known where the kernel has `SO_PEERPIDFD`;
+    /// without it the connect-time uid/gid still hold and are used.
+    pub(super) connector_gone: bool,
 }
 
 pub(super) fn socket_peer(sock: &OwnedFd) -> Result<SocketPeer, Error> {
     let (pid, uid, gid) = sys::peer_cred(sock)?;
     let groups = sys::peer_groups(sock);
-    let ns = sys::peer_pidfd(sock).and_then(|pidfd| sys::pidfd_namespaces(&pidfd));
+    let pidfd = sys::peer_pidfd(sock);
+    let connector_gone = match &pidfd {
+        Ok(Some(p)) => !sys::pidfd_alive(p),
+        Ok(None) => false,
+        Err(_) => true,
+    };
+    let ns = match pidfd {
+        Ok(Some(p)) if !connector_gone => sys::pidfd_namespaces(&p),
+        _ => None,
+    };
     let (pidns_ino, userns_ino) = ns.unwrap_or((0, 0));
     Ok(SocketPeer {
         creds: PeerCredentials {
@@ -30,6 +44,7 @@ pub(super) fn socket_peer(sock: &OwnedFd) -> Result<SocketPeer, Error> {
         },
         groups,
         namespaces_known: ns.is_some(),
+        connector_gone,
     })
 }
 
@@ -63,11 +78,22 @@ pub(super) fn recv_plain(
     deadline: Instant,
 ) -> Result<usize, Error> {
     match sys::recv_plain_packet(sock, buf, deadline) {
-        Ok(0) => Err(proto("the other side closed the rendezvous socket")),
+        Ok(0) => Err(Error::PeerClosed),
         Ok(n) => Ok(n),
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(Error::TimedOut),
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(Error::Protocol(e.to_string())),
-        Err(e) => Err(Error::Io(e)),
+        Err(e) => Err(link_error(e)),
+    }
+}
+
+/// The error of a failed receive or send on the rendezvous socket during
+/// the handshake. The other side closing it (end of file, or a reset: an
+/// owner dropped, or its listener closed, with our packet unread) is
+/// [`Error::PeerClosed`]: it went away, nothing was violated.
+pub(super) fn link_error(e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ECONNRESET) | Some(libc::EPIPE) | Some(libc::ENOTCONN) => Error::PeerClosed,
+        _ if e.kind() == io::ErrorKind::TimedOut => Error::TimedOut,
+        _ if e.kind() == io::ErrorKind::InvalidData => Error::Protocol(e.to_string()),
+        _ => Error::Io(e),
     }
 }
 

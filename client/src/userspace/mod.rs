@@ -30,7 +30,9 @@ pub(crate) use peer::attach;
 pub use peer::query_stats;
 
 use counters::Counters;
-use creds::{policy_allows, random32, recv_plain, refusal_of, refuse, socket_peer, SocketPeer};
+use creds::{
+    link_error, policy_allows, random32, recv_plain, refusal_of, refuse, socket_peer, SocketPeer,
+};
 use halves::{Deposit, Pending, Readiness, RxState, TxState, UsRx, UsTx};
 use owner::connect_to;
 use session::{
@@ -52,7 +54,7 @@ use secure_ipc_ring::{Consumer, PeekError, Producer, ProtocolError, ReserveError
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 use x25519_dalek::{PublicKey, StaticSecret};

@@ -3,9 +3,65 @@
 
 use super::*;
 
-/// Handshakes the listener serves at once; a connection beyond them is
-/// refused with `Busy` at once rather than queued behind them.
+/// Handshakes the listener serves at once. At the bound, a connection of a
+/// uid other than the one holding the most handshakes evicts that uid's
+/// oldest; a connection of that uid is refused with `Busy`. So one uid
+/// (or a few) that stall handshakes never lock out another.
 pub(super) const MAX_HANDSHAKES: usize = 32;
+
+/// The handshakes in flight, under `ChannelSetup::handshakes`' lock.
+///
+/// An entry is added by the listener when it admits a connection and
+/// removed either by its own thread (when it ends, or right before it
+/// claims the channel, after which it can no longer be evicted) or by the
+/// listener evicting it (then it shuts the socket down, which ends that
+/// thread's wait at once). Whoever removes the entry owns that decision:
+/// a thread that finds its entry gone was evicted and claims nothing.
+#[derive(Default)]
+pub(super) struct Handshakes {
+    next_id: u64,
+    /// (id, uid of the connecting process, the connection) oldest first.
+    live: Vec<(u64, u32, OwnedFd)>,
+}
+
+impl Handshakes {
+    /// Registers a handshake of `uid` on `sock`, evicting per
+    /// [`MAX_HANDSHAKES`]; `None`: refuse it with `Busy`.
+    fn admit(&mut self, uid: u32, sock: &OwnedFd) -> Option<u64> {
+        if self.live.len() >= MAX_HANDSHAKES {
+            let mut counts = std::collections::HashMap::<u32, usize>::new();
+            for (_, u, _) in &self.live {
+                *counts.entry(*u).or_default() += 1;
+            }
+            // The uid holding the most; of equals, the one whose
+            // handshake is oldest.
+            let top = self
+                .live
+                .iter()
+                .map(|(_, u, _)| *u)
+                .min_by_key(|u| std::cmp::Reverse(counts[u]))?;
+            // Evicting must even the count out, not shift it to `uid`.
+            if counts[&top] <= counts.get(&uid).copied().unwrap_or(0) + 1 {
+                return None;
+            }
+            let at = self.live.iter().position(|(_, u, _)| *u == top)?;
+            let (_, _, evicted) = self.live.remove(at);
+            sys::shutdown(&evicted);
+        }
+        let dup = sock.try_clone().ok()?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.live.push((id, uid, dup));
+        Some(id)
+    }
+
+    /// Removes handshake `id`; false if the listener evicted it.
+    fn remove(&mut self, id: u64) -> bool {
+        let before = self.live.len();
+        self.live.retain(|(i, _, _)| *i != id);
+        self.live.len() != before
+    }
+}
 
 /// A finished owner-side handshake: the session and the ACCEPT still to send.
 pub(super) struct Accepted {
@@ -24,8 +80,8 @@ pub(super) struct ChannelSetup {
     pub(super) policy: PeerPolicy,
     pub(super) pending: Weak<Pending>,
     pub(super) counters: Arc<Counters>,
-    /// Handshakes in flight (at most [`MAX_HANDSHAKES`]).
-    pub(super) active: AtomicUsize,
+    /// Handshakes in flight (at most [`MAX_HANDSHAKES`] not evicted).
+    pub(super) handshakes: Mutex<Handshakes>,
 }
 
 /// State the listener thread needs.
@@ -71,6 +127,63 @@ pub(super) fn default_runtime_dir() -> Option<PathBuf> {
     owned_by_me(&dir, 0o077).then_some(dir)
 }
 
+/// Checks an explicit socket directory before the owner binds in it: the
+/// directory itself is a real directory (not a symlink) of this uid that
+/// nobody else can write, and every directory above it, as written and as
+/// resolved, belongs to root or this uid and is not writable by others
+/// unless sticky (so nobody else can rename it away or swap a component),
+/// and every symlink on the way belongs to root or this uid. Otherwise
+/// another uid could replace the socket file or point the path elsewhere.
+pub(super) fn check_socket_dir(dir: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = sys::geteuid();
+    let refuse = |what: String| {
+        Err(Error::Io(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "socket directory {}: {what}; use a directory of this user that no other \
+                 user can write (mode 0700), or the default",
+                dir.display()
+            ),
+        )))
+    };
+    let m = std::fs::symlink_metadata(dir).map_err(Error::Io)?;
+    if m.file_type().is_symlink() {
+        return refuse("is a symlink".into());
+    }
+    if !m.is_dir() {
+        return refuse("is not a directory".into());
+    }
+    if m.uid() != me {
+        return refuse(format!(
+            "belongs to uid {}, not to this uid ({me})",
+            m.uid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return refuse(format!(
+            "is writable by others (mode {:o})",
+            m.permissions().mode() & 0o7777
+        ));
+    }
+    let abs = std::path::absolute(dir).map_err(Error::Io)?;
+    let canon = std::fs::canonicalize(dir).map_err(Error::Io)?;
+    for a in abs.ancestors().skip(1).chain(canon.ancestors().skip(1)) {
+        let m = std::fs::symlink_metadata(a).map_err(Error::Io)?;
+        if m.uid() != me && m.uid() != 0 {
+            return refuse(format!("{} belongs to uid {}", a.display(), m.uid()));
+        }
+        let sticky = m.mode() & 0o1000 != 0;
+        if m.is_dir() && m.mode() & 0o022 != 0 && !sticky {
+            return refuse(format!(
+                "{} is writable by others and not sticky",
+                a.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn rendezvous_addr<'a>(abs: &'a [u8], path: &'a Option<PathBuf>) -> SockAddr<'a> {
     match path {
         Some(p) => SockAddr::Path(p),
@@ -93,11 +206,29 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let name32 = encode_name(name)?;
     let geo = Geometry::new(opts.slots, opts.slot_size)?;
     let abs = abstract_name(name);
+    if let Some(d) = &opts.socket_dir {
+        check_socket_dir(d)?;
+    }
     let path = rendezvous_dir(opts).map(|d| socket_path(&d, name));
     let addr = rendezvous_addr(&abs, &path);
     let listen = match sys::listen(&addr) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+            // Something not a socket at the path (a file, a symlink): not
+            // ours to remove or to follow.
+            if let Some(p) = &path {
+                use std::os::unix::fs::FileTypeExt;
+                let t = std::fs::symlink_metadata(p).map_err(Error::Io)?.file_type();
+                if !t.is_socket() {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "{} exists and is not a socket; remove it or use another name",
+                            p.display()
+                        ),
+                    )));
+                }
+            }
             // A socket file left by an owner that died: reuse it if nobody listens.
             match (&path, sys::connect(&addr)) {
                 (Some(p), Err(ce)) if ce.raw_os_error() == Some(libc::ECONNREFUSED) => {
@@ -131,7 +262,7 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
             opts: opts.clone(),
             pending: Arc::downgrade(&pending),
             counters: counters.clone(),
-            active: AtomicUsize::new(0),
+            handshakes: Mutex::new(Handshakes::default()),
         }),
         listen,
         stop,
@@ -163,11 +294,18 @@ pub(crate) fn create(name: &str, opts: &Options) -> Result<Endpoint, Error> {
 }
 
 /// Gives a handshake slot back when its thread ends, however it ends.
-pub(super) struct HandshakeSlot(pub(super) Arc<ChannelSetup>);
+pub(super) struct HandshakeSlot(pub(super) Arc<ChannelSetup>, pub(super) u64);
+
+impl HandshakeSlot {
+    /// Gives the slot back now; false if the listener evicted it.
+    pub(super) fn release(&self) -> bool {
+        self.0.handshakes.lock().is_ok_and(|mut h| h.remove(self.1))
+    }
+}
 
 impl Drop for HandshakeSlot {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.release();
     }
 }
 
@@ -200,6 +338,12 @@ impl Listener {
         let Ok(peer) = socket_peer(&sock) else {
             return;
         };
+        if peer.connector_gone {
+            // Credentials of a process that no longer exists: its pid may
+            // be another process's now. Nothing is decided on them.
+            refuse(&sock, Refusal::NotPermitted);
+            return;
+        }
         let uid = peer.creds.cred.uid;
         let may_stats = uid == sys::geteuid() || uid == 0;
         let may_attach = policy_allows(&self.setup.policy, &peer);
@@ -207,18 +351,22 @@ impl Listener {
             refuse(&sock, Refusal::NotPermitted);
             return;
         }
-        if self.setup.active.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
-            self.setup.active.fetch_sub(1, Ordering::AcqRel);
+        let id = self
+            .setup
+            .handshakes
+            .lock()
+            .ok()
+            .and_then(|mut h| h.admit(uid, &sock));
+        let Some(id) = id else {
             refuse(&sock, Refusal::Busy);
             return;
-        }
-        let slot = HandshakeSlot(self.setup.clone());
+        };
+        let slot = HandshakeSlot(self.setup.clone(), id);
         let setup = self.setup.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("sipc-hs-{}", setup.name))
             .spawn(move || {
-                let _slot = slot;
-                let _ = serve(&setup, &sock, peer, may_stats, may_attach);
+                let _ = serve(&setup, &sock, peer, may_stats, may_attach, &slot);
             });
         // A failed spawn drops the closure, its slot and the socket.
         let _ = spawned;
@@ -232,6 +380,7 @@ pub(super) fn serve(
     peer: SocketPeer,
     may_stats: bool,
     may_attach: bool,
+    slot: &HandshakeSlot,
 ) -> Result<(), Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     sys::send_packet(sock, Ready::new().bytes(), &[])?;
@@ -283,6 +432,11 @@ pub(super) fn serve(
             return Err(e);
         }
     };
+    // From here on the handshake cannot be evicted (an evicted one claims
+    // nothing: its socket is shut down, so it could never send ACCEPT).
+    if !slot.release() {
+        return Ok(());
+    }
     let Some(pending) = setup.pending.upgrade() else {
         return Ok(());
     };
@@ -467,4 +621,63 @@ pub(super) fn handshake(
         packet: accept,
         fds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (OwnedFd, OwnedFd) {
+        sys::bell_pair().expect("socketpair")
+    }
+
+    /// Whether the other end of `fd` was shut down (reads end of file).
+    fn shut(fd: &OwnedFd) -> bool {
+        sys::poll(&[fd.as_raw_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0].hangup)
+    }
+
+    #[test]
+    fn at_the_bound_the_uid_holding_most_handshakes_loses_its_oldest() {
+        let mut h = Handshakes::default();
+        let hog: Vec<_> = (0..MAX_HANDSHAKES).map(|_| conn()).collect();
+        let ids: Vec<_> = hog
+            .iter()
+            .map(|(s, _)| h.admit(7, s).expect("room"))
+            .collect();
+        // The hog's own next connection: refused.
+        let (extra, _e) = conn();
+        assert_eq!(h.admit(7, &extra), None);
+        assert!(hog.iter().all(|(_, far)| !shut(far)));
+        // Another uid: admitted, the hog's oldest shut down and gone.
+        let (legit, _l) = conn();
+        assert!(h.admit(8, &legit).is_some());
+        assert!(
+            shut(&hog[0].1),
+            "the oldest hog connection was not shut down"
+        );
+        assert!(hog[1..].iter().all(|(_, far)| !shut(far)));
+        assert!(
+            !h.remove(ids[0]),
+            "an evicted handshake still owned its slot"
+        );
+        assert!(h.remove(ids[1]));
+    }
+
+    #[test]
+    fn eviction_evens_counts_out_and_never_shifts_the_excess() {
+        let mut h = Handshakes::default();
+        let mut keep = Vec::new();
+        for i in 0..MAX_HANDSHAKES {
+            let c = conn();
+            h.admit(if i % 2 == 0 { 1 } else { 2 }, &c.0).expect("room");
+            keep.push(c);
+        }
+        // 16 and 16: uid 1 may not take one of uid 2's slots.
+        let (s, _f) = conn();
+        assert_eq!(h.admit(1, &s), None);
+        // A third uid evicts the oldest of the tied pair (uid 1's first).
+        assert!(h.admit(3, &s).is_some());
+        assert!(shut(&keep[0].1));
+        assert!(!shut(&keep[1].1));
+    }
 }

@@ -36,7 +36,7 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut buf = [0u8; 256];
     await_greeting(&sock, &mut buf, deadline)?;
-    sys::send_packet(&sock, Attach::new().bytes(), &[])?;
+    sys::send_packet(&sock, Attach::new().bytes(), &[]).map_err(link_error)?;
     let n = recv_plain(&sock, &mut buf, deadline)?;
     if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);
@@ -87,13 +87,12 @@ pub(crate) fn attach(name: &str, opts: &Options) -> Result<Endpoint, Error> {
     });
     let kflags: u32 = if opts.psk.is_some() { KEYS_PEER_PSK } else { 0 };
     let pkt = wire::Keys::new(Le32::new(kflags), peer_pub, proof, k.peer_confirm);
-    sys::send_packet(&sock, pkt.bytes(), &[])?;
+    sys::send_packet(&sock, pkt.bytes(), &[]).map_err(link_error)?;
 
     let (n, mut fds) = match sys::recv_packet_by(&sock, &mut buf, deadline) {
-        Ok((0, _)) => return Err(proto("the owner closed the rendezvous socket")),
+        Ok((0, _)) => return Err(Error::PeerClosed),
         Ok(r) => r,
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::TimedOut),
-        Err(e) => return Err(Error::Io(e)),
+        Err(e) => return Err(link_error(e)),
     };
     if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);
@@ -187,7 +186,7 @@ pub fn query_stats(name: &str, opts: &Options) -> Result<Stats, Error> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut buf = [0u8; 256];
     await_greeting(&sock, &mut buf, deadline)?;
-    sys::send_packet(&sock, StatsQuery::new().bytes(), &[])?;
+    sys::send_packet(&sock, StatsQuery::new().bytes(), &[]).map_err(link_error)?;
     let n = recv_plain(&sock, &mut buf, deadline)?;
     if let Some(e) = refusal_of(&buf[..n]) {
         return Err(e);

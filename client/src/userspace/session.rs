@@ -24,10 +24,15 @@ impl Link {
     }
 
     /// Sleeps until `bell` rings, the socket hangs up, or `deadline`.
-    pub(super) fn sleep(&self, bell: &OwnedFd, deadline: Option<Instant>) -> Result<(), Error> {
+    /// `Ok(true)`: the other side shut down or closed its end of `bell`,
+    /// which then stays readable forever and never rings again: the
+    /// caller's direction is hung up (waiting on it again would spin).
+    /// Only that direction: its other half may still be in use.
+    pub(super) fn sleep(&self, bell: &OwnedFd, deadline: Option<Instant>) -> Result<bool, Error> {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let r = sys::poll(&[bell.as_raw_fd(), self.sock.as_raw_fd()], timeout)?;
-        if r[0].readable {
+        let bell_gone = r[0].hangup;
+        if r[0].readable && !bell_gone {
             sys::bell_take_one(bell);
         }
         // Any event on the socket after the handshake is the end: the peer
@@ -35,7 +40,7 @@ impl Link {
         if r[1].hangup || r[1].readable {
             self.gone.store(true, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(bell_gone)
     }
 }
 
@@ -66,6 +71,9 @@ pub(super) struct TxSession {
     /// We asked for a room doorbell since the last drain: the bell may be
     /// readable and is drained when a reserve finds the ring full.
     pub(super) bell_armed: bool,
+    /// The consumer shut down or closed its end of our room doorbell
+    /// (see [`Link::sleep`]): this direction is hung up.
+    pub(super) bell_gone: bool,
 }
 
 /// The receiving half once a session exists.
@@ -92,6 +100,9 @@ pub(super) struct RxSession {
     /// We asked for a data doorbell since the last drain (see
     /// [`TxSession::bell_armed`]).
     pub(super) bell_armed: bool,
+    /// The producer shut down or closed its end of our data doorbell: no
+    /// more rings will come; what it published is drained, then PeerClosed.
+    pub(super) bell_gone: bool,
 }
 
 /// Everything a finished handshake produces for one endpoint.
@@ -105,8 +116,13 @@ pub(super) fn ring_error(e: ProtocolError) -> Error {
 }
 
 impl TxSession {
+    /// The other side is gone, or at least this direction's consumer.
+    fn hung_up(&self) -> bool {
+        self.bell_gone || self.link.gone.load(Ordering::Relaxed)
+    }
+
     pub(super) fn reserve(&mut self) -> Result<bool, Error> {
-        if self.link.gone.load(Ordering::Relaxed) {
+        if self.hung_up() {
             return Err(Error::PeerClosed);
         }
         match self.producer.reserve() {
@@ -123,7 +139,7 @@ impl TxSession {
                 // users must not see a stale ring as room).
                 if self.bell_armed {
                     self.bell_armed = false;
-                    sys::bell_drain(&self.my_room);
+                    self.bell_gone |= sys::bell_drain(&self.my_room);
                 }
                 // Count each time the ring fills up, not each retry.
                 if !self.was_full {
@@ -188,14 +204,14 @@ impl TxSession {
                 .doorbells_suppressed
                 .fetch_add(1, Ordering::Relaxed);
         }
-        if self.link.gone.load(Ordering::Relaxed) {
+        if self.hung_up() {
             return Err(Error::PeerClosed);
         }
         Ok(n)
     }
 
     pub(super) fn wait_room(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
-        if self.link.check_hangup() {
+        if self.link.check_hangup() || self.bell_gone {
             return Err(Error::PeerClosed);
         }
         match self.producer.prepare_wait_for_room(1) {
@@ -203,12 +219,12 @@ impl TxSession {
                 self.bell_armed = false;
                 let r = self.link.sleep(&self.my_room, deadline);
                 self.producer.finish_wait_for_room();
-                r?;
+                self.bell_gone |= r?;
             }
             Ok(false) => {}
             Err(e) => return Err(ring_error(e)),
         }
-        if self.link.gone.load(Ordering::Relaxed) {
+        if self.hung_up() {
             return Err(Error::PeerClosed);
         }
         Ok(())
@@ -229,18 +245,21 @@ impl TxSession {
 
     /// Sleeps until the consumer released everything, hangs up, or `deadline`.
     pub(super) fn wait_drained(&mut self, deadline: Instant) -> Result<(), Error> {
+        if self.bell_gone {
+            return Err(Error::PeerClosed);
+        }
         let cap = self.producer.capacity();
         match self.producer.prepare_wait_for_room(cap) {
             Ok(true) => {
                 self.bell_armed = false;
                 let r = self.link.sleep(&self.my_room, Some(deadline));
                 self.producer.finish_wait_for_room();
-                r?;
+                self.bell_gone |= r?;
             }
             Ok(false) => {}
             Err(e) => return Err(ring_error(e)),
         }
-        if self.link.gone.load(Ordering::Relaxed) {
+        if self.hung_up() {
             return Err(Error::PeerClosed);
         }
         Ok(())
@@ -253,7 +272,10 @@ impl TxSession {
         if self.link.check_hangup() {
             return Err(Error::PeerClosed);
         }
-        sys::bell_drain(&self.my_room);
+        self.bell_gone |= sys::bell_drain(&self.my_room);
+        if self.bell_gone {
+            return Err(Error::PeerClosed);
+        }
         let full = self.producer.prepare_wait_for_room(1).map_err(ring_error)?;
         self.bell_armed = full;
         Ok(full)
@@ -316,13 +338,14 @@ impl RxSession {
         debug_assert!(self.current.is_none());
         if self.queue_pos == self.queue.len() && self.refill()? == 0 {
             self.empty_polls = self.empty_polls.wrapping_add(1);
-            let gone = self.link.gone.load(Ordering::Relaxed)
+            let gone = self.bell_gone
+                || self.link.gone.load(Ordering::Relaxed)
                 || (self.empty_polls % HANGUP_CHECK_EVERY == 0 && self.link.check_hangup());
             if !gone {
                 // Would block: clear the readiness fd (see TxSession::reserve).
                 if self.bell_armed {
                     self.bell_armed = false;
-                    sys::bell_drain(&self.my_data);
+                    self.bell_gone |= sys::bell_drain(&self.my_data);
                 }
                 return Ok(None);
             }
@@ -395,12 +418,17 @@ impl RxSession {
     }
 
     pub(super) fn wait_data(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
+        if self.bell_gone {
+            // No ring will come: the next receive drains and reports it.
+            return Ok(());
+        }
         match self.consumer.prepare_sleep() {
             Ok(true) => {
                 self.bell_armed = false;
                 let r = self.link.sleep(&self.my_data, deadline);
                 self.consumer.finish_sleep();
-                r
+                self.bell_gone |= r?;
+                Ok(())
             }
             Ok(false) => Ok(()),
             Err(e) => Err(ring_error(e)),
@@ -416,7 +444,12 @@ impl RxSession {
         if self.queue_pos < self.queue.len() {
             return Ok(false);
         }
-        sys::bell_drain(&self.my_data);
+        self.bell_gone |= sys::bell_drain(&self.my_data);
+        if self.bell_gone {
+            // Not empty: the next try_recv reports the hang-up (after
+            // anything published before it).
+            return Ok(false);
+        }
         let empty = self.consumer.prepare_sleep().map_err(ring_error)?;
         self.bell_armed = empty;
         Ok(empty)
@@ -521,6 +554,7 @@ pub(super) fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         unpublished: 0,
         was_full: false,
         bell_armed: false,
+        bell_gone: false,
     };
     let rx = RxSession {
         consumer,
@@ -540,6 +574,7 @@ pub(super) fn build_session(p: SessionParts<'_>) -> Result<Session, Error> {
         current: None,
         empty_polls: 0,
         bell_armed: false,
+        bell_gone: false,
     };
     Ok(Session { tx, rx })
 }

@@ -8,6 +8,20 @@ import java.nio.ByteBuffer;
  * the native side checks them again. Handles are registry keys, not
  * pointers: a closed or unknown handle makes a call throw
  * IllegalStateException, never touch freed memory.
+ *
+ * <p>Keeping the owner alive: every native that takes a handle also takes
+ * {@code owner}, the {@link SecureIpc} the handle belongs to, and ignores
+ * it. A native method's arguments are JNI local references, which the JVM
+ * keeps reachable until the native returns; so the owner cannot be
+ * collected, and its {@link NativeCleaner} cannot close the handle, while a
+ * call on it runs (even when the caller drops its last reference and the
+ * JIT treats {@code this} as dead after reading {@code handle}). This is
+ * what {@code Reference.reachabilityFence(this)} in a {@code finally} would
+ * do, which this code cannot use: the API compiles for Java 8
+ * ({@code --release 8}) and Android has the method only from API 28. The
+ * argument costs nothing (no extra JNI transition, unlike a native no-op
+ * called after each call) and, unlike reading a field of {@code this}
+ * afterwards, does not rely on what the JIT may move or drop.
  */
 final class NativeBridge {
     static {
@@ -30,21 +44,21 @@ final class NativeBridge {
             int waitMode, int spins, long peerUid, long peerGid, long peerPidns,
             byte[] peerIdentity, byte[] identitySecret, byte[] psk, String socketDir);
 
-    static native boolean send(long handle, int type, byte[] data, int off, int len, long timeoutNanos);
+    static native boolean send(Object owner, long handle, int type, byte[] data, int off, int len, long timeoutNanos);
 
-    static native boolean sendDirect(long handle, int type, ByteBuffer buf, int off, int len, long timeoutNanos);
+    static native boolean sendDirect(Object owner, long handle, int type, ByteBuffer buf, int off, int len, long timeoutNanos);
 
-    static native byte[] receive(long handle, long timeoutNanos, long[] meta);
+    static native byte[] receive(Object owner, long handle, long timeoutNanos, long[] meta);
 
-    static native int receiveDirect(long handle, ByteBuffer buf, int off, int room, long timeoutNanos, long[] meta);
+    static native int receiveDirect(Object owner, long handle, ByteBuffer buf, int off, int room, long timeoutNanos, long[] meta);
 
-    static native int receiveArray(long handle, byte[] dst, int off, int room, long timeoutNanos, long[] meta);
+    static native int receiveArray(Object owner, long handle, byte[] dst, int off, int room, long timeoutNanos, long[] meta);
 
-    static native int maxMessageSize(long handle);
+    static native int maxMessageSize(Object owner, long handle);
 
-    static native long[] stats(long handle);
+    static native long[] stats(Object owner, long handle);
 
-    static native long[] peerCredentials(long handle);
+    static native long[] peerCredentials(Object owner, long handle);
 
     static native void close(long handle);
 

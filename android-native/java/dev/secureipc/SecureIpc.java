@@ -168,7 +168,7 @@ public final class SecureIpc implements AutoCloseable {
         this.handle = handle;
         this.name = name;
         this.registration = NativeCleaner.register(this, handle);
-        this.maxMessageSize = NativeBridge.maxMessageSize(handle);
+        this.maxMessageSize = NativeBridge.maxMessageSize(this, handle);
     }
 
     private static SecureIpc open(boolean create, String name, Options o) throws SecureIpcException {
@@ -241,7 +241,7 @@ public final class SecureIpc implements AutoCloseable {
         Objects.requireNonNull(payload, "payload");
         checkRange(payload.length, offset, length);
         checkOpen();
-        NativeBridge.send(handle, type, payload, offset, length, FOREVER);
+        NativeBridge.send(this, handle, type, payload, offset, length, FOREVER);
     }
 
     /** Sends, waiting at most {@code timeout}; false if the channel stayed full. */
@@ -249,14 +249,14 @@ public final class SecureIpc implements AutoCloseable {
         Objects.requireNonNull(payload, "payload");
         long ns = nanos(timeout, unit);
         checkOpen();
-        return NativeBridge.send(handle, type, payload, 0, payload.length, ns);
+        return NativeBridge.send(this, handle, type, payload, 0, payload.length, ns);
     }
 
     /** Sends without waiting; false if the channel is full (or has no peer yet). */
     public boolean trySend(int type, byte[] payload) throws SecureIpcException {
         Objects.requireNonNull(payload, "payload");
         checkOpen();
-        return NativeBridge.send(handle, type, payload, 0, payload.length, 0);
+        return NativeBridge.send(this, handle, type, payload, 0, payload.length, 0);
     }
 
     /**
@@ -285,13 +285,13 @@ public final class SecureIpc implements AutoCloseable {
         int len = payload.remaining();
         boolean sent;
         if (payload.isDirect()) {
-            sent = NativeBridge.sendDirect(handle, type, payload, pos, len, timeoutNanos);
+            sent = NativeBridge.sendDirect(this, handle, type, payload, pos, len, timeoutNanos);
         } else if (payload.hasArray()) {
-            sent = NativeBridge.send(handle, type, payload.array(), payload.arrayOffset() + pos, len, timeoutNanos);
+            sent = NativeBridge.send(this, handle, type, payload.array(), payload.arrayOffset() + pos, len, timeoutNanos);
         } else {
             byte[] copy = new byte[len];
             payload.duplicate().get(copy);
-            sent = NativeBridge.send(handle, type, copy, 0, len, timeoutNanos);
+            sent = NativeBridge.send(this, handle, type, copy, 0, len, timeoutNanos);
         }
         if (sent) {
             payload.position(pos + len);
@@ -301,7 +301,12 @@ public final class SecureIpc implements AutoCloseable {
 
     // ---- receive ---------------------------------------------------------
 
-    /** Receives the next message, waiting as long as it takes. */
+    /**
+     * Receives the next message, waiting as long as it takes. The payload
+     * array is allocated while the message is still queued: if that throws
+     * OutOfMemoryError, the message stays queued and the next receive (of
+     * any form) returns it.
+     */
     public Message receive() throws SecureIpcException {
         return receiveArray(FOREVER);
     }
@@ -319,7 +324,7 @@ public final class SecureIpc implements AutoCloseable {
     private Message receiveArray(long timeoutNanos) throws SecureIpcException {
         checkOpen();
         long[] meta = new long[NativeBridge.META_SIZE];
-        byte[] payload = NativeBridge.receive(handle, timeoutNanos, meta);
+        byte[] payload = NativeBridge.receive(this, handle, timeoutNanos, meta);
         return payload == null ? null : new Message(payload, ByteBuffer.wrap(payload), meta);
     }
 
@@ -350,9 +355,9 @@ public final class SecureIpc implements AutoCloseable {
         int pos = dst.position();
         int n;
         if (dst.isDirect()) {
-            n = NativeBridge.receiveDirect(handle, dst, pos, dst.remaining(), timeoutNanos, meta);
+            n = NativeBridge.receiveDirect(this, handle, dst, pos, dst.remaining(), timeoutNanos, meta);
         } else {
-            n = NativeBridge.receiveArray(handle, dst.array(), dst.arrayOffset() + pos, dst.remaining(),
+            n = NativeBridge.receiveArray(this, handle, dst.array(), dst.arrayOffset() + pos, dst.remaining(),
                     timeoutNanos, meta);
         }
         if (n < 0) {
@@ -370,13 +375,13 @@ public final class SecureIpc implements AutoCloseable {
     /** This endpoint's counters. */
     public Stats stats() throws SecureIpcException {
         checkOpen();
-        return new Stats(NativeBridge.stats(handle));
+        return new Stats(NativeBridge.stats(this, handle));
     }
 
     /** Who the other endpoint is (kernel- or SO_PEERCRED-attested). */
     public PeerCredentials peerCredentials() throws SecureIpcException {
         checkOpen();
-        return new PeerCredentials(NativeBridge.peerCredentials(handle));
+        return new PeerCredentials(NativeBridge.peerCredentials(this, handle));
     }
 
     /** Whether {@link #close()} was called. */

@@ -544,6 +544,65 @@ public final class SecureIpcJvmTest {
         checkEq(baseline, SecureIpc.nativeHandleCount(), "live native endpoints after GC");
     }
 
+    /**
+     * Runs {@code ChildJvm MODE BACKEND} (or another main class) in a JVM of
+     * its own with {@code jvmArgs}, this JVM's java, classpath and library
+     * path; returns its output, failing unless it exits 0.
+     */
+    static String runChild(String mainClass, List<String> jvmArgs, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Paths.get(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("-Xcheck:jni");
+        cmd.addAll(jvmArgs);
+        cmd.add("-Djava.library.path=" + System.getProperty("java.library.path"));
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(mainClass);
+        cmd.addAll(Arrays.asList(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        byte[] out = p.getInputStream().readAllBytes();
+        check(p.waitFor(120, TimeUnit.SECONDS), "child " + mainClass + " ended within 120 s");
+        String text = new String(out, StandardCharsets.UTF_8);
+        if (p.exitValue() != 0 || text.contains("WARNING in native method")) {
+            throw new Failure("child " + String.join(" ", cmd) + " exited with " + p.exitValue()
+                    + " and printed:\n" + text);
+        }
+        return text;
+    }
+
+    /**
+     * The last reference to an endpoint is dropped while a blocking receive
+     * runs on it (its receive() JIT-compiled), with System.gc() in a loop in
+     * another thread: the cleaner does not close the handle under the call,
+     * which then returns the message sent afterwards.
+     */
+    static void endpointStaysReachableDuringABlockingReceive() throws Exception {
+        runChild("dev.secureipc.test.ChildJvm", Arrays.asList("-XX:+UseSerialGC"),
+                "gc-during-receive", BACKEND.name());
+    }
+
+    /**
+     * A receive whose Java array cannot be allocated (full heap) throws
+     * OutOfMemoryError and leaves the message queued: the next receive
+     * returns it, then the one after it.
+     */
+    static void failedArrayAllocationLeavesTheMessageQueued() throws Exception {
+        runChild("dev.secureipc.test.ChildJvm", Arrays.asList("-Xmx24m", "-XX:+UseSerialGC"),
+                "oom-during-receive", BACKEND.name());
+    }
+
+    /**
+     * The Java round-trip example (android-native/examples/java) in a JVM
+     * of its own: 2000 requests answered in order, the service ended by the
+     * owner's close() with PeerClosedException.
+     */
+    static void exampleRoundTripRuns() throws Exception {
+        String out = runChild("dev.secureipc.example.RoundTrip", new ArrayList<>(), "2000", BACKEND.name());
+        check(out.contains("round trips 2000, answered in order 2000,"), "all answered in order:\n" + out);
+        check(out.contains("in order: yes"), out);
+        check(out.contains("service ended with PeerClosedException"), out);
+    }
+
     // ---- driver ----------------------------------------------------------
 
     public static void main(String[] args) throws Exception {
