@@ -204,6 +204,22 @@ stream() {
 	"$sipc_bin" listen "$1" --uid 0 --pidns "$3" --identity-pub "$pub" --frame "raw:$size" \
 		<$P/to_container >$P/from_container 2>$P/listen.err &
 	lpid=$!
+	# A stall fails the check in bounded time, with where each sipc sleeps.
+	(
+		sleep 180
+		echo "lxc: stream $1 stalled after 180 s; sipc processes:"
+		for p in $(pgrep -x sipc); do
+			echo "lxc: pid $p: $(tr '\0' ' ' </proc/$p/cmdline) wchan $(cat /proc/$p/wchan)"
+			for t in /proc/$p/task/*; do
+				echo "lxc:   task ${t##*/}: $(cat $t/wchan) $(head -c 300 $t/stack 2>/dev/null | tr '\n' '|')"
+			done
+		done
+		echo "lxc: listen.err: $(cat $P/listen.err)"
+		echo "lxc: connect.err: $(cat "$d/connect.err" 2>/dev/null)"
+		echo "lxc: received $(wc -c <$P/from_container) / $(wc -c <"$d/from_host") bytes"
+		pkill -x sipc
+	) &
+	dog=$!
 	# The channel exists once the listener runs: retry while "no such channel".
 	i=0
 	while :; do
@@ -218,6 +234,8 @@ stream() {
 	fi
 	wait "$lpid"
 	st_host=$?
+	kill "$dog" 2>/dev/null
+	wait "$dog" 2>/dev/null
 }
 streamed_ok() {
 	[ "$st_ct" -eq 0 ] && [ "$st_host" -eq 0 ] &&
