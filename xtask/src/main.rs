@@ -159,7 +159,8 @@ fn test(args: &[String]) -> Result<(), String> {
             })
         }),
     };
-    // The LXC and Secure Boot tests boot guests of their own too.
+    // The LXC and Secure Boot tests boot guests of their own too. The lanes
+    // take jobs in this order: the longest (Secure Boot's DKMS build) first.
     let lxc = vm::Job {
         name: lxc::STEP.into(),
         run: Box::new(lxc::run_test),
@@ -168,7 +169,7 @@ fn test(args: &[String]) -> Result<(), String> {
         name: secureboot::STEP_QUICK.into(),
         run: Box::new(secureboot::run_quick),
     };
-    if let Err(e) = vm::vm_test_with(&a, &mut steps, vec![trinity, lxc, secure_boot]) {
+    if let Err(e) = vm::vm_test_with(&a, &mut steps, vec![secure_boot, lxc, trinity]) {
         steps.record("vm-test", Err(e));
     }
     steps.finish()
