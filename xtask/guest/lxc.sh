@@ -196,13 +196,26 @@ d1=$P/lxc/c1/data
 head -c $((msgs * size)) /dev/urandom >$P/to_container
 head -c $((msgs * size)) /dev/urandom >"$d1/to_host"
 
-# $1: channel, $2: container, $3: pid-namespace argument. Streams both ways
-# through a listener pinned to $3; sets st_host/st_ct and checks the data.
-stream() {
+# $1: channel, $2: container, $3: pid-namespace argument, $4: down (host
+# to container) or up. One direction through a listener pinned to $3: the
+# sending side ends with --send-only (it exits once the peer took
+# everything), the receiving side with --recv-only (it exits on the hang-up
+# after the last message). Sets st_host/st_ct.
+#
+# Both ways on one channel (`sipc listen`/`connect` without the flags) does
+# not end on the kernel backend: closing a Sender does not tell the peer
+# (the module reports a hang-up only when the whole fd closes), so each
+# side waits for the other's half forever (docs/verification.md).
+one_way() {
 	d=$P/lxc/$2/data
-	rm -f $P/from_container "$d/from_host"
-	"$sipc_bin" listen "$1" --uid 0 --pidns "$3" --identity-pub "$pub" --frame "raw:$size" \
-		<$P/to_container >$P/from_container 2>$P/listen.err &
+	if [ "$4" = down ]; then
+		host_io="--send-only <$P/to_container >/dev/null"
+		ct_io="--recv-only </dev/null >/data/from_host"
+	else
+		host_io="--recv-only </dev/null >$P/from_container"
+		ct_io="--send-only </data/to_host >/dev/null"
+	fi
+	eval "\"\$sipc_bin\" listen \"\$1\" --uid 0 --pidns \"\$3\" --identity-pub \"\$pub\" --frame \"raw:\$size\" $host_io 2>$P/listen.err &"
 	lpid=$!
 	# A stall fails the check in bounded time, with where each sipc sleeps.
 	(
@@ -216,14 +229,13 @@ stream() {
 		done
 		echo "lxc: listen.err: $(cat $P/listen.err)"
 		echo "lxc: connect.err: $(cat "$d/connect.err" 2>/dev/null)"
-		echo "lxc: received $(wc -c <$P/from_container) / $(wc -c <"$d/from_host") bytes"
 		pkill -x sipc
 	) &
 	dog=$!
 	# The channel exists once the listener runs: retry while "no such channel".
 	i=0
 	while :; do
-		inside "$2" "/bin/sipc connect $1 --identity-file /data/id.key --frame raw:$size </data/to_host >/data/from_host 2>/data/connect.err"
+		inside "$2" "/bin/sipc connect $1 --identity-file /data/id.key --frame raw:$size $ct_io 2>/data/connect.err"
 		st_ct=$?
 		[ "$st_ct" -eq 3 ] && [ $i -lt 50 ] || break
 		i=$((i + 1))
@@ -236,6 +248,15 @@ stream() {
 	st_host=$?
 	kill "$dog" 2>/dev/null
 	wait "$dog" 2>/dev/null
+}
+# $1: channel prefix, $2: container, $3: pid-namespace argument. Streams
+# down on channel $1-down, then up on $1-up (not after a failure).
+stream() {
+	rm -f $P/from_container "$P/lxc/$2/data/from_host"
+	one_way "$1-down" "$2" "$3" down
+	if [ "$st_ct" -eq 0 ] && [ "$st_host" -eq 0 ]; then
+		one_way "$1-up" "$2" "$3" up
+	fi
 }
 streamed_ok() {
 	[ "$st_ct" -eq 0 ] && [ "$st_host" -eq 0 ] &&
