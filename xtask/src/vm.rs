@@ -526,6 +526,14 @@ mount_host_root() {
 	chmod 1777 /newroot/tmp
 	return 0
 }
+# Runs "$@" with the host root as the root of a mount namespace of its
+# own: moved onto "/" (as switch_root does), not a chroot into /newroot.
+# A program that enters another mount namespace (setns, as lxc-attach
+# does) lands at that namespace's root mount; under a bare chroot that
+# would be this initramfs, not the host root or a container's root.
+in_host_root() {
+	unshare -m sh -c 'cd /newroot && mount --move . / && exec chroot . "$@"' sh "$@"
+}
 . /etc/sipc/run.sh
 # Every run ends by unloading the module: a leaked reference fails here.
 if [ -e /sys/module/secure_ipc ]; then
@@ -577,7 +585,7 @@ fn run_script(mode: &Mode, host_root: Option<&Path>) -> String {
             .map(|(k, v)| format!("{k}={} ", sh_quote(&v)))
             .collect();
         return format!(
-            "if {load}; then\n\tif mount_host_root; then\n\t\tchroot /newroot /usr/bin/env -i \
+            "if {load}; then\n\tif mount_host_root; then\n\t\tin_host_root /usr/bin/env -i \
              PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
              TMPDIR=/tmp LANG=C.UTF-8 {env}/bin/sh -c {}\n\t\trc=$?\n\telse\n\t\t\
              echo 'SIPC-HARNESS: FAILED: mounting the host root over 9p'\n\t\trc=5\n\tfi\nfi\n\
@@ -610,7 +618,7 @@ fn run_script(mode: &Mode, host_root: Option<&Path>) -> String {
         }
         Mode::Shell if host_root.is_some() => "load_sipc\nmount_host_root || echo 'SIPC-HARNESS: FAILED: mounting the host root over 9p'\n\
              echo 'SIPC-HARNESS: shell in the host root; exit (or Ctrl-D) powers off'\n\
-             setsid cttyhack chroot /newroot /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux /bin/bash -l\n"
+             setsid cttyhack unshare -m sh -c 'cd /newroot && mount --move . / && exec chroot . \"$@\"' sh /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=linux /bin/bash -l\n"
             .into(),
         Mode::Shell => "load_sipc\necho 'SIPC-HARNESS: shell; exit (or Ctrl-D) powers off'\nsetsid cttyhack sh -l\n".into(),
     }
