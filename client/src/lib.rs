@@ -524,9 +524,12 @@ impl Sender {
 
     /// Flushes, then waits at most `timeout` for the peer to take every
     /// message, and closes this direction. `Err(NotDelivered)` says how many
-    /// it never took (stalled, or hung up first); the peer sees this
-    /// direction close either way. Dropping a `Sender` never waits: it
-    /// publishes what it can and closes, so only `close` reports loss.
+    /// it never took (stalled, or hung up first). On the userspace backend
+    /// the peer then sees this direction close (`PeerClosed` after the last
+    /// message); on the kernel backend it does not until this endpoint's
+    /// `Receiver` is gone too (the module has no per-direction close).
+    /// Dropping a `Sender` never waits: it publishes what it can and
+    /// closes, so only `close` reports loss.
     pub fn close(mut self, timeout: Duration) -> Result<(), Error> {
         let deadline = Instant::now().checked_add(timeout);
         self.queued = 0;
