@@ -15,7 +15,21 @@ fn lib_dir() -> PathBuf {
 
 fn build_and_run_demo(example: &str) {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib = lib_dir();
+    let mut lib = lib_dir();
+    if !lib.join("libsecure_ipc_jni.so").is_file() {
+        // A plain `cargo test` on a fresh tree builds the crate's rlib
+        // only: build the .so in a directory of this test's own (the
+        // outer cargo holds the lock of the main target directory).
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-examples-lib");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "secure-ipc-jni", "--lib", "--target-dir"])
+            .arg(&dir)
+            .current_dir(&manifest)
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build of the .so: {status}");
+        lib = dir.join("debug");
+    }
     assert!(
         lib.join("libsecure_ipc_jni.so").is_file(),
         "no libsecure_ipc_jni.so in {}",

@@ -10,6 +10,9 @@ fn cargo() -> Command {
 
 /// Unit and integration tests of the whole workspace (includes the C/Rust ABI check).
 pub fn unit_tests() -> Result<(), String> {
+    // `cargo test` builds a cdylib only as far as its tests need the rlib:
+    // android-native/tests/c_examples.rs links the .so of this profile.
+    run(cargo().args(["build", "-p", "secure-ipc-jni", "--lib"]))?;
     run(cargo().args(["test", "--workspace", "--all-targets"]))
 }
 
