@@ -489,6 +489,15 @@ impl KernelTx {
         Ok(n)
     }
 
+    /// The [O9] line shows a free record in the sealed store (false before
+    /// a peer attached: no store yet). Only this half's SEND takes room, so
+    /// the hint (whose `store_cons` may lag) can only under-state it: a yes
+    /// stays true until our next SEND.
+    fn store_room_hint(&self) -> bool {
+        let st = self.prod.kernel_status();
+        st.store_prod.wrapping_sub(st.store_cons) < st.store_entries
+    }
+
     /// The [O9] line shows the sealed store full: a SEND now would seal
     /// nothing. Only this half's SEND takes room and the kernel publishes
     /// `store_cons` as it frees room, so the hint can only over-state
@@ -632,11 +641,8 @@ impl TxBackend for KernelTx {
         if !self.drained()? {
             return Ok(false);
         }
-        // TX is empty; is there a free record in the sealed store? Only this
-        // half's SEND takes room, so the [O9] hint (whose store_cons may lag)
-        // can only under-state it: a yes stays true until our next SEND.
-        let st = self.prod.kernel_status();
-        Ok(st.store_prod.wrapping_sub(st.store_cons) < st.store_entries)
+        // TX is empty; is there a free record in the sealed store?
+        Ok(self.store_room_hint())
     }
 
     fn wait_ready_for_one(
@@ -646,15 +652,9 @@ impl TxBackend for KernelTx {
     ) -> Result<(), Error> {
         loop {
             // No system call while TX is drained and the [O9] line shows a
-            // free sealed record (it can only under-state room, see
-            // ready_for_one): the streaming fast path.
-            if self.prod.pending() == 0 && self.drained()? {
-                let st = self.prod.kernel_status();
-                if st.store_entries != 0
-                    && st.store_prod.wrapping_sub(st.store_cons) < st.store_entries
-                {
-                    return Ok(());
-                }
+            // free sealed record: the streaming fast path.
+            if self.prod.pending() == 0 && self.drained()? && self.store_room_hint() {
+                return Ok(());
             }
             match self.ready_for_one() {
                 Ok(true) => return Ok(()),

@@ -194,6 +194,16 @@ fn fill(tx: &mut Sender) -> Result<u64, String> {
     }
 }
 
+/// Commits `first, first + 1, ...` (`n` messages) with `send_batched`:
+/// queued in TX, published only by a later flush, send, close or drop.
+fn queue_unflushed(tx: &mut Sender, first: u64, n: u64) -> Result<(), String> {
+    for i in first..first + n {
+        tx.send_batched(0, &i.to_le_bytes())
+            .map_err(|e| format!("send_batched {i}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Receives until nothing arrives for 500 ms; checks the payloads are
 /// `0, 1, 2, ...` in order; returns how many arrived.
 fn drain_in_order(rx: &mut Receiver) -> Result<u64, String> {
@@ -264,10 +274,7 @@ fn client_api_sender_drop_never_waits_for_a_stalled_peer() -> TestResult {
     // Two more committed to TX behind the full store: only a wait could
     // deliver them. What the kernel sealed reaches the peer.
     let extra: u64 = 2;
-    for i in accepted..accepted + extra {
-        otx.send_batched(0, &i.to_le_bytes())
-            .map_err(|e| format!("send_batched {i}: {e}"))?;
-    }
+    queue_unflushed(&mut otx, accepted, extra)?;
     let sealed = otx.stats().map_err(|e| format!("stats: {e}"))?.sealed_msgs;
     check!(sealed == accepted, "sealed {sealed} of {accepted}");
     let dropper = std::thread::spawn(move || drop(otx));
@@ -296,10 +303,7 @@ fn client_api_close_reports_what_a_stalled_peer_never_took() -> TestResult {
     // Two more committed to TX: close must publish them and wait for a
     // store that never frees, no longer than its timeout.
     let extra: u64 = 2;
-    for i in accepted..accepted + extra {
-        otx.send_batched(0, &i.to_le_bytes())
-            .map_err(|e| format!("send_batched {i}: {e}"))?;
-    }
+    queue_unflushed(&mut otx, accepted, extra)?;
     let accepted = accepted + extra;
     let start = Instant::now();
     let r = otx.close(Duration::from_millis(300));
