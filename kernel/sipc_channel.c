@@ -791,7 +791,8 @@ static struct sipc_session *sipc_owner_install(struct sipc_endpoint *owner,
 	prod = smp_load_acquire(&tx->hdr->prod);
 	if (owner->session && prod - tx->kidx <= tx->entries) {
 		owner->stats.tx_discarded += prod - tx->kidx;
-		tx->kidx = prod;
+		/* Read locklessly by a SEND_WAIT sleeper (sipc_send_wait()). */
+		WRITE_ONCE(tx->kidx, prod);
 		/* [O3]: the slots are free again. Pairs with user's [O4]. */
 		smp_store_release(&tx->hdr->cons, prod);
 	}

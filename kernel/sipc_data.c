@@ -471,7 +471,8 @@ long sipc_send(struct sipc_endpoint *ep)
 	/* What was sealed: a failed group is not published. */
 	i = dir->seal_seq - seq0;
 	if (i) {
-		ring->kidx = cons + i;
+		/* Read locklessly by a SEND_WAIT sleeper (sipc_send_wait()). */
+		WRITE_ONCE(ring->kidx, cons + i);
 		/*
 		 * [O3], kernel as TX consumer: the slots are copied. Pairs with
 		 * user space's load-acquire of TX cons [O4].
@@ -854,6 +855,76 @@ long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
 	if (!left)
 		return 0;
 	return sipc_recv(ep);
+}
+
+/*
+ * Room in the outgoing store for every record published in TX (or for a
+ * whole store, when TX holds more), or the other side hung up, or TX holds
+ * nothing or an index that SEND refuses. Lockless, a hint for the sleeper
+ * of sipc_send_wait(): its SEND decides under tx_lock. User space writes
+ * TX prod whenever it likes, so nothing here trusts it beyond the bound.
+ */
+static bool sipc_out_room_for_tx(struct sipc_endpoint *ep,
+				 struct sipc_session *s, int role)
+{
+	struct sipc_dir *dir = &s->dir[role];
+	struct sipc_ring *ring = &ep->tx;
+	u32 pending, fill;
+
+	/* Pairs with smp_store_release() in sipc_endpoint_hangup(). */
+	if (smp_load_acquire(&s->hup[!role]))
+		return true;
+	pending = READ_ONCE(ring->hdr->prod) - READ_ONCE(ring->kidx);
+	if (!pending || pending > ring->entries)
+		return true;
+	/* Pairs with smp_store_release(&dir->cons) in sipc_open_publish(). */
+	fill = READ_ONCE(dir->prod) - smp_load_acquire(&dir->cons);
+	return fill <= dir->entries &&
+	       dir->entries - fill >= min(pending, dir->entries);
+}
+
+/**
+ * sipc_send_wait() - SIPC_IOC_SEND_WAIT: SEND once the store has room
+ * @ep: the endpoint
+ * @timeout_ms: how long to sleep at most; 0 never sleeps,
+ *	%SIPC_WAIT_FOREVER has no limit
+ *
+ * Sleeps until the outgoing sealed store has room for everything published
+ * in TX (at most a store's worth), the other side hangs up or a new session
+ * begins, then SENDs: a producer that outruns its consumer seals each batch
+ * with this one call where poll + SEND cost two, and never seals a batch
+ * in pieces. The receiver's sipc_open_publish() wakes ep->wq when it has a
+ * sleeper. The wait holds no lock: other threads of the endpoint may SEND
+ * meanwhile.
+ *
+ * Return: what sipc_send() returns after the wait (also when the timeout
+ * passed: then it seals what fits); -ENOTCONN before a peer attached;
+ * -EINVAL for a timeout above U32_MAX; -EINTR when a signal arrived (TX
+ * keeps everything: nothing was sealed).
+ */
+long sipc_send_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
+{
+	struct sipc_session *s;
+	long left = 1;
+	int role;
+
+	if (timeout_ms > U32_MAX)
+		return -EINVAL;
+	s = sipc_endpoint_session_get(ep);
+	if (!s)
+		return -ENOTCONN;
+	role = sipc_session_role(s, ep);
+	if (timeout_ms)
+		left = wait_event_interruptible_timeout(ep->wq,
+							sipc_out_room_for_tx(ep, s, role) ||
+							READ_ONCE(ep->session) != s,
+							timeout_ms == SIPC_WAIT_FOREVER ?
+							MAX_SCHEDULE_TIMEOUT :
+							msecs_to_jiffies(timeout_ms));
+	sipc_session_put(s);
+	if (left < 0)
+		return -EINTR;
+	return sipc_send(ep);
 }
 
 ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,

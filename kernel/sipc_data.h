@@ -13,6 +13,7 @@
 long sipc_send(struct sipc_endpoint *ep);
 long sipc_recv(struct sipc_endpoint *ep);
 long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms);
+long sipc_send_wait(struct sipc_endpoint *ep, unsigned long timeout_ms);
 ssize_t sipc_write(struct file *file, const char __user *buf, size_t len,
 		   loff_t *ppos);
 ssize_t sipc_read(struct file *file, char __user *buf, size_t len,

@@ -77,7 +77,7 @@ static u64 sipc_features(void)
 	u64 features = SIPC_FEAT_MMAP_RINGS | SIPC_FEAT_READ_WRITE |
 		       SIPC_FEAT_DOORBELL | SIPC_FEAT_X25519 |
 		       SIPC_FEAT_IDENTITY | SIPC_FEAT_PSK | SIPC_FEAT_REKEY |
-		       SIPC_FEAT_RECV_WAIT;
+		       SIPC_FEAT_RECV_WAIT | SIPC_FEAT_SEND_WAIT;
 
 	if (sipc_test_hooks())
 		features |= SIPC_FEAT_TEST_HOOKS;
@@ -337,6 +337,7 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		need = FMODE_READ | FMODE_WRITE;
 		break;
 	case SIPC_IOC_SEND:
+	case SIPC_IOC_SEND_WAIT:
 	case SIPC_IOC_REKEY:
 		need = FMODE_WRITE;
 		break;
@@ -361,6 +362,8 @@ long sipc_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		return sipc_recv(ep);
 	case SIPC_IOC_RECV_WAIT:
 		return sipc_recv_wait(ep, arg);
+	case SIPC_IOC_SEND_WAIT:
+		return sipc_send_wait(ep, arg);
 	case SIPC_IOC_SET_DOORBELL:
 		return sipc_ioctl_doorbell(ep, uarg);
 	case SIPC_IOC_PEER_CRED:

@@ -320,6 +320,7 @@ fn endpoint(dev: File, tx_bytes: u64, rx_bytes: u64, opts: &Options) -> Result<E
             slot: None,
             wait,
             ready,
+            send_wait: true,
         }),
         rx: Box::new(KernelRx {
             shared,
@@ -435,6 +436,8 @@ struct KernelTx {
     wait: WaitPolicy,
     /// `raw_fd()`: epoll set of the device for POLLOUT.
     ready: OwnedFd,
+    /// The module has SIPC_IOC_SEND_WAIT (cleared on ENOTTY).
+    send_wait: bool,
 }
 
 // SAFETY: `slot` points into the TX mapping that `prod` keeps alive and
@@ -448,11 +451,7 @@ impl KernelTx {
 
     /// Everything published in TX has been sealed by the kernel.
     fn drained(&mut self) -> Result<bool, Error> {
-        match self.prod.free_slots() {
-            Ok(n) => Ok(n == self.prod.capacity()),
-            Err(ReserveError::Closed) => Err(Error::PeerClosed),
-            Err(e) => Err(protocol(e)),
-        }
+        Ok(self.unsealed()? == 0)
     }
 
     /// One SEND: seals what fits into the sealed store.
@@ -509,46 +508,97 @@ impl KernelTx {
             && !st.peer_closed()
     }
 
-    /// Waits until the store is no longer full: spins on the [O9] hint
-    /// first under `SpinThenBlock` (no system call while the consumer
-    /// catches up), then sleeps in `wait_out`.
-    fn wait_store_room(
-        &self,
-        deadline: Option<Instant>,
-        cancel: Option<&Signal>,
-    ) -> Result<(), Error> {
+    /// The [O9] line shows room in the sealed store for `n` records (or
+    /// for as many as it holds, when `n` is more): one SEND would seal
+    /// them all. Under-states room like [`Self::store_room_hint`].
+    fn store_room_for_hint(&self, n: u32) -> bool {
+        let st = self.prod.kernel_status();
+        let free = st
+            .store_entries
+            .saturating_sub(st.store_prod.wrapping_sub(st.store_cons));
+        free >= n.min(st.store_entries) || st.peer_closed()
+    }
+
+    /// Records published in TX that no SEND has sealed yet.
+    fn unsealed(&mut self) -> Result<u32, Error> {
+        match self.prod.free_slots() {
+            Ok(n) => Ok(self.prod.capacity() - n),
+            Err(ReserveError::Closed) => Err(Error::PeerClosed),
+            Err(e) => Err(protocol(e)),
+        }
+    }
+
+    /// Spins on the [O9] line under `SpinThenBlock` until the sealed store
+    /// has room for the `want` unsealed records (no system call while the
+    /// consumer catches up, and the SEND after it seals the whole batch
+    /// instead of part of it); true when there is.
+    fn spin_for_room(&self, want: u32) -> bool {
         if let WaitPolicy::SpinThenBlock { spins } = self.wait {
             for _ in 0..spins {
-                if !self.store_full_hint() {
-                    return Ok(());
+                if self.store_room_for_hint(want) {
+                    return true;
                 }
                 std::hint::spin_loop();
             }
         }
-        self.wait_out(deadline, cancel)
+        self.store_room_for_hint(want)
+    }
+
+    /// One SEND_WAIT: sleeps in the kernel until the store has room for all
+    /// of TX (or until `deadline`), then SENDs, in one system call. False
+    /// when it could not be used (a module without it, or no peer yet).
+    fn send_wait_once(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let arg = match timeout_ms(deadline) {
+            Some(t) if t < 0 => abi::SIPC_WAIT_FOREVER,
+            Some(t) => t as u32,
+            None => 0,
+        };
+        match ioctl_value(self.dev(), abi::SIPC_IOC_SEND_WAIT, arg as usize) {
+            Ok(_) | Err(Errno(libc::EINTR)) => Ok(true),
+            Err(Errno(libc::ENOTTY)) => {
+                self.send_wait = false;
+                Ok(false)
+            }
+            Err(Errno(libc::ENOTCONN)) => Ok(false),
+            Err(e) => Err(errno_error(e, "SEND_WAIT")),
+        }
     }
 
     /// SEND until the kernel has taken everything published: waits while
-    /// the sealed store is full and while no peer has attached yet, until
-    /// `deadline` or `cancel`; what is left stays published in TX for the
-    /// next SEND.
+    /// the sealed store lacks room and while no peer has attached yet,
+    /// until `deadline` or `cancel`; what is left stays published in TX for
+    /// the next SEND.
     ///
-    /// A SEND into a store that is already full costs a system call and
-    /// seals nothing (STATS `store_full`); a producer that outpaces its
-    /// consumer met one per wait (docs/performance.md). So it waits for
-    /// room first when the [O9] line shows the store full.
+    /// A producer that outruns its consumer waits for room once per batch
+    /// or so. It spins first (SpinThenBlock), then sleeps in SEND_WAIT,
+    /// which seals the batch when room for all of it appears: one system
+    /// call per batch either way, where poll + SEND made two, and a SEND
+    /// into a store with room for part of a batch a third
+    /// (docs/performance.md). With a `cancel` signal to watch, or a module
+    /// without SEND_WAIT, it polls the device for POLLOUT instead.
     fn push_all(
         &mut self,
         deadline: Option<Instant>,
         cancel: Option<&Signal>,
     ) -> Result<(), Error> {
         loop {
-            if self.store_full_hint() {
-                self.wait_store_room(deadline, cancel)?;
+            let want = self.unsealed()?;
+            let mut sent = false;
+            if want != 0 && !self.store_room_for_hint(want) && !self.spin_for_room(want) {
+                if self.send_wait
+                    && cancel.is_none()
+                    && !matches!(self.wait, WaitPolicy::BusyPoll)
+                {
+                    sent = self.send_wait_once(deadline)?;
+                } else if self.store_full_hint() {
+                    self.wait_out(deadline, cancel)?;
+                }
             }
-            match self.send_once() {
-                Ok(_) | Err(Error::NotConnected) => {}
-                Err(e) => return Err(e),
+            if !sent {
+                match self.send_once() {
+                    Ok(_) | Err(Error::NotConnected) => {}
+                    Err(e) => return Err(e),
+                }
             }
             if self.drained()? {
                 return Ok(());
@@ -556,9 +606,9 @@ impl KernelTx {
             if deadline.is_some_and(|d| Instant::now() >= d) || cancel.is_some_and(|c| c.is_set()) {
                 return Ok(());
             }
-            // A full store: the wait at the top of the loop. Otherwise (no
-            // peer yet, or room freed since) the old wait for POLLOUT.
-            if !self.store_full_hint() {
+            // A store short of room: the wait at the top of the loop. No
+            // store yet (no peer): POLLOUT comes when one attaches.
+            if self.prod.kernel_status().store_entries == 0 {
                 self.wait_out(deadline, cancel)?;
             }
         }
@@ -688,11 +738,7 @@ impl TxBackend for KernelTx {
             Ok(_) | Err(Error::NotConnected) => {}
             Err(e) => return Err(e),
         }
-        let in_tx = match self.prod.free_slots() {
-            Ok(n) => self.prod.capacity() - n,
-            Err(ReserveError::Closed) => return Err(Error::PeerClosed),
-            Err(e) => return Err(protocol(e)),
-        };
+        let in_tx = self.unsealed()?;
         let st = self.prod.kernel_status();
         let in_store = st
             .store_prod

@@ -91,6 +91,8 @@ pub const SIPC_FEAT_PSK: u64 = 1 << 5;
 pub const SIPC_FEAT_REKEY: u64 = 1 << 6;
 /// Feature: `SIPC_IOC_RECV_WAIT`.
 pub const SIPC_FEAT_RECV_WAIT: u64 = 1 << 7;
+/// Feature: `SIPC_IOC_SEND_WAIT`.
+pub const SIPC_FEAT_SEND_WAIT: u64 = 1 << 8;
 /// Feature: module built with test hooks.
 pub const SIPC_FEAT_TEST_HOOKS: u64 = 1 << 63;
 
@@ -547,6 +549,10 @@ pub const SIPC_IOC_REKEY: u32 = io(0x09);
 /// RECV that sleeps in the kernel; the argument is a timeout in ms (a
 /// value, not a pointer; [`SIPC_WAIT_FOREVER`] has no limit).
 pub const SIPC_IOC_RECV_WAIT: u32 = io(0x0a);
+/// SEND once the sealed store has room for all of TX, sleeping in the
+/// kernel until then; the argument is a timeout in ms like
+/// [`SIPC_IOC_RECV_WAIT`]'s.
+pub const SIPC_IOC_SEND_WAIT: u32 = io(0x0b);
 /// `SIPC_IOC_RECV_WAIT` timeout meaning no limit.
 pub const SIPC_WAIT_FOREVER: u32 = 0xffff_ffff;
 /// Test builds only: export the sealing key.

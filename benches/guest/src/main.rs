@@ -228,7 +228,26 @@ fn send_batch(
     Ok(())
 }
 
-fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Report), String> {
+/// Whether a throughput run counts its system calls (the cost section
+/// only; see [`sys::SyscallsEnabled`] for why the ratio rounds never do).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Count {
+    Syscalls,
+    Nothing,
+}
+
+/// A count the counter itself took part in, without its own `read`.
+fn counted(c: std::io::Result<sys::SyscallCounter>) -> u64 {
+    c.and_then(|c| c.read())
+        .map_or(u64::MAX, |v| v.saturating_sub(1))
+}
+
+fn channel_throughput(
+    size: usize,
+    batch: usize,
+    n: usize,
+    count: Count,
+) -> Result<(Report, Report), String> {
     let name = unique_name("tp");
     let opts = channel_opts(size, WaitPolicy::default());
     let (pn, po) = (name.clone(), opts.clone());
@@ -237,14 +256,22 @@ fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Re
             let (mut tx, _rx) = Channel::create(&pn, &po).map_err(|e| format!("create: {e}"))?;
             let mut buf = vec![0u8; size];
             let bells0 = tx.stats().map_err(|e| format!("stats: {e}"))?;
-            let calls = sys::SyscallCounter::start();
+            // Full load starts when the consumer is there: the waits for
+            // its attach are not per-message costs.
+            let calls = (count == Count::Syscalls).then(|| {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !tx.peer_attached() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                sys::SyscallCounter::start()
+            });
             let mut i = 0;
             while i < n {
                 let k = batch.min(n - i);
                 send_batch(&mut tx, &mut buf, i, k)?;
                 i += k;
             }
-            let calls = calls.and_then(|c| c.read()).map_or(u64::MAX, |v| v);
+            let calls = calls.map_or(u64::MAX, counted);
             // Stay until the consumer is done (closing would hang up).
             let _ = _rx;
             std::thread::sleep(Duration::from_millis(200));
@@ -258,7 +285,7 @@ fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Re
         move || {
             let (_tx, mut rx) = attach_retry(&name, &opts)?;
             let bells0 = rx.stats().map_err(|e| format!("stats: {e}"))?;
-            let calls = sys::SyscallCounter::start();
+            let calls = (count == Count::Syscalls).then(sys::SyscallCounter::start);
             let mut t0 = None;
             for i in 0..n {
                 let m = rx.recv().map_err(|e| format!("recv {i}: {e}"))?;
@@ -266,7 +293,7 @@ fn channel_throughput(size: usize, batch: usize, n: usize) -> Result<(Report, Re
                 t0.get_or_insert_with(Instant::now);
             }
             let ns = t0.map_or(0, |t| t.elapsed().as_nanos() as u64);
-            let calls = calls.and_then(|c| c.read()).map_or(u64::MAX, |v| v);
+            let calls = calls.map_or(u64::MAX, counted);
             let bells = rx.stats().map_err(|e| format!("stats: {e}"))?;
             Ok(vec![
                 ns,
@@ -860,9 +887,15 @@ fn costs_section(scale: f64, errors: &mut Vec<String>) -> Option<Costs> {
         "store full"
     );
     let mut out = None;
+    let held = sys::SyscallsEnabled::hold();
+    if let Err(e) = &held {
+        errors.push(format!("costs: raw_syscalls:sys_enter: {e}"));
+    }
     for (size, batch) in [(64, 1), (64, 32), (16384, 32)] {
-        let n = (count(size, scale) / 2).max(64);
-        let res = channel_throughput(size, batch, n)
+        // Whole batches only: a last partial batch would cost a SEND of
+        // its own and show up as a fraction above 1/batch.
+        let n = ((count(size, scale) / 2).max(64) / batch) * batch;
+        let res = channel_throughput(size, batch, n, Count::Syscalls)
             .and_then(|(p, c)| Ok((rate(&c, n)?, costs(&p, &c, n)?)));
         match res {
             Ok((r, k)) => {
@@ -890,7 +923,9 @@ fn costs_section(scale: f64, errors: &mut Vec<String>) -> Option<Costs> {
         " endpoints, from the STATS ioctl before and after; store full: the producer's SENDs that"
     );
     println!(" stopped at a full sealed store (STATS store_full), each followed by a poll and another SEND;");
-    println!(" one run per row)");
+    println!(" one run per row; counting starts once the consumer has attached and leaves out the");
+    println!(" counter's own read)");
+    drop(held);
     out
 }
 
@@ -975,7 +1010,7 @@ fn main() {
             let mut bi_full = 0;
             for _ in 0..rounds {
                 chv.push(throughput_round(
-                    channel_throughput(size, batch, n),
+                    channel_throughput(size, batch, n, Count::Nothing),
                     n,
                     &mut chc,
                 ));

@@ -390,6 +390,27 @@ fn sys_enter_id() -> Result<u64> {
 /// on (a perf counter on the raw_syscalls:sys_enter tracepoint).
 pub struct SyscallCounter(OwnedFd);
 
+/// Keeps raw_syscalls:sys_enter enabled while it lives, so that the
+/// counters of the processes forked meanwhile never switch the tracepoint
+/// on or off themselves.
+///
+/// Switching it is a jump-label update: the kernel patches its own text
+/// through int3 breakpoints. On Debian's 6.1 in TCG, a bench process that
+/// made system calls on the other vCPU while its counter did that looped
+/// in the int3 handler until the watchdog reported soft lockups
+/// (docs/performance.md); with the switch made once, here, while no bench
+/// process runs, the full bench finishes there. The throughput rounds that
+/// give the ratios count nothing: the tracepoint costs every system call
+/// of the other mechanisms as well.
+pub struct SyscallsEnabled(#[allow(dead_code)] SyscallCounter);
+
+impl SyscallsEnabled {
+    /// Switches the tracepoint on (in the calling process, before it forks).
+    pub fn hold() -> Result<SyscallsEnabled> {
+        SyscallCounter::start().map(SyscallsEnabled)
+    }
+}
+
 impl SyscallCounter {
     /// Starts counting.
     pub fn start() -> Result<SyscallCounter> {

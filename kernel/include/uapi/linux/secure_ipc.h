@@ -100,7 +100,7 @@
  *              than the kernel knows with a non-zero tail
  * EFAULT       argument pointer not readable/writable
  * EBADF        CREATE/ATTACH/CHALLENGE on a file not opened O_RDWR, SEND
- *              or REKEY without FMODE_WRITE, RECV/RECV_WAIT without
+ *              SEND_WAIT or REKEY without FMODE_WRITE, RECV/RECV_WAIT without
  *              FMODE_READ; peer_pidns_fd not an open descriptor
  * ENOTTY       unknown ioctl number
  * EEXIST       CREATE of a name that exists
@@ -142,7 +142,8 @@
  * ENOMEM       allocation failure
  * EOVERFLOW    the sequence space of a direction is exhausted
  * EINTR        a signal arrived while SEND/RECV/RECV_WAIT waited for the
- *              endpoint's lock or for data; ATTACH got a fatal signal
+ *              endpoint's lock or for data, or while SEND_WAIT waited for
+ *              room (nothing sealed); ATTACH got a fatal signal
  *              while it waited for the owner's locks
  * ENOTCONN     (mmap) the file is not an endpoint yet
  * ===========  ===========================================================
@@ -237,8 +238,9 @@
  * DOC: concurrency
  *
  * Any number of threads and processes may use one endpoint at once; the
- * kernel serializes what must be serialized. SEND, write(2) and REKEY of
- * one endpoint take its send lock; RECV, RECV_WAIT and read(2) its receive
+ * kernel serializes what must be serialized. SEND, SEND_WAIT (after its
+ * wait, which holds no lock), write(2) and REKEY of one endpoint take its
+ * send lock; RECV, RECV_WAIT and read(2) its receive
  * lock; so SEND and RECV on one endpoint run in parallel from two threads,
  * two SENDs run one after the other. User space must still keep each ring
  * single-producer single-consumer on its side: two threads that both
@@ -338,6 +340,7 @@
 #define SIPC_FEAT_PSK		(1ULL << 5)
 #define SIPC_FEAT_REKEY		(1ULL << 6)
 #define SIPC_FEAT_RECV_WAIT	(1ULL << 7)
+#define SIPC_FEAT_SEND_WAIT	(1ULL << 8)
 #define SIPC_FEAT_TEST_HOOKS	(1ULL << 63)	/* built with SIPC_TEST_HOOKS */
 
 /* ------------------------------------------------------------------ */
@@ -949,6 +952,17 @@ struct sipc_test_store {
  * that blocks here does one system call per wake-up, where doorbell + poll
  * + %SIPC_IOC_RECV costs three. Modules that have it report
  * %SIPC_FEAT_RECV_WAIT.
+ *
+ * %SIPC_IOC_SEND_WAIT is its counterpart for the producer: it sleeps until
+ * the outgoing sealed store has room for every record published in TX (at
+ * most the store's capacity), the other endpoint hung up or a new session
+ * began, then does what %SIPC_IOC_SEND does and returns what it returns.
+ * Its argument is the same timeout value; when the timeout passes it still
+ * SENDs and seals what fits. A producer that outruns its consumer thus
+ * seals each batch with one system call (poll + %SIPC_IOC_SEND costs two)
+ * and never in pieces. ENOTCONN before a peer attached; EINTR when a
+ * signal arrived during the wait (nothing sealed). Modules that have it
+ * report %SIPC_FEAT_SEND_WAIT.
  */
 #define SIPC_WAIT_FOREVER	0xffffffffU
 
@@ -966,6 +980,7 @@ struct sipc_test_store {
 #define SIPC_IOC_STATS		_IO(SIPC_IOC_MAGIC, 0x08)	/* struct sipc_stats */
 #define SIPC_IOC_REKEY		_IO(SIPC_IOC_MAGIC, 0x09)	/* struct sipc_rekey */
 #define SIPC_IOC_RECV_WAIT	_IO(SIPC_IOC_MAGIC, 0x0a)	/* timeout in ms; returns count */
+#define SIPC_IOC_SEND_WAIT	_IO(SIPC_IOC_MAGIC, 0x0b)	/* timeout in ms; returns count */
 #define SIPC_IOC_TEST_KEYS	_IO(SIPC_IOC_MAGIC, 0x40)	/* test builds only */
 #define SIPC_IOC_TEST_PEEK_SEALED _IO(SIPC_IOC_MAGIC, 0x41)	/* test builds only */
 #define SIPC_IOC_TEST_KEY_SCHEDULE _IO(SIPC_IOC_MAGIC, 0x42)	/* test builds only */

@@ -218,6 +218,7 @@ impl Proc {
             "SEND" => "SEND",
             "RECV" => "RECV",
             "RECV_WAIT" => "RECV_WAIT",
+            "SEND_WAIT" => "SEND_WAIT",
             "SET_DOORBELL" => "SET_DOORBELL",
             "PEER_CRED" => "PEER_CRED",
             "STATS" => "STATS",
@@ -422,13 +423,22 @@ impl Proc {
             }
             7 => {
                 let t: u64 = [0, 1, 3, 1 << 32, u64::MAX][r.below(5) as usize];
-                let res = ioctl_ptr(&f, abi::SIPC_IOC_RECV_WAIT, t as usize as *mut u8);
                 let inval: &[i32] = if t > 0xffff_ffff { &[EINVAL] } else { &[] };
-                self.check(
-                    "RECV_WAIT",
-                    res,
-                    &[inval, &[EBADF, ENOTCONN, EPIPE, EPROTO, EBADMSG, EOVERFLOW]],
-                );
+                if r.below(2) == 0 {
+                    let res = ioctl_ptr(&f, abi::SIPC_IOC_RECV_WAIT, t as usize as *mut u8);
+                    self.check(
+                        "RECV_WAIT",
+                        res,
+                        &[inval, &[EBADF, ENOTCONN, EPIPE, EPROTO, EBADMSG, EOVERFLOW]],
+                    );
+                } else {
+                    let res = ioctl_ptr(&f, abi::SIPC_IOC_SEND_WAIT, t as usize as *mut u8);
+                    self.check(
+                        "SEND_WAIT",
+                        res,
+                        &[inval, &[EBADF, ENOTCONN, EPIPE, EPROTO, EOVERFLOW, EINTR]],
+                    );
+                }
             }
             8 => {
                 let d = abi::Doorbell {
@@ -492,11 +502,11 @@ impl Proc {
                 // Unknown numbers, the test-hook numbers of a normal build,
                 // and known numbers with direction/size bits set.
                 let nr = match r.below(3) {
-                    0 => (abi::SIPC_IOC_MAGIC << 8) | (0x0b + r.below(0x35) as u32),
+                    0 => (abi::SIPC_IOC_MAGIC << 8) | (0x0c + r.below(0x34) as u32),
                     1 => (abi::SIPC_IOC_MAGIC << 8) | (0x40 + r.below(0xc0) as u32),
                     _ => {
                         (abi::SIPC_IOC_MAGIC << 8)
-                            | r.below(11) as u32
+                            | r.below(12) as u32
                             | ((1 + r.below(3) as u32) << 30)
                             | ((r.below(0x3fff) as u32) << 16)
                     }

@@ -207,6 +207,34 @@ pub const TESTS: &[Test] = &[
         "recv_wait_sleeper_gets_epipe_when_owner_closes",
         recv_wait_sleeper_gets_epipe_when_owner_closes,
     ),
+    Test::new(
+        "send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears",
+        send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears,
+    ),
+    Test::new(
+        "send_wait_with_room_seals_without_sleeping",
+        send_wait_with_room_seals_without_sleeping,
+    ),
+    Test::new(
+        "send_wait_with_nothing_in_tx_returns_at_once_on_a_full_store",
+        send_wait_with_nothing_in_tx_returns_at_once_on_a_full_store,
+    ),
+    Test::new(
+        "send_wait_timeout_seals_nothing_into_a_full_store",
+        send_wait_timeout_seals_nothing_into_a_full_store,
+    ),
+    Test::new(
+        "send_wait_bad_arguments_and_states",
+        send_wait_bad_arguments_and_states,
+    ),
+    Test::new(
+        "send_wait_with_a_garbage_tx_index_is_eproto_without_sleeping",
+        send_wait_with_a_garbage_tx_index_is_eproto_without_sleeping,
+    ),
+    Test::new(
+        "send_wait_sleeper_gets_epipe_when_peer_closes",
+        send_wait_sleeper_gets_epipe_when_peer_closes,
+    ),
 ];
 
 fn errno_of(r: Result<i32, Errno>) -> i32 {
@@ -1722,4 +1750,179 @@ fn recv_wait_sleeper_gets_epipe_when_owner_closes() -> TestResult {
     drop(owner);
     let (r, _) = waiter.join().map_err(|_| "waiter panicked")?;
     expect_errno(r, libc::EPIPE, "RECV_WAIT when the owner closes")
+}
+
+/// SIPC_IOC_SEND_WAIT with a timeout in ms (a value, not a pointer).
+fn send_wait(f: &std::fs::File, timeout_ms: u64) -> Result<i32, Errno> {
+    sys::ioctl_ptr(f, abi::SIPC_IOC_SEND_WAIT, timeout_ms as usize as *mut u8)
+}
+
+/// Starts a thread that blocks in SEND_WAIT on `f` with no timeout.
+fn spawn_send_wait(
+    f: std::sync::Arc<std::fs::File>,
+) -> std::thread::JoinHandle<(Result<i32, Errno>, Duration)> {
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        let r = send_wait(&f, u64::from(abi::SIPC_WAIT_FOREVER));
+        (r, t.elapsed())
+    })
+}
+
+/// Pushes messages `ids` (payload `[i; 8]`, type `i`) and SENDs them as one
+/// group; checks that all of them were sealed.
+fn send_group(ep: &mut Endpoint, ids: std::ops::Range<u8>) -> TestResult {
+    let n = ids.len() as i32;
+    for i in ids {
+        check!(ep.tx.push(&[i; 8], u16::from(i)), "TX full at message {i}");
+    }
+    let r = ep.send();
+    check!(r == Ok(n), "SEND of a group of {n} returned {r:?}");
+    Ok(())
+}
+
+/// An owner whose store (8 records) is full with a group of 2 and a group
+/// of 6, the peer's RX full with the 8 messages before them: 16 sent.
+fn full_store_pair(tag: &str) -> Result<(Endpoint, Endpoint), String> {
+    let (mut owner, peer) = Endpoint::pair(tag, 8, 64)?;
+    send_group(&mut owner, 0..8)?;
+    check!(peer.recv() == Ok(8), "RECV of the first 8");
+    send_group(&mut owner, 8..10)?;
+    send_group(&mut owner, 10..16)?;
+    check!(owner.send() == Ok(0), "a SEND into the full store sealed something");
+    Ok((owner, peer))
+}
+
+fn send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears() -> TestResult {
+    let (mut owner, mut peer) = full_store_pair("swait")?;
+    for i in 16..20u8 {
+        check!(owner.tx.push(&[i; 8], u16::from(i)), "TX full at {i}");
+    }
+    let waiter = spawn_send_wait(owner.file.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    check!(!waiter.is_finished(), "SEND_WAIT returned into a full store");
+    // Room for 2 of the 4: the group of 2 is opened, the group of 6 does
+    // not fit into RX yet.
+    pop_in_order(&mut peer, 0..2)?;
+    check!(peer.recv() == Ok(2), "RECV of the group of 2");
+    std::thread::sleep(Duration::from_millis(300));
+    check!(
+        !waiter.is_finished(),
+        "SEND_WAIT returned with room for 2 of its 4 records (a batch sealed in pieces)"
+    );
+    check!(owner.tx.room() == 4, "TX room {} while it waits", owner.tx.room());
+    // Room for all 4.
+    pop_in_order(&mut peer, 2..8)?;
+    check!(peer.recv() == Ok(6), "RECV of the group of 6");
+    let (r, waited) = waiter.join().map_err(|_| "waiter panicked")?;
+    check!(r == Ok(4), "SEND_WAIT returned {r:?}, not the 4 it had");
+    check!(
+        waited >= Duration::from_millis(550),
+        "SEND_WAIT did not sleep ({waited:?})"
+    );
+    check!(owner.tx.room() == 8, "TX not drained: room {}", owner.tx.room());
+    pop_in_order(&mut peer, 8..16)?;
+    check!(peer.recv() == Ok(4), "RECV of the 4 SEND_WAIT sealed");
+    pop_in_order(&mut peer, 16..20)?;
+    let s = owner.stats()?;
+    check!(s.sealed_msgs == 20, "sealed {}", s.sealed_msgs);
+    Ok(())
+}
+
+fn send_wait_with_room_seals_without_sleeping() -> TestResult {
+    let (mut owner, mut peer) = Endpoint::pair("swaitroom", 8, 64)?;
+    for i in 0..3u8 {
+        check!(owner.tx.push(&[i; 8], u16::from(i)), "TX full");
+    }
+    let t = Instant::now();
+    let r = send_wait(&owner.file, u64::from(abi::SIPC_WAIT_FOREVER));
+    check!(r == Ok(3), "SEND_WAIT with room returned {r:?}");
+    check!(
+        t.elapsed() < Duration::from_secs(1),
+        "SEND_WAIT with room slept {:?}",
+        t.elapsed()
+    );
+    check!(peer.recv() == Ok(3), "RECV");
+    pop_in_order(&mut peer, 0..3)
+}
+
+fn send_wait_with_nothing_in_tx_returns_at_once_on_a_full_store() -> TestResult {
+    let (owner, _peer) = full_store_pair("swaitempty")?;
+    let t = Instant::now();
+    let r = send_wait(&owner.file, u64::from(abi::SIPC_WAIT_FOREVER));
+    check!(r == Ok(0), "SEND_WAIT with an empty TX returned {r:?}");
+    check!(
+        t.elapsed() < Duration::from_secs(1),
+        "SEND_WAIT with nothing to seal slept {:?}",
+        t.elapsed()
+    );
+    Ok(())
+}
+
+fn send_wait_timeout_seals_nothing_into_a_full_store() -> TestResult {
+    let (mut owner, mut peer) = full_store_pair("swaitto")?;
+    check!(owner.tx.push(&[16; 8], 16), "TX full");
+    let t = Instant::now();
+    let r = send_wait(&owner.file, 100);
+    let waited = t.elapsed();
+    check!(r == Ok(0), "SEND_WAIT into a full store returned {r:?}");
+    check!(
+        waited >= Duration::from_millis(90),
+        "returned after {waited:?}, before its 100 ms timeout"
+    );
+    // Zero: a plain SEND, which seals once there is room.
+    check!(send_wait(&owner.file, 0) == Ok(0), "SEND_WAIT(0), store full");
+    pop_in_order(&mut peer, 0..8)?;
+    check!(peer.recv() == Ok(8), "RECV of the two groups");
+    check!(send_wait(&owner.file, 0) == Ok(1), "SEND_WAIT(0) with room");
+    pop_in_order(&mut peer, 8..16)?;
+    check!(peer.recv() == Ok(1), "RECV of the last");
+    pop_in_order(&mut peer, 16..17)
+}
+
+fn send_wait_bad_arguments_and_states() -> TestResult {
+    let (owner, _peer) = Endpoint::pair("swaitinval", 8, 64)?;
+    expect_errno(
+        send_wait(&owner.file, 1 << 32),
+        libc::EINVAL,
+        "SEND_WAIT(2^32 ms)",
+    )?;
+    // An owner before its first peer: no session.
+    let lonely = Endpoint::create(&kchan::unique_name("swaitnc"), 8, 64)?;
+    expect_errno(
+        send_wait(&lonely.file, 10),
+        libc::ENOTCONN,
+        "SEND_WAIT before a peer attached",
+    )?;
+    // A file that is no endpoint.
+    expect_errno(
+        send_wait(&sys::open_device()?, 10),
+        libc::ENOTCONN,
+        "SEND_WAIT on a plain file of the device",
+    )
+}
+
+fn send_wait_with_a_garbage_tx_index_is_eproto_without_sleeping() -> TestResult {
+    let (mut owner, _peer) = full_store_pair("swaitgarbage")?;
+    // TX prod 1000 ahead of what the kernel consumed: more than TX holds.
+    owner.tx.set_prod_raw(16 + 1000);
+    let t = Instant::now();
+    let r = send_wait(&owner.file, u64::from(abi::SIPC_WAIT_FOREVER));
+    expect_errno(r, libc::EPROTO, "SEND_WAIT with a TX index out of range")?;
+    check!(
+        t.elapsed() < Duration::from_secs(1),
+        "SEND_WAIT slept {:?} on a garbage index",
+        t.elapsed()
+    );
+    Ok(())
+}
+
+fn send_wait_sleeper_gets_epipe_when_peer_closes() -> TestResult {
+    let (mut owner, peer) = full_store_pair("swaithup")?;
+    check!(owner.tx.push(&[16; 8], 16), "TX full");
+    let waiter = spawn_send_wait(owner.file.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    check!(!waiter.is_finished(), "SEND_WAIT returned early");
+    drop(peer);
+    let (r, _) = waiter.join().map_err(|_| "waiter panicked")?;
+    expect_errno(r, libc::EPIPE, "SEND_WAIT when the peer closes")
 }

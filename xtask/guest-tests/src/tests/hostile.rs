@@ -685,8 +685,12 @@ impl StressProc<'_> {
                     self.w(ctl::SENT).fetch_add(1, SeqCst);
                 }
             }
-            2 | 3 => {
+            2 => {
                 let _ = ioctl_none(&ep.file, abi::SIPC_IOC_SEND);
+            }
+            3 => {
+                let ms = r.below(4) as usize;
+                let _ = ioctl_ptr(&ep.file, abi::SIPC_IOC_SEND_WAIT, ms as *mut u8);
             }
             4 | 5 => {
                 let _ = self.recv(ep);

@@ -41,6 +41,7 @@ enum Op {
     Attach,
     Close,
     Send,
+    SendWait,
     Write,
     Rekey,
     Recv,
@@ -57,7 +58,7 @@ enum Op {
 use Op::*;
 
 const LIFECYCLE: &[Op] = &[Create, Challenge, Attach, Close];
-const SENDING: &[Op] = &[Send, Write, Rekey];
+const SENDING: &[Op] = &[Send, SendWait, Write, Rekey];
 const RECEIVING: &[Op] = &[Recv, RecvWait, Read];
 const OBSERVING: &[Op] = &[Poll, Doorbell, Stats, PeerCred];
 const MAPPING: &[Op] = &[Mmap, Munmap];
@@ -228,6 +229,7 @@ fn allowed(op: Op, e: i32, hangups: bool) -> bool {
         Rekey => e == libc::EBUSY,
         Recv | Read => e == libc::EAGAIN,
         RecvWait => matches!(e, libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR),
+        SendWait => e == libc::EINTR,
         _ => false,
     }
 }
@@ -281,7 +283,7 @@ fn worker(
             }
         };
         match op {
-            Send => {
+            Send | SendWait => {
                 if let Some(tx) = tx.as_mut() {
                     for _ in 0..=rng.below(3) {
                         if !tx.push(&msg(producer, out.produced), 0) {
@@ -290,8 +292,21 @@ fn worker(
                         out.produced += 1;
                     }
                 }
-                if let Err(Errno(e)) = sys::ioctl_none(sender, abi::SIPC_IOC_SEND) {
-                    check!(allowed(op, e, sh.hangups), "SEND: {}", sys::errno_name(e));
+                let r = if op == Send {
+                    sys::ioctl_none(sender, abi::SIPC_IOC_SEND)
+                } else {
+                    // SAFETY: SEND_WAIT takes its timeout (ms) by value.
+                    let r = unsafe {
+                        libc::ioctl(sender.as_raw_fd(), abi::SIPC_IOC_SEND_WAIT as _, 1usize)
+                    };
+                    if r < 0 {
+                        Err(Errno(errno()))
+                    } else {
+                        Ok(r)
+                    }
+                };
+                if let Err(Errno(e)) = r {
+                    check!(allowed(op, e, sh.hangups), "{op:?}: {}", sys::errno_name(e));
                 }
             }
             Write => match kchan::write_msg(sender, &msg(producer, out.produced)) {
@@ -599,7 +614,7 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
     let mut ops = vec![x, y];
     // Without a hang-up, keep the stream moving: a writer and a reader if
     // the pair has none of either.
-    if !hangups && !ops.iter().any(|&o| o == Send || o == Write) {
+    if !hangups && !ops.iter().any(|&o| matches!(o, Send | SendWait | Write)) {
         ops.push(Write);
     }
     if !hangups && !ops.iter().any(|&o| is_receiving(o)) {
@@ -607,7 +622,11 @@ fn run_pair(x: Op, y: Op, seed: u64) -> Result<String, String> {
     }
     let mut threads = Vec::new();
     for (i, &op) in ops.iter().enumerate() {
-        let t = if op == Send { tx.take() } else { None };
+        let t = if op == Send || op == SendWait {
+            tx.take()
+        } else {
+            None
+        };
         let r = if op == Recv || op == RecvWait {
             rx.take()
         } else {

@@ -1095,6 +1095,7 @@ fn poll_racing_a_sender_never_sleeps_through_a_stored_record() -> TestResult {
 /// Operations a chaos thread picks from, on the owner's or the peer's fd.
 const OPS: &[&str] = &[
     "send",
+    "send_wait",
     "recv",
     "recv_wait",
     "rekey",
@@ -1161,6 +1162,9 @@ fn random_operations_on_one_channel_from_many_threads_keep_counters_consistent()
                             }
                             "recv_wait" => {
                                 libc::ioctl(fd, abi::SIPC_IOC_RECV_WAIT as _, 1usize);
+                            }
+                            "send_wait" => {
+                                libc::ioctl(fd, abi::SIPC_IOC_SEND_WAIT as _, 1usize);
                             }
                             "rekey" => {
                                 let _ = rekey(fd);
