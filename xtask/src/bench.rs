@@ -31,7 +31,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     crate::deps::ensure()?;
     let mut kernel = "6.12".to_string();
     let mut bench_args = Vec::new();
-    let mut tcrypt = false;
+    // tcrypt gives the cipher's own rate that issue 17's 16 KiB target is
+    // measured against: on unless --against (which compares modules only)
+    // or --no-tcrypt.
+    let mut tcrypt = None;
     let mut against = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -42,7 +45,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     .cloned()
                     .ok_or("--kernel needs 6.1, 6.12 or all")?
             }
-            "--tcrypt" => tcrypt = true,
+            "--tcrypt" => tcrypt = Some(true),
+            "--no-tcrypt" => tcrypt = Some(false),
             "--quick" => bench_args.push(a.clone()),
             "--against" => {
                 against = Some(
@@ -53,14 +57,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             o => {
                 return Err(format!(
-                    "unknown option `{o}` (bench [--kernel K] [--quick] [--tcrypt] [--against REV])"
+                    "unknown option `{o}` (bench [--kernel K] [--quick] [--no-tcrypt] [--against REV])"
                 ))
             }
         }
     }
-    if tcrypt && against.is_some() {
+    if tcrypt == Some(true) && against.is_some() {
         return Err("--against runs the module comparison only: drop --tcrypt".into());
     }
+    let tcrypt = tcrypt.unwrap_or(against.is_none());
     if tcrypt {
         bench_args.extend(["--tcrypt".into(), "/lib/sipc/opt/tcrypt.ko".into()]);
     }
@@ -79,9 +84,32 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ]);
     }
     let baseline = against.as_deref().map(baseline_sources).transpose()?;
-    let bins = vm::build_guest_bins("sipc-guest-bench", "release", &["sipc-guest-bench"])?;
     let mut failed = 0;
-    for k in vm::find_kernels(&kernel)? {
+    // Sanitizer kernels measure their instrumentation: a bench of `all`
+    // is the release matrix only (one of them can still be named).
+    let mut kernels = Vec::new();
+    if kernel == "all" {
+        for s in vm::SERIES {
+            kernels.extend(vm::find_kernels(s)?);
+        }
+    } else {
+        kernels = vm::find_kernels(&kernel)?;
+    }
+    let mut built: Vec<(vm::Arch, Vec<PathBuf>)> = Vec::new();
+    for k in kernels {
+        let bins = match built.iter().find(|(a, _)| *a == k.arch) {
+            Some((_, b)) => b.clone(),
+            None => {
+                let b = vm::build_guest_bins_for(
+                    k.arch,
+                    "sipc-guest-bench",
+                    "release",
+                    &["sipc-guest-bench"],
+                )?;
+                built.push((k.arch, b.clone()));
+                b
+            }
+        };
         let mut cmd = vec!["sipc-guest-bench".to_string()];
         cmd.extend(bench_args.iter().cloned());
         let mut extra_files = Vec::new();
@@ -107,7 +135,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         let guest = Guest {
             mode: Mode::Run(cmd),
-            bins: bins.clone(),
+            bins,
             extra: None,
             extra_modules: crate::initramfs::BENCH_MODULES.to_vec(),
             optional_modules: optional.clone(),

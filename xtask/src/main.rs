@@ -53,7 +53,7 @@ commands:
   lxc-test           only the LXC container step of `test` (Waydroid's LXC config, docs/verification.md)
   secure-boot-test   the Secure Boot install test, all checks (OVMF guest, docs/secure-boot.md);
                      --quick: only the step of `test` (one DKMS build)
-  bench [--kernel K] [--quick] [--tcrypt]
+  bench [--kernel K] [--quick] [--no-tcrypt]
                      side-by-side benchmark in a guest (channel vs socket+AES-GCM, eventfd, kernel gcm(aes))
   bench [--kernel K] [--quick] --against REV
                      this module against git revision REV's, alternating in one guest boot: new/old ratios

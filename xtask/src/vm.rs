@@ -93,7 +93,7 @@ pub fn target_dir() -> PathBuf {
 /// Every kernel `--kernel all` selects: bookworm's two series (installed on
 /// the host), sid's 7.2 (built in a chroot, see sid.rs) and bookworm's arm64
 /// 6.12 (cross-built, see arm64.rs).
-const SERIES: &[&str] = &["6.1", "6.12", "7.2", "6.12-arm64"];
+pub const SERIES: &[&str] = &["6.1", "6.12", "7.2", "6.12-arm64"];
 
 /// Sort key of a kernel version string.
 pub fn version_key(v: &str) -> Vec<u64> {
