@@ -19,11 +19,18 @@
 //!   kernel's `store_prod`/`store_cons` line [O9], sleep only if both say
 //!   empty. The sender's SEND signals the doorbell only while NEED_WAKEUP is
 //!   set, so a busy receiver costs no doorbell;
-//! - for room or for the first peer, with `poll(POLLOUT)` on the device:
-//!   the kernel wakes its wait queue when a receiver frees sealed-store
-//!   room, when a peer attaches and when the other side hangs up. The
-//!   eventfd stays the receiver's alone, so the two halves (possibly on two
-//!   threads) never consume each other's wake-ups.
+//! - for room, in the kernel: a flush that finds the sealed store short of
+//!   room for its batch spins on the [O9] line first, then sleeps in
+//!   `SIPC_IOC_SEND_WAIT`, which the receiver's RECV wakes and which seals
+//!   the whole batch once room for all of it appears: one system call per
+//!   batch however often the producer has to wait;
+//! - for room with a cancel signal to watch (a `Shutdown` handle) or with
+//!   a module that lacks SEND_WAIT, and for the first peer, with
+//!   `poll(POLLOUT)` on the device: the kernel wakes its wait queue when a
+//!   receiver frees sealed-store room, when a peer attaches and when the
+//!   other side hangs up. The eventfd stays the receiver's alone, so the
+//!   two halves (possibly on two threads) never consume each other's
+//!   wake-ups.
 //!
 //! [`Sender`](crate::Sender)'s fd is therefore the device (POLLOUT = room),
 //! [`Receiver`](crate::Receiver)'s the eventfd (POLLIN = data may be there).
@@ -585,9 +592,7 @@ impl KernelTx {
             let want = self.unsealed()?;
             let mut sent = false;
             if want != 0 && !self.store_room_for_hint(want) && !self.spin_for_room(want) {
-                if self.send_wait
-                    && cancel.is_none()
-                    && !matches!(self.wait, WaitPolicy::BusyPoll)
+                if self.send_wait && cancel.is_none() && !matches!(self.wait, WaitPolicy::BusyPoll)
                 {
                     sent = self.send_wait_once(deadline)?;
                 } else if self.store_full_hint() {

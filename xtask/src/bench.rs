@@ -55,11 +55,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                         .ok_or("--against needs a git revision (e.g. 76e47ee)")?,
                 )
             }
-            o => {
-                return Err(format!(
-                    "unknown option `{o}` (bench [--kernel K] [--quick] [--no-tcrypt] [--against REV])"
-                ))
-            }
+            o => return Err(format!(
+                "unknown option `{o}` (bench [--kernel K] [--quick] [--no-tcrypt] [--against REV])"
+            )),
         }
     }
     if tcrypt == Some(true) && against.is_some() {

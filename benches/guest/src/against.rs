@@ -262,7 +262,12 @@ fn measure(row: Row, scale: f64) -> Result<(f64, Vec<u64>), String> {
         Row::Rings { size, batch } => {
             let n = n_for(size);
             let mut cpus = String::new();
-            throughput_round(channel_throughput(size, batch, n, crate::Count::Nothing), n, &mut cpus).map(|r| (r, vec![]))
+            throughput_round(
+                channel_throughput(size, batch, n, crate::Count::Nothing),
+                n,
+                &mut cpus,
+            )
+            .map(|r| (r, vec![]))
         }
         Row::ReadWrite { size } => {
             let n = n_for(size);

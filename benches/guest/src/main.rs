@@ -1002,13 +1002,25 @@ impl Judged {
     /// A ratio and its target.
     fn line(&mut self, label: &str, v: Option<f64>, goal: Goal, source: &str) {
         let shown = v.map_or("n/a".into(), |x| format!("{x:.2}x"));
-        self.judge(label, shown, v, goal, format!("{}, {source}", goal.text(2, "x")));
+        self.judge(
+            label,
+            shown,
+            v,
+            goal,
+            format!("{}, {source}", goal.text(2, "x")),
+        );
     }
 
     /// A per-message count and its target (four decimals).
     fn count(&mut self, label: &str, v: f64, goal: Goal, source: &str) {
         let shown = format!("{v:.4}");
-        self.judge(label, shown, Some(v), goal, format!("{}, {source}", goal.text(5, "")));
+        self.judge(
+            label,
+            shown,
+            Some(v),
+            goal,
+            format!("{}, {source}", goal.text(5, "")),
+        );
     }
 
     /// A ratio with no target.
@@ -1364,7 +1376,10 @@ fn main() {
         );
     }
     if let Some((_, _, ch, so, _)) = find_tp(16384, 1) {
-        judged.info("channel / socket+gcm, 16 KiB batch 1 msgs/s", ratio_of(ch, so));
+        judged.info(
+            "channel / socket+gcm, 16 KiB batch 1 msgs/s",
+            ratio_of(ch, so),
+        );
     }
     if let (Some((_, _, ch, _, _)), Some((_, a, t))) =
         (find_tp(64, 32), kern.iter().find(|k| k.0 == 64))

@@ -1788,7 +1788,10 @@ fn full_store_pair(tag: &str) -> Result<(Endpoint, Endpoint), String> {
     check!(peer.recv() == Ok(8), "RECV of the first 8");
     send_group(&mut owner, 8..10)?;
     send_group(&mut owner, 10..16)?;
-    check!(owner.send() == Ok(0), "a SEND into the full store sealed something");
+    check!(
+        owner.send() == Ok(0),
+        "a SEND into the full store sealed something"
+    );
     Ok((owner, peer))
 }
 
@@ -1799,7 +1802,10 @@ fn send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears() -> TestResu
     }
     let waiter = spawn_send_wait(owner.file.clone());
     std::thread::sleep(Duration::from_millis(300));
-    check!(!waiter.is_finished(), "SEND_WAIT returned into a full store");
+    check!(
+        !waiter.is_finished(),
+        "SEND_WAIT returned into a full store"
+    );
     // Room for 2 of the 4: the group of 2 is opened, the group of 6 does
     // not fit into RX yet.
     pop_in_order(&mut peer, 0..2)?;
@@ -1809,7 +1815,11 @@ fn send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears() -> TestResu
         !waiter.is_finished(),
         "SEND_WAIT returned with room for 2 of its 4 records (a batch sealed in pieces)"
     );
-    check!(owner.tx.room() == 4, "TX room {} while it waits", owner.tx.room());
+    check!(
+        owner.tx.room() == 4,
+        "TX room {} while it waits",
+        owner.tx.room()
+    );
     // Room for all 4.
     pop_in_order(&mut peer, 2..8)?;
     check!(peer.recv() == Ok(6), "RECV of the group of 6");
@@ -1819,7 +1829,11 @@ fn send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears() -> TestResu
         waited >= Duration::from_millis(550),
         "SEND_WAIT did not sleep ({waited:?})"
     );
-    check!(owner.tx.room() == 8, "TX not drained: room {}", owner.tx.room());
+    check!(
+        owner.tx.room() == 8,
+        "TX not drained: room {}",
+        owner.tx.room()
+    );
     pop_in_order(&mut peer, 8..16)?;
     check!(peer.recv() == Ok(4), "RECV of the 4 SEND_WAIT sealed");
     pop_in_order(&mut peer, 16..20)?;
@@ -1870,7 +1884,10 @@ fn send_wait_timeout_seals_nothing_into_a_full_store() -> TestResult {
         "returned after {waited:?}, before its 100 ms timeout"
     );
     // Zero: a plain SEND, which seals once there is room.
-    check!(send_wait(&owner.file, 0) == Ok(0), "SEND_WAIT(0), store full");
+    check!(
+        send_wait(&owner.file, 0) == Ok(0),
+        "SEND_WAIT(0), store full"
+    );
     pop_in_order(&mut peer, 0..8)?;
     check!(peer.recv() == Ok(8), "RECV of the two groups");
     check!(send_wait(&owner.file, 0) == Ok(1), "SEND_WAIT(0) with room");
