@@ -2,7 +2,7 @@
 //! sockets, eventfd, AF_ALG, CPU affinity, modules. Every function
 //! returns `io::Result` with the errno.
 
-use std::io::{Error, Result};
+use std::io::{Error, Read, Result, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn check(r: libc::c_int) -> Result<libc::c_int> {
@@ -390,24 +390,43 @@ fn sys_enter_id() -> Result<u64> {
 /// on (a perf counter on the raw_syscalls:sys_enter tracepoint).
 pub struct SyscallCounter(OwnedFd);
 
-/// Keeps raw_syscalls:sys_enter enabled while it lives, so that the
-/// counters of the processes forked meanwhile never switch the tracepoint
-/// on or off themselves.
+/// Switches system-call counting on for the rest of the boot.
 ///
-/// Switching it is a jump-label update: the kernel patches its own text
-/// through int3 breakpoints. On Debian's 6.1 in TCG, a bench process that
-/// made system calls on the other vCPU while its counter did that looped
-/// in the int3 handler until the watchdog reported soft lockups
-/// (docs/performance.md); with the switch made once, here, while no bench
-/// process runs, the full bench finishes there. The throughput rounds that
-/// give the ratios count nothing: the tracepoint costs every system call
-/// of the other mechanisms as well.
-pub struct SyscallsEnabled(#[allow(dead_code)] SyscallCounter);
+/// The first perf counter on raw_syscalls:sys_enter switches the
+/// tracepoint and perf's context-switch hooks on, and the last one to close
+/// switches them off; each switch is a jump-label update, which patches
+/// kernel text through int3 breakpoints. Under TCG that went wrong while
+/// another vCPU ran: on Debian's 6.1 a bench process that made system calls
+/// looped in the int3 handler until the watchdog reported soft lockups, and
+/// on 6.12 an idle vCPU died of "Oops: int3" in `__schedule` after the
+/// patch was done (docs/performance.md). So the switch is made once: a
+/// child process opens a counter on itself and sleeps until the guest
+/// powers off (the harness ends the boot without closing it), and the
+/// bench's own counters only add to it and take from it.
+pub struct SyscallsEnabled;
 
 impl SyscallsEnabled {
-    /// Switches the tracepoint on (in the calling process, before it forks).
-    pub fn hold() -> Result<SyscallsEnabled> {
-        SyscallCounter::start().map(SyscallsEnabled)
+    /// Forks the holder; returns once its counter is open.
+    pub fn for_the_rest_of_the_boot() -> Result<()> {
+        let (mut r, mut w) = std::os::unix::net::UnixStream::pair()?;
+        fork(move || {
+            let ok = SyscallCounter::start().map(|c| {
+                std::mem::forget(c);
+            });
+            let _ = w.write_all(if ok.is_ok() { b"y" } else { b"n" });
+            loop {
+                // SAFETY: pause() takes no arguments; the guest powers off
+                // under it.
+                unsafe { libc::pause() };
+            }
+        })?;
+        let mut b = [0u8; 1];
+        r.read_exact(&mut b)?;
+        if b[0] == b'y' {
+            Ok(())
+        } else {
+            Err(Error::other("perf_event_open failed in the holder"))
+        }
     }
 }
 
