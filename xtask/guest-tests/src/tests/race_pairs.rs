@@ -295,15 +295,8 @@ fn worker(
                 let r = if op == Send {
                     sys::ioctl_none(sender, abi::SIPC_IOC_SEND)
                 } else {
-                    // SAFETY: SEND_WAIT takes its timeout (ms) by value.
-                    let r = unsafe {
-                        libc::ioctl(sender.as_raw_fd(), abi::SIPC_IOC_SEND_WAIT as _, 1usize)
-                    };
-                    if r < 0 {
-                        Err(Errno(errno()))
-                    } else {
-                        Ok(r)
-                    }
+                    // Its timeout (1 ms) is a value, not a pointer.
+                    sys::ioctl_ptr(sender, abi::SIPC_IOC_SEND_WAIT, 1usize as *mut u8)
                 };
                 if let Err(Errno(e)) = r {
                     check!(allowed(op, e, sh.hangups), "{op:?}: {}", sys::errno_name(e));
@@ -325,15 +318,8 @@ fn worker(
                 let r = if op == Recv {
                     sys::ioctl_none(receiver, abi::SIPC_IOC_RECV)
                 } else {
-                    // SAFETY: RECV_WAIT takes its timeout (ms) by value.
-                    let r = unsafe {
-                        libc::ioctl(receiver.as_raw_fd(), abi::SIPC_IOC_RECV_WAIT as _, 1usize)
-                    };
-                    if r < 0 {
-                        Err(Errno(errno()))
-                    } else {
-                        Ok(r)
-                    }
+                    // Its timeout (1 ms) is a value, not a pointer.
+                    sys::ioctl_ptr(receiver, abi::SIPC_IOC_RECV_WAIT, 1usize as *mut u8)
                 };
                 if let Err(Errno(e)) = r {
                     check!(allowed(op, e, sh.hangups), "{op:?}: {}", sys::errno_name(e));
