@@ -813,6 +813,13 @@ static bool sipc_in_ready(struct sipc_session *s, int role)
 	return smp_load_acquire(&dir->prod) != READ_ONCE(dir->cons);
 }
 
+/* The jiffies of a RECV_WAIT/SEND_WAIT timeout (%SIPC_WAIT_FOREVER: none). */
+static long sipc_wait_jiffies(unsigned long timeout_ms)
+{
+	return timeout_ms == SIPC_WAIT_FOREVER ? MAX_SCHEDULE_TIMEOUT :
+						 msecs_to_jiffies(timeout_ms);
+}
+
 /**
  * sipc_recv_wait() - SIPC_IOC_RECV_WAIT: RECV, sleeping until records arrive
  * @ep: the endpoint
@@ -846,9 +853,7 @@ long sipc_recv_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
 	left = wait_event_interruptible_timeout(ep->wq,
 						sipc_in_ready(s, sipc_session_role(s, ep)) ||
 						READ_ONCE(ep->session) != s,
-						timeout_ms == SIPC_WAIT_FOREVER ?
-						MAX_SCHEDULE_TIMEOUT :
-						msecs_to_jiffies(timeout_ms));
+						sipc_wait_jiffies(timeout_ms));
 	sipc_session_put(s);
 	if (left < 0)
 		return -EINTR;
@@ -918,9 +923,7 @@ long sipc_send_wait(struct sipc_endpoint *ep, unsigned long timeout_ms)
 		left = wait_event_interruptible_timeout(ep->wq,
 							sipc_out_room_for_tx(ep, s, role) ||
 							READ_ONCE(ep->session) != s,
-							timeout_ms == SIPC_WAIT_FOREVER ?
-							MAX_SCHEDULE_TIMEOUT :
-							msecs_to_jiffies(timeout_ms));
+							sipc_wait_jiffies(timeout_ms));
 	sipc_session_put(s);
 	if (left < 0)
 		return -EINTR;
