@@ -353,6 +353,16 @@ fn timeout_ms(deadline: Option<Instant>) -> Option<i32> {
     }
 }
 
+/// A poll(2)-style timeout (-1: forever) as the argument of RECV_WAIT and
+/// SEND_WAIT.
+fn kernel_wait_ms(timeout: i32) -> u32 {
+    if timeout < 0 {
+        abi::SIPC_WAIT_FOREVER
+    } else {
+        timeout as u32
+    }
+}
+
 /// poll(2) one fd for `events` with a timeout in ms (-1: forever).
 fn poll_fd(fd: RawFd, events: libc::c_short, timeout: i32) -> Result<(), Error> {
     let mut p = libc::pollfd {
@@ -555,11 +565,7 @@ impl KernelTx {
     /// of TX (or until `deadline`), then SENDs, in one system call. False
     /// when it could not be used (a module without it, or no peer yet).
     fn send_wait_once(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
-        let arg = match timeout_ms(deadline) {
-            Some(t) if t < 0 => abi::SIPC_WAIT_FOREVER,
-            Some(t) => t as u32,
-            None => 0,
-        };
+        let arg = timeout_ms(deadline).map_or(0, kernel_wait_ms);
         match ioctl_value(self.dev(), abi::SIPC_IOC_SEND_WAIT, arg as usize) {
             Ok(_) | Err(Errno(libc::EINTR)) => Ok(true),
             Err(Errno(libc::ENOTTY)) => {
@@ -591,7 +597,7 @@ impl KernelTx {
         loop {
             let want = self.unsealed()?;
             let mut sent = false;
-            if want != 0 && !self.store_room_for_hint(want) && !self.spin_for_room(want) {
+            if want != 0 && !self.spin_for_room(want) {
                 if self.send_wait && cancel.is_none() && !matches!(self.wait, WaitPolicy::BusyPoll)
                 {
                     sent = self.send_wait_once(deadline)?;
@@ -957,11 +963,7 @@ impl RxBackend for KernelRx {
             // Sleep in the kernel: the sender wakes us directly and the
             // records are opened into RX before the call returns (one
             // system call instead of doorbell read + poll + RECV).
-            let arg = if timeout < 0 {
-                abi::SIPC_WAIT_FOREVER
-            } else {
-                timeout as u32
-            };
+            let arg = kernel_wait_ms(timeout);
             match ioctl_value(self.dev(), abi::SIPC_IOC_RECV_WAIT, arg as usize) {
                 Ok(_) => return Ok(()),
                 // A module without it: use the doorbell from now on.
