@@ -1638,20 +1638,22 @@ fn recv_wait(f: &std::fs::File, timeout_ms: u64) -> Result<i32, Errno> {
     sys::ioctl_ptr(f, abi::SIPC_IOC_RECV_WAIT, timeout_ms as usize as *mut u8)
 }
 
-/// Starts a thread that blocks in RECV_WAIT on `f` with no timeout.
-fn spawn_recv_wait(
+/// Starts a thread that blocks in `wait` (RECV_WAIT or SEND_WAIT) on `f`
+/// with no timeout; it returns the result and how long it slept.
+fn spawn_wait(
     f: std::sync::Arc<std::fs::File>,
+    wait: fn(&std::fs::File, u64) -> Result<i32, Errno>,
 ) -> std::thread::JoinHandle<(Result<i32, Errno>, Duration)> {
     std::thread::spawn(move || {
         let t = Instant::now();
-        let r = recv_wait(&f, u64::from(abi::SIPC_WAIT_FOREVER));
+        let r = wait(&f, u64::from(abi::SIPC_WAIT_FOREVER));
         (r, t.elapsed())
     })
 }
 
 fn recv_wait_sleeps_until_send_then_delivers() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("rwait", 8, 64)?;
-    let waiter = spawn_recv_wait(peer.file.clone());
+    let waiter = spawn_wait(peer.file.clone(), recv_wait);
     std::thread::sleep(Duration::from_millis(300));
     check!(
         !waiter.is_finished(),
@@ -1680,7 +1682,7 @@ fn recv_wait_wakes_without_the_doorbell() -> TestResult {
     let (mut owner, mut peer) = Endpoint::pair("rwaitdb", 8, 64)?;
     let efd = kchan::doorbell(&peer.file)?;
     for i in 0..20u8 {
-        let waiter = spawn_recv_wait(peer.file.clone());
+        let waiter = spawn_wait(peer.file.clone(), recv_wait);
         std::thread::sleep(Duration::from_millis(20));
         owner.send_one(&[i; 8], 0)?;
         let (r, _) = waiter.join().map_err(|_| "waiter panicked")?;
@@ -1744,7 +1746,7 @@ fn recv_wait_sleeper_gets_epipe_when_owner_closes() -> TestResult {
     owner.send_one(b"last", 0)?;
     check!(recv_wait(&peer.file, 1000) == Ok(1), "first message");
     check!(peer.rx.pop().is_some(), "RX empty");
-    let waiter = spawn_recv_wait(peer.file.clone());
+    let waiter = spawn_wait(peer.file.clone(), recv_wait);
     std::thread::sleep(Duration::from_millis(200));
     check!(!waiter.is_finished(), "RECV_WAIT returned early");
     drop(owner);
@@ -1755,17 +1757,6 @@ fn recv_wait_sleeper_gets_epipe_when_owner_closes() -> TestResult {
 /// SIPC_IOC_SEND_WAIT with a timeout in ms (a value, not a pointer).
 fn send_wait(f: &std::fs::File, timeout_ms: u64) -> Result<i32, Errno> {
     sys::ioctl_ptr(f, abi::SIPC_IOC_SEND_WAIT, timeout_ms as usize as *mut u8)
-}
-
-/// Starts a thread that blocks in SEND_WAIT on `f` with no timeout.
-fn spawn_send_wait(
-    f: std::sync::Arc<std::fs::File>,
-) -> std::thread::JoinHandle<(Result<i32, Errno>, Duration)> {
-    std::thread::spawn(move || {
-        let t = Instant::now();
-        let r = send_wait(&f, u64::from(abi::SIPC_WAIT_FOREVER));
-        (r, t.elapsed())
-    })
 }
 
 /// Pushes messages `ids` (payload `[i; 8]`, type `i`) and SENDs them as one
@@ -1800,7 +1791,7 @@ fn send_wait_seals_the_whole_batch_once_room_for_all_of_it_appears() -> TestResu
     for i in 16..20u8 {
         check!(owner.tx.push(&[i; 8], u16::from(i)), "TX full at {i}");
     }
-    let waiter = spawn_send_wait(owner.file.clone());
+    let waiter = spawn_wait(owner.file.clone(), send_wait);
     std::thread::sleep(Duration::from_millis(300));
     check!(
         !waiter.is_finished(),
@@ -1936,7 +1927,7 @@ fn send_wait_with_a_garbage_tx_index_is_eproto_without_sleeping() -> TestResult 
 fn send_wait_sleeper_gets_epipe_when_peer_closes() -> TestResult {
     let (mut owner, peer) = full_store_pair("swaithup")?;
     check!(owner.tx.push(&[16; 8], 16), "TX full");
-    let waiter = spawn_send_wait(owner.file.clone());
+    let waiter = spawn_wait(owner.file.clone(), send_wait);
     std::thread::sleep(Duration::from_millis(200));
     check!(!waiter.is_finished(), "SEND_WAIT returned early");
     drop(peer);
